@@ -1,0 +1,3 @@
+from fieldreport.cli import main
+
+main()

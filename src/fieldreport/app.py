@@ -1,0 +1,90 @@
+"""The ASGI application factory: one Starlette app for every HTTP surface."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from fieldreport import __version__, openapi
+from fieldreport.api import reports as api_reports
+from fieldreport.ingest import reports as ingest_reports
+from fieldreport.ingest.errors import HTTPProblem, handle_problem
+from fieldreport.settings import Settings
+from fieldreport.state import AppState, open_state
+
+log = logging.getLogger(__name__)
+
+# Background services started with the app (the delivery worker, retention...):
+# each takes the state and returns an async "stop" callable.
+Service = Callable[[AppState], Awaitable[Callable[[], Awaitable[None]]]]
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness and database check.
+    ---
+    summary: Health check
+    tags: [ops]
+    responses:
+      200: {description: "The server and its database are up."}
+      503: {description: "The database cannot be reached."}
+    """
+    state: AppState = request.app.state.fieldreport
+    try:
+        async with state.db.read() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:
+        return JSONResponse({"status": "unavailable", "error": str(exc)[:200]}, status_code=503)
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal server error", "code": "internal"}, status_code=500)
+
+
+def build_routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        *ingest_reports.routes,
+        *api_reports.routes,
+        *openapi.routes(),
+    ]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    state: AppState | None = None,
+    services: list[Service] | None = None,
+) -> Starlette:
+    """Build the app. With ``state`` given, the caller owns it (tests); otherwise the
+    lifespan opens the database and blob store and closes them on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own = state is None
+        current = state if state is not None else await open_state(settings)
+        app.state.fieldreport = current
+        stops = [await start(current) for start in services or []]
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                await stop()
+            if own:
+                await current.close()
+
+    app = Starlette(
+        routes=build_routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPProblem: handle_problem, Exception: _server_error},
+    )
+    if state is not None:
+        app.state.fieldreport = state
+    return app

@@ -1,0 +1,27 @@
+"""The ``fieldreport`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from fieldreport import __version__
+from fieldreport.cli import project, report, serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="fieldreport")
+def cli() -> None:
+    """fieldreport: collect bug reports from the field and push them where your team works.
+
+    Every setting can be given as a flag or as a FIELDREPORT_* environment variable.
+    """
+
+
+cli.add_command(serve.serve)
+cli.add_command(serve.migrate)
+cli.add_command(project.project)
+cli.add_command(report.report)
+
+
+def main() -> None:
+    cli(prog_name="fieldreport")

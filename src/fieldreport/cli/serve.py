@@ -1,0 +1,75 @@
+"""``fieldreport serve`` and ``fieldreport migrate``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+import uvicorn
+
+from fieldreport.app import create_app
+from fieldreport.cli.common import STORAGE_FIELDS, pop_settings, settings_options, with_state
+from fieldreport.settings import Settings
+from fieldreport.state import AppState, open_state
+from fieldreport.storage.projects import list_projects
+
+
+async def _serve(settings: Settings) -> None:
+    state = await open_state(settings)
+    try:
+        async with state.db.read() as conn:
+            has_projects = bool(await list_projects(conn))
+        url = settings.effective_public_url
+        click.echo(f"fieldreport: database {state.db.dialect} ready, blobs at {state.blobs.url}")
+        if not has_projects:
+            flags = f" --data-dir {settings.data_dir}" if not settings.database_url else ""
+            click.echo(
+                "fieldreport: no projects yet. Create one to get its keys:\n"
+                f"    fieldreport project create my-app{flags}\n"
+                "  then embed the public key in your app and send reports to "
+                f"{url}/api/v1/reports (API docs: {url}/docs)"
+            )
+        app = create_app(settings, state=state)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=int(settings.shutdown_timeout),
+            server_header=False,
+            proxy_headers=False,
+            lifespan="on",
+        )
+        await uvicorn.Server(config).serve()
+    finally:
+        await state.close()
+
+
+@click.command()
+@settings_options()
+def serve(**kwargs: Any) -> None:
+    """Run the HTTP server (ingest, API, docs at /docs).
+
+    With no settings it runs embedded: SQLite and blobs in ./fieldreport-data.
+    SIGTERM or SIGINT stops it gracefully: in-flight requests finish first.
+    """
+    settings = pop_settings(kwargs)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    import uvloop
+
+    uvloop.run(_serve(settings))
+
+
+@click.command()
+@settings_options(STORAGE_FIELDS)
+def migrate(**kwargs: Any) -> None:
+    """Create or upgrade the database schema (serve and every command also do this)."""
+    settings = pop_settings(kwargs)
+
+    async def done(state: AppState) -> None:
+        click.echo(f"database is up to date ({state.db.dialect})")
+
+    with_state(settings, done)

@@ -1,0 +1,1 @@
+"""The HTTP APIs the field talks to: reports, session recordings, backend events."""

@@ -1,0 +1,140 @@
+"""Accepting a report: blobs first, then one transaction for the rows.
+
+The blobs are written (and fsync'd) before the transaction that makes them visible, so a
+committed report never points at a missing blob; if the transaction fails, the blobs are
+deleted again. The transaction is the seam for the delivery outbox: rows added to it are
+committed atomically with the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from fieldreport.ingest.errors import HTTPProblem, unavailable
+from fieldreport.ingest.files import IncomingFile
+from fieldreport.ingest.report_input import IncomingReport
+from fieldreport.state import AppState
+from fieldreport.storage.blobs import BlobStoreError
+from fieldreport.storage.projects import Project
+from fieldreport.storage.reports import ReportFields, StoredFile, insert_report
+from fieldreport.storage.schema.base import utcnow
+
+log = logging.getLogger(__name__)
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class AcceptedReport:
+    reportid: str
+    ticketnr: int
+    ticketurl: str
+
+
+def ticket_url(public_url: str, report_id: str) -> str:
+    return f"{public_url}/reports/{report_id}"
+
+
+async def _chunks_with_hash(incoming: IncomingFile, digest: hashlib._Hash) -> AsyncIterator[bytes]:
+    incoming.file.seek(0)
+    while True:
+        chunk = await asyncio.to_thread(incoming.file.read, CHUNK)
+        if not chunk:
+            return
+        digest.update(chunk)
+        yield chunk
+
+
+async def _store_file(
+    state: AppState, key: str, incoming: IncomingFile, position: int
+) -> StoredFile:
+    digest = hashlib.sha256()
+    size = await state.blobs.put_stream(key, _chunks_with_hash(incoming, digest))
+    return StoredFile(
+        role=incoming.role,
+        position=position,
+        filename=incoming.filename,
+        content_type=incoming.content_type,
+        size=size,
+        sha256=digest.hexdigest(),
+        blob_key=key,
+    )
+
+
+def report_fields(
+    incoming: IncomingReport, *, browser: str, ipaddress: str, referer: str
+) -> ReportFields:
+    text = incoming.text
+    return ReportFields(
+        subject=text.get("subject", "").strip(),
+        sendercomment=text.get("sendercomment", ""),
+        senderemail=text.get("senderemail", ""),
+        additionalinfo=text.get("additionalinfo", ""),
+        browser=text.get("browser") or browser,
+        ipaddress=ipaddress,
+        referer=text.get("referer") or referer,
+        recording=text.get("recording") or None,
+        notelist=list(incoming.notes),
+    )
+
+
+async def accept_report(
+    state: AppState, project: Project, incoming: IncomingReport, fields: ReportFields
+) -> AcceptedReport:
+    """Store a validated report durably. Raises HTTPProblem (503/507) when storage fails."""
+    report_id = str(uuid.uuid4())
+    prefix = f"reports/{project.id}/{report_id}"
+    stored: list[StoredFile] = []
+    try:
+        try:
+            if incoming.screenshot is not None:
+                ext = incoming.screenshot.filename.rsplit(".", 1)[-1]
+                stored.append(
+                    await _store_file(state, f"{prefix}/screenshot.{ext}", incoming.screenshot, 0)
+                )
+            for i, attachment in enumerate(incoming.attachments):
+                stored.append(
+                    await _store_file(state, f"{prefix}/attachment-{i + 1}", attachment, i)
+                )
+        except BlobStoreError as exc:
+            log.error("blob store failed for report %s: %s", report_id, exc)
+            status = 507 if "full" in str(exc) else 503
+            raise HTTPProblem(
+                status,
+                f"storage unavailable: {exc}",
+                code="storage_unavailable",
+                headers={"Retry-After": "30"},
+            ) from exc
+        try:
+            async with state.db.write() as conn:
+                ticketnr = await insert_report(
+                    conn,
+                    report_id=report_id,
+                    project_id=project.id,
+                    created_at=utcnow(),
+                    fields=fields,
+                    files=stored,
+                )
+                # Seam: the delivery outbox adds its rows here, in this same transaction.
+        except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
+            log.error("database write failed for report %s: %s", report_id, exc)
+            raise unavailable("database unavailable, try again shortly") from exc
+    except BaseException:
+        await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))
+        raise
+    return AcceptedReport(report_id, ticketnr, ticket_url(state.public_url, report_id))
+
+
+async def _delete_blobs(state: AppState, keys: list[str]) -> None:
+    for key in keys:
+        try:
+            await state.blobs.delete(key)
+        except Exception:  # best effort; `fieldreport gc` sweeps what is left
+            log.warning("could not delete orphaned blob %s", key, exc_info=True)

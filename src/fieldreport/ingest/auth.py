@@ -1,0 +1,47 @@
+"""Finding the project a request belongs to, by its public or secret key."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from fieldreport.ingest.errors import unauthorized
+from fieldreport.state import AppState
+from fieldreport.storage.projects import Project, project_by_key
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def project_for_public_key(state: AppState, key: str | None) -> Project:
+    if not key:
+        raise unauthorized(
+            "missing project key: send the public key in X-Fieldreport-Key or the form field `key`"
+        )
+    async with state.db.read() as conn:
+        project = await project_by_key(conn, key, "public")
+    if project is None:
+        raise unauthorized("unknown project key")
+    return project
+
+
+async def project_for_secret_key(state: AppState, request: Request) -> Project:
+    """Authenticate a backend API call by ``Authorization: Bearer <secret key>``."""
+    token = bearer_token(request)
+    if token is None:
+        raise unauthorized("missing secret key: send `Authorization: Bearer <secret key>`")
+    async with state.db.read() as conn:
+        project = await project_by_key(conn, token, "secret")
+    if project is None:
+        raise unauthorized("unknown secret key")
+    return project
+
+
+def app_state(request: Request) -> AppState:
+    state = request.app.state.fieldreport
+    assert isinstance(state, AppState)
+    return state

@@ -1,0 +1,178 @@
+"""The OpenAPI document (``/openapi.json``) and its Swagger UI (``/docs``).
+
+Operations are described in each endpoint's docstring (YAML after ``---``); the shared
+schemas live here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.schemas import SchemaGenerator
+from starlette.staticfiles import StaticFiles
+
+from fieldreport import __version__
+
+_STR = {"type": "string"}
+
+COMPONENTS: dict[str, Any] = {
+    "securitySchemes": {
+        "publicKey": {"type": "apiKey", "in": "header", "name": "X-Fieldreport-Key"},
+        "secretKey": {"type": "http", "scheme": "bearer"},
+    },
+    "responses": {
+        "Problem": {
+            "description": "An error, with a message saying what was wrong.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    },
+    "schemas": {
+        "Problem": {
+            "type": "object",
+            "required": ["error", "code"],
+            "properties": {"error": _STR, "code": _STR},
+        },
+        "ReportForm": {
+            "type": "object",
+            "properties": {
+                "key": _STR,
+                "subject": _STR,
+                "sendercomment": _STR,
+                "senderemail": {"type": "string", "format": "email"},
+                "additionalinfo": _STR,
+                "notelist[]": {"type": "array", "items": _STR},
+                "referer": _STR,
+                "browser": _STR,
+                "recording": _STR,
+                "file": {"type": "string", "format": "binary"},
+                "attachment": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            },
+        },
+        "ReportJSON": {
+            "type": "object",
+            "properties": {
+                "key": _STR,
+                "subject": _STR,
+                "sendercomment": _STR,
+                "senderemail": {"type": "string", "format": "email"},
+                "additionalinfo": {},
+                "notelist": {"type": "array", "items": _STR},
+                "referer": _STR,
+                "browser": _STR,
+                "recording": _STR,
+                "file": {"type": "string", "description": "data:image/png;base64,..."},
+                "attachments": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["data"],
+                        "properties": {"filename": _STR, "content_type": _STR, "data": _STR},
+                    },
+                },
+            },
+        },
+        "ReportCreated": {
+            "type": "object",
+            "required": ["reportid", "ticketnr", "ticketurl"],
+            "properties": {
+                "reportid": {"type": "string", "format": "uuid"},
+                "ticketnr": {"type": "integer"},
+                "ticketurl": _STR,
+            },
+        },
+        "StoredFile": {
+            "type": "object",
+            "properties": {
+                "filename": _STR,
+                "content_type": _STR,
+                "size": {"type": "integer"},
+                "sha256": _STR,
+                "url": _STR,
+            },
+        },
+        "Report": {
+            "type": "object",
+            "required": ["reportid", "ticketnr", "ticketurl", "created_at"],
+            "properties": {
+                "reportid": _STR,
+                "project": _STR,
+                "project_id": {"type": "integer"},
+                "ticketnr": {"type": "integer"},
+                "ticketurl": _STR,
+                "created_at": {"type": "string", "format": "date-time"},
+                "subject": _STR,
+                "browser": _STR,
+                "ipaddress": _STR,
+                "referer": _STR,
+                "senderemail": _STR,
+                "sendercomment": _STR,
+                "additionalinfo": _STR,
+                "notelist": {"type": "array", "items": _STR},
+                "recording": {"type": ["string", "null"]},
+                "screenshot": {
+                    "oneOf": [{"$ref": "#/components/schemas/StoredFile"}, {"type": "null"}]
+                },
+                "attachments": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/StoredFile"},
+                },
+            },
+        },
+        "ReportList": {
+            "type": "object",
+            "properties": {
+                "reports": {"type": "array", "items": {"$ref": "#/components/schemas/Report"}},
+                "next_before": {"type": ["integer", "null"]},
+            },
+        },
+    },
+}
+
+schemas = SchemaGenerator(
+    {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "fieldreport",
+            "version": __version__,
+            "description": "Collects bug reports from the field and pushes them to your systems.",
+        },
+        "components": COMPONENTS,
+    }
+)
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(schemas.get_schema(routes=request.app.routes))
+
+
+_DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fieldreport API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/static/init.js"></script></body></html>"""
+
+_INIT_JS = "window.ui = SwaggerUIBundle({url: '/openapi.json', dom_id: '#ui'});"
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_DOCS_HTML)
+
+
+async def docs_init(request: Request) -> Response:
+    return Response(_INIT_JS, media_type="text/javascript")
+
+
+def routes() -> list[BaseRoute]:
+    from swagger_ui_bundle import swagger_ui_path
+
+    return [
+        Route("/openapi.json", openapi_json, include_in_schema=False),
+        Route("/docs", docs, include_in_schema=False),
+        Route("/docs/static/init.js", docs_init, include_in_schema=False),
+        Mount("/docs/static", StaticFiles(directory=Path(swagger_ui_path)), name="swagger"),
+    ]

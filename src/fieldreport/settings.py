@@ -1,0 +1,120 @@
+"""One typed settings object, read from ``FIELDREPORT_*`` environment variables.
+
+Every field is also a ``fieldreport serve`` flag (``--max-report-bytes``)
+and is documented in the README's settings table (a test enforces both).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from fieldreport.units import parse_duration, parse_size
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """fieldreport's configuration. Defaults give the embedded mode: SQLite + local files."""
+
+    model_config = SettingsConfigDict(env_prefix="FIELDREPORT_", extra="forbid")
+
+    # --- core -------------------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path("fieldreport-data"),
+        description="Directory for the SQLite database, local blobs and the server secret.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the HTTP server binds to.")
+    database_url: str | None = Field(
+        default=None,
+        description="Database URL: `sqlite:///path.db` or `postgresql://user:pass@host/db`. "
+        "Default: `DATA_DIR/fieldreport.db` (SQLite).",
+    )
+    blob_url: str | None = Field(
+        default=None,
+        description="Blob store: a directory (`file:///srv/blobs`) or `s3://bucket/prefix`. "
+        "Default: `DATA_DIR/blobs`.",
+    )
+    s3_endpoint: str | None = Field(
+        default=None, description="S3 endpoint URL for S3-compatible stores (MinIO, SeaweedFS...)."
+    )
+    s3_region: str | None = Field(default=None, description="S3 region (e.g. `us-east-1`).")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key id.")
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="S3 secret key.")
+    public_url: str | None = Field(
+        default=None,
+        description="Public base URL of this server, used in `ticketurl` links. "
+        "Default: `http://HOST:PORT`.",
+    )
+    max_report_bytes: int = Field(
+        default=20 * MiB,
+        gt=0,
+        description="Largest accepted report request (screenshot, attachments and fields), "
+        "e.g. `20MiB`; larger ones get 413.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses/CIDRs of reverse proxies whose "
+        "`X-Forwarded-For` is believed for the client IP. Default: none.",
+    )
+    log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+    shutdown_timeout: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds to let in-flight requests finish after SIGTERM/SIGINT, e.g. `30s`.",
+    )
+
+    @field_validator("max_report_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("shutdown_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    # --- derived ----------------------------------------------------------------------------
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'fieldreport.db').resolve()}"
+
+    @property
+    def effective_blob_url(self) -> str:
+        if self.blob_url:
+            return self.blob_url
+        return (self.data_dir / "blobs").resolve().as_uri()
+
+    @property
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies]
+
+
+def env_var(field_name: str) -> str:
+    """The environment variable that sets ``field_name``."""
+    return "FIELDREPORT_" + field_name.upper()

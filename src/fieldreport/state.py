@@ -1,0 +1,42 @@
+"""The process-wide services an app or CLI command works with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fieldreport.settings import Settings
+from fieldreport.storage.blobs import BlobStore, open_blob_store
+from fieldreport.storage.db import Database
+from fieldreport.storage.migrate import upgrade
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+
+    @property
+    def public_url(self) -> str:
+        return self.settings.effective_public_url
+
+    async def close(self) -> None:
+        await self.blobs.close()
+        await self.db.dispose()
+
+
+async def open_state(settings: Settings, *, migrate: bool = True) -> AppState:
+    """Open the database (creating and migrating it if needed) and the blob store."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    if migrate:
+        await upgrade(db)
+    secret = settings.s3_secret_access_key
+    blobs = open_blob_store(
+        settings.effective_blob_url,
+        s3_endpoint=settings.s3_endpoint,
+        s3_region=settings.s3_region,
+        s3_access_key_id=settings.s3_access_key_id,
+        s3_secret_access_key=secret.get_secret_value() if secret else None,
+    )
+    return AppState(settings=settings, db=db, blobs=blobs)

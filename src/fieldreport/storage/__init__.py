@@ -1,0 +1,1 @@
+"""Storage layer: the database (SQLAlchemy Core, async) and the blob store."""

@@ -1,0 +1,168 @@
+"""Queries on projects, their keys and allowed origins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fieldreport.keys import KeyKind, generate_key, hash_key, key_hint
+from fieldreport.storage.schema.base import utcnow
+from fieldreport.storage.schema.core import project_origins, projects
+
+
+class ProjectExists(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    name: str
+    public_key_hint: str
+    secret_key_hint: str
+    created_at: datetime
+    origins: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NewProject:
+    project: Project
+    public_key: str
+    secret_key: str
+
+
+def _row_to_project(row: Any, origins: list[str]) -> Project:
+    m = row._mapping
+    return Project(
+        id=m["id"],
+        name=m["name"],
+        public_key_hint=m["public_key_hint"],
+        secret_key_hint=m["secret_key_hint"],
+        created_at=m["created_at"],
+        origins=origins,
+    )
+
+
+_COLUMNS = (
+    projects.c.id,
+    projects.c.name,
+    projects.c.public_key_hint,
+    projects.c.secret_key_hint,
+    projects.c.created_at,
+)
+
+
+async def _origins(conn: AsyncConnection, project_id: int) -> list[str]:
+    rows = await conn.execute(
+        sa.select(project_origins.c.origin)
+        .where(project_origins.c.project_id == project_id)
+        .order_by(project_origins.c.origin)
+    )
+    return [r[0] for r in rows]
+
+
+async def create_project(conn: AsyncConnection, name: str) -> NewProject:
+    public_key, secret_key = generate_key("public"), generate_key("secret")
+    try:
+        result = await conn.execute(
+            projects.insert()
+            .values(
+                name=name,
+                public_key_hash=hash_key(public_key),
+                secret_key_hash=hash_key(secret_key),
+                public_key_hint=key_hint(public_key),
+                secret_key_hint=key_hint(secret_key),
+                last_ticketnr=0,
+                created_at=utcnow(),
+            )
+            .returning(*_COLUMNS)
+        )
+    except IntegrityError as exc:
+        raise ProjectExists(f"a project named {name!r} already exists") from exc
+    return NewProject(_row_to_project(result.one(), []), public_key, secret_key)
+
+
+async def _one(conn: AsyncConnection, where: sa.ColumnElement[bool]) -> Project | None:
+    row = (await conn.execute(sa.select(*_COLUMNS).where(where))).first()
+    if row is None:
+        return None
+    return _row_to_project(row, await _origins(conn, row._mapping["id"]))
+
+
+async def get_project(conn: AsyncConnection, name_or_id: str | int) -> Project | None:
+    """Find a project by name, or by numeric id."""
+    if isinstance(name_or_id, int):
+        return await _one(conn, projects.c.id == name_or_id)
+    found = await _one(conn, projects.c.name == name_or_id)
+    if found is None and name_or_id.isdigit():
+        found = await _one(conn, projects.c.id == int(name_or_id))
+    return found
+
+
+async def project_by_key(conn: AsyncConnection, key: str, kind: KeyKind) -> Project | None:
+    column = projects.c.public_key_hash if kind == "public" else projects.c.secret_key_hash
+    return await _one(conn, column == hash_key(key))
+
+
+async def list_projects(conn: AsyncConnection) -> list[Project]:
+    rows = (await conn.execute(sa.select(*_COLUMNS).order_by(projects.c.id))).all()
+    return [_row_to_project(r, await _origins(conn, r._mapping["id"])) for r in rows]
+
+
+async def rotate_key(conn: AsyncConnection, project_id: int, kind: KeyKind) -> str:
+    """Replace a key; the old one stops working at once. Returns the new key."""
+    key = generate_key(kind)
+    values = (
+        {"public_key_hash": hash_key(key), "public_key_hint": key_hint(key)}
+        if kind == "public"
+        else {"secret_key_hash": hash_key(key), "secret_key_hint": key_hint(key)}
+    )
+    await conn.execute(projects.update().where(projects.c.id == project_id).values(**values))
+    return key
+
+
+async def set_origins(
+    conn: AsyncConnection, project_id: int, *, add: list[str], remove: list[str]
+) -> list[str]:
+    for origin in remove:
+        await conn.execute(
+            project_origins.delete().where(
+                (project_origins.c.project_id == project_id) & (project_origins.c.origin == origin)
+            )
+        )
+    existing = set(await _origins(conn, project_id))
+    for origin in add:
+        if origin not in existing:
+            await conn.execute(
+                project_origins.insert().values(project_id=project_id, origin=origin)
+            )
+            existing.add(origin)
+    return sorted(existing)
+
+
+async def origin_known(conn: AsyncConnection, origin: str) -> bool:
+    """Whether any project allows ``origin`` (used to answer CORS preflights)."""
+    row = await conn.execute(
+        sa.select(project_origins.c.project_id).where(project_origins.c.origin == origin).limit(1)
+    )
+    return row.first() is not None
+
+
+async def next_ticketnr(conn: AsyncConnection, project_id: int) -> int:
+    """Allocate the project's next ticket number inside the caller's write transaction."""
+    result = await conn.execute(
+        projects.update()
+        .where(projects.c.id == project_id)
+        .values(last_ticketnr=projects.c.last_ticketnr + 1)
+        .returning(projects.c.last_ticketnr)
+    )
+    return int(result.scalar_one())
+
+
+async def delete_project(conn: AsyncConnection, project_id: int) -> None:
+    await conn.execute(projects.delete().where(projects.c.id == project_id))

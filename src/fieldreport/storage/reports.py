@@ -1,0 +1,207 @@
+"""Queries on reports and their stored files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fieldreport.storage.projects import next_ticketnr
+from fieldreport.storage.schema.core import projects, report_files, reports
+
+SCREENSHOT = "screenshot"
+ATTACHMENT = "attachment"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    role: str
+    position: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    blob_key: str
+
+
+@dataclass(frozen=True)
+class ReportFields:
+    """What a client sends; the names are the push contract of seed 000."""
+
+    subject: str = ""
+    sendercomment: str = ""
+    senderemail: str = ""
+    additionalinfo: str = ""
+    browser: str = ""
+    ipaddress: str = ""
+    referer: str = ""
+    recording: str | None = None
+    notelist: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Report:
+    id: str
+    project_id: int
+    project_name: str
+    ticketnr: int
+    created_at: datetime
+    fields: ReportFields
+    files: list[StoredFile]
+
+    @property
+    def screenshot(self) -> StoredFile | None:
+        return next((f for f in self.files if f.role == SCREENSHOT), None)
+
+    @property
+    def attachments(self) -> list[StoredFile]:
+        return [f for f in self.files if f.role == ATTACHMENT]
+
+
+async def insert_report(
+    conn: AsyncConnection,
+    *,
+    report_id: str,
+    project_id: int,
+    created_at: datetime,
+    fields: ReportFields,
+    files: list[StoredFile],
+) -> int:
+    """Insert a report and its files in the caller's transaction; return its ticket number."""
+    ticketnr = await next_ticketnr(conn, project_id)
+    await conn.execute(
+        reports.insert().values(
+            id=report_id,
+            project_id=project_id,
+            ticketnr=ticketnr,
+            created_at=created_at,
+            subject=fields.subject,
+            sendercomment=fields.sendercomment,
+            senderemail=fields.senderemail,
+            additionalinfo=fields.additionalinfo,
+            browser=fields.browser,
+            ipaddress=fields.ipaddress,
+            referer=fields.referer,
+            recording=fields.recording,
+            notelist=list(fields.notelist),
+        )
+    )
+    if files:
+        await conn.execute(
+            report_files.insert(),
+            [
+                {
+                    "report_id": report_id,
+                    "role": f.role,
+                    "position": f.position,
+                    "filename": f.filename,
+                    "content_type": f.content_type,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "blob_key": f.blob_key,
+                }
+                for f in files
+            ],
+        )
+    return ticketnr
+
+
+_REPORT_COLUMNS = (*reports.c, projects.c.name.label("project_name"))
+
+
+def _fields(m: Any) -> ReportFields:
+    return ReportFields(
+        subject=m["subject"],
+        sendercomment=m["sendercomment"],
+        senderemail=m["senderemail"],
+        additionalinfo=m["additionalinfo"],
+        browser=m["browser"],
+        ipaddress=m["ipaddress"],
+        referer=m["referer"],
+        recording=m["recording"],
+        notelist=list(m["notelist"] or []),
+    )
+
+
+async def _files_for(conn: AsyncConnection, report_ids: list[str]) -> dict[str, list[StoredFile]]:
+    out: dict[str, list[StoredFile]] = {rid: [] for rid in report_ids}
+    if not report_ids:
+        return out
+    rows = await conn.execute(
+        sa.select(report_files)
+        .where(report_files.c.report_id.in_(report_ids))
+        .order_by(report_files.c.report_id, report_files.c.role.desc(), report_files.c.position)
+    )
+    for r in rows:
+        m = r._mapping
+        out[m["report_id"]].append(
+            StoredFile(
+                role=m["role"],
+                position=m["position"],
+                filename=m["filename"],
+                content_type=m["content_type"],
+                size=m["size"],
+                sha256=m["sha256"],
+                blob_key=m["blob_key"],
+            )
+        )
+    return out
+
+
+def _report(m: Any, files: list[StoredFile]) -> Report:
+    return Report(
+        id=m["id"],
+        project_id=m["project_id"],
+        project_name=m["project_name"],
+        ticketnr=m["ticketnr"],
+        created_at=m["created_at"],
+        fields=_fields(m),
+        files=files,
+    )
+
+
+async def get_report(conn: AsyncConnection, report_id: str) -> Report | None:
+    row = (
+        await conn.execute(
+            sa.select(*_REPORT_COLUMNS)
+            .join_from(reports, projects, reports.c.project_id == projects.c.id)
+            .where(reports.c.id == report_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    files = await _files_for(conn, [report_id])
+    return _report(row._mapping, files[report_id])
+
+
+async def list_reports(
+    conn: AsyncConnection,
+    *,
+    project_id: int | None = None,
+    limit: int = 50,
+    before_ticketnr: int | None = None,
+) -> list[Report]:
+    """Newest first. Page with ``before_ticketnr`` (within one project)."""
+    query = sa.select(*_REPORT_COLUMNS).join_from(
+        reports, projects, reports.c.project_id == projects.c.id
+    )
+    if project_id is not None:
+        query = query.where(reports.c.project_id == project_id)
+        if before_ticketnr is not None:
+            query = query.where(reports.c.ticketnr < before_ticketnr)
+        query = query.order_by(reports.c.ticketnr.desc())
+    else:
+        query = query.order_by(reports.c.created_at.desc(), reports.c.id)
+    rows = (await conn.execute(query.limit(limit))).all()
+    files = await _files_for(conn, [r._mapping["id"] for r in rows])
+    return [_report(r._mapping, files[r._mapping["id"]]) for r in rows]
+
+
+async def count_reports(conn: AsyncConnection, project_id: int | None = None) -> int:
+    query = sa.select(sa.func.count()).select_from(reports)
+    if project_id is not None:
+        query = query.where(reports.c.project_id == project_id)
+    return int((await conn.execute(query)).scalar_one())
