@@ -1,0 +1,1 @@
+"""Delivery: the transactional outbox, payload formats, transports and the worker."""

@@ -1,0 +1,1 @@
+"""Transports: how a rendered report reaches a destination (HTTP, email, FTP, SFTP)."""
