@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from fieldreport.settings import Settings
 from fieldreport.storage.blobs import BlobStore, open_blob_store
@@ -15,6 +16,8 @@ class AppState:
     settings: Settings
     db: Database
     blobs: BlobStore
+    # Set when a report with deliveries commits, so an in-process delivery worker starts at once.
+    delivery_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def public_url(self) -> str:

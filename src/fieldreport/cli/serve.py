@@ -10,12 +10,13 @@ import uvicorn
 
 from fieldreport.app import create_app
 from fieldreport.cli.common import STORAGE_FIELDS, pop_settings, settings_options, with_state
+from fieldreport.delivery.worker import worker_service
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
 from fieldreport.storage.projects import list_projects
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, *, with_worker: bool = True) -> None:
     state = await open_state(settings)
     try:
         async with state.db.read() as conn:
@@ -30,7 +31,8 @@ async def _serve(settings: Settings) -> None:
                 "  then embed the public key in your app and send reports to "
                 f"{url}/api/v1/reports (API docs: {url}/docs)"
             )
-        app = create_app(settings, state=state)
+        services = [worker_service()] if with_worker else []
+        app = create_app(settings, state=state, services=services)
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -47,8 +49,13 @@ async def _serve(settings: Settings) -> None:
 
 
 @click.command()
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Do not run the delivery worker in this process (run `fieldreport worker` elsewhere).",
+)
 @settings_options()
-def serve(**kwargs: Any) -> None:
+def serve(no_worker: bool, **kwargs: Any) -> None:
     """Run the HTTP server (ingest, API, docs at /docs).
 
     With no settings it runs embedded: SQLite and blobs in ./fieldreport-data.
@@ -60,7 +67,7 @@ def serve(**kwargs: Any) -> None:
     )
     import uvloop
 
-    uvloop.run(_serve(settings))
+    uvloop.run(_serve(settings, with_worker=not no_worker))
 
 
 @click.command()
