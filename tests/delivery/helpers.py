@@ -22,6 +22,10 @@ class FakeClock:
     def __call__(self) -> datetime:
         return self.now
 
+    def sync(self) -> None:
+        """Catch up with real time (after reports were accepted at real time)."""
+        self.now = max(self.now, datetime.now(UTC))
+
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 
