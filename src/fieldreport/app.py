@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fieldreport import __version__, openapi
+from fieldreport.api import deliveries as api_deliveries
 from fieldreport.api import reports as api_reports
 from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
@@ -53,6 +54,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"]),
         *ingest_reports.routes,
         *api_reports.routes,
+        *api_deliveries.routes,
         *openapi.routes(),
     ]
 

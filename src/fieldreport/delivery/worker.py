@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from fieldreport.delivery.breaker import CircuitBreakers
 from fieldreport.delivery.bundle import ReportBundle
+from fieldreport.delivery.links import link_key
 from fieldreport.delivery.loader import load_bundle
 from fieldreport.delivery.policy import DEFAULT_SCHEDULE, Action, decide, random_source
 from fieldreport.delivery.signing import signed_link
@@ -32,7 +33,6 @@ from fieldreport.delivery.transports.registry import HTTP_SCHEMES, plugin_for
 from fieldreport.delivery.urls import redact_url, scheme_of, scrub, url_secrets
 from fieldreport.state import AppState
 from fieldreport.storage.deliveries import Claim, Finish, claim_due, extend_leases, finish, release
-from fieldreport.storage.deliveries import signing_key as stored_signing_key
 from fieldreport.storage.destinations import Destination
 from fieldreport.storage.schema.base import utcnow
 
@@ -56,13 +56,6 @@ class Sender:
         self.state = state
         self.allow_private = state.settings.allow_private_destinations
         self.http = HttpTransport(allow_private=self.allow_private)
-        self._link_key: str | None = None
-
-    async def link_key(self) -> str:
-        if self._link_key is None:
-            async with self.state.db.write() as conn:
-                self._link_key = await stored_signing_key(conn, secrets.token_urlsafe(32))
-        return self._link_key
 
     async def send(self, dest: Destination, bundle: ReportBundle) -> SendResult:
         scheme = scheme_of(dest.url)
@@ -70,7 +63,7 @@ class Sender:
             if dest.format == "xml" and bundle.pdf is None:
                 bundle = dataclasses.replace(bundle, pdf=await render_pdf_async(bundle))
             if dest.format == "json":
-                key = await self.link_key()
+                key = await link_key(self.state)
                 ttl = self.state.settings.delivery_link_ttl
                 expires = int(time.time() + ttl)
                 base = self.state.public_url

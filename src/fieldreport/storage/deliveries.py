@@ -494,6 +494,15 @@ async def next_due_at(conn: AsyncConnection) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+async def find_signing_key(conn: AsyncConnection) -> str | None:
+    row = (
+        await conn.execute(
+            sa.select(delivery_signing_keys.c.key).order_by(delivery_signing_keys.c.id).limit(1)
+        )
+    ).first()
+    return str(row[0]) if row is not None else None
+
+
 async def signing_key(conn: AsyncConnection, fresh: str) -> str:
     """The oldest link-signing key, creating one (``fresh``) when there is none."""
     row = (

@@ -9,7 +9,9 @@ characters outside Latin-1 replaced.
 from __future__ import annotations
 
 import io
+import json
 import logging
+import re
 from pathlib import Path
 
 from fpdf import FPDF
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 MAX_TEXT = 20_000  # characters per field in the document (the full text is in the push itself)
+MAX_EVENTS = 100
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _font_files() -> tuple[Path, Path] | None:
@@ -48,7 +52,7 @@ class _Doc(FPDF):
         self.set_margins(15, 15, 15)
 
     def text_for(self, value: str) -> str:
-        value = value[:MAX_TEXT]
+        value = _UNPRINTABLE.sub("\ufffd", value[:MAX_TEXT])
         if not self.unicode:
             value = value.encode("latin-1", "replace").decode("latin-1")
         return value
@@ -68,7 +72,7 @@ def _field(doc: _Doc, label: str, value: str) -> None:
     doc.cell(40, 6, doc.text_for(label), new_x=XPos.RIGHT, new_y=YPos.TOP)
     doc.set_font(doc.family, "", 10)
     doc.set_text_color(0)
-    doc.multi_cell(0, 6, doc.text_for(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    doc.multi_cell(0, 6, doc.text_for(value), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
 def _screenshot(doc: _Doc, data: bytes) -> None:
@@ -97,7 +101,7 @@ def render_pdf(bundle: ReportBundle) -> bytes:
     doc.add_page()
     doc.set_font(doc.family, "B", 16)
     title = f"#{bundle.ticketnr}  {bundle.subject or '(no subject)'}"
-    doc.multi_cell(0, 9, doc.text_for(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    doc.multi_cell(0, 9, doc.text_for(title), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     doc.set_font(doc.family, "", 9)
     doc.set_text_color(90)
     doc.cell(0, 6, doc.text_for(f"{bundle.project} - {bundle.created_at}"))
@@ -124,6 +128,13 @@ def render_pdf(bundle: ReportBundle) -> bytes:
         doc.set_font(doc.family, "B", 12)
         doc.cell(0, 7, f"Backend events ({len(bundle.backend_events)})")
         doc.ln(7)
+        doc.set_font(doc.family, "", 8)
+        for event in bundle.backend_events[:MAX_EVENTS]:
+            line = json.dumps(event, ensure_ascii=False)[:300]
+            doc.multi_cell(0, 4, doc.text_for(line), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        if len(bundle.backend_events) > MAX_EVENTS:
+            doc.cell(0, 5, f"... and {len(bundle.backend_events) - MAX_EVENTS} more")
+            doc.ln(5)
     if bundle.screenshot is not None:
         doc.ln(3)
         doc.set_font(doc.family, "B", 12)
