@@ -6,8 +6,8 @@ import base64
 import json
 import subprocess
 from collections import Counter
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
