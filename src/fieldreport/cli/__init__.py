@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from fieldreport import __version__
-from fieldreport.cli import delivery, destination, project, report, serve
+from fieldreport.cli import delivery, destination, project, receive, report, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -24,6 +24,7 @@ cli.add_command(report.report)
 cli.add_command(destination.destination)
 cli.add_command(delivery.delivery)
 cli.add_command(delivery.worker)
+cli.add_command(receive.receive)
 
 
 def main() -> None:
