@@ -94,7 +94,7 @@ async def send(
     try:
         parsed, recipients, sender, starttls = _parse(url)
     except ValueError as exc:
-        return Attempt([]).failed(f"invalid destination: {exc}", permanent=True)
+        return Attempt([], phase=None).failed(f"invalid destination: {exc}", permanent=True)
     attempt = Attempt(parsed.secrets)
     try:
         async with asyncio.timeout(timeout):

@@ -13,10 +13,10 @@ EXCERPT_CHARS = 1024
 class Attempt:
     """One send: measures its duration, remembers its phase and the secrets to scrub."""
 
-    def __init__(self, secrets: list[str]) -> None:
+    def __init__(self, secrets: list[str], phase: str | None = "connecting") -> None:
         self._started = time.monotonic()
         self._secrets = secrets
-        self.phase = "connecting"
+        self.phase = phase
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self._started) * 1000)
@@ -45,7 +45,7 @@ class Attempt:
             duration_ms=self.elapsed_ms(),
             status_code=status_code,
             response_excerpt=self.clean(response),
-            error=self.clean(f"{error} (while {self.phase})"),
+            error=self.clean(f"{error} (while {self.phase})" if self.phase else error),
             permanent=permanent,
         )
 

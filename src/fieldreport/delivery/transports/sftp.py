@@ -147,7 +147,7 @@ async def send(
     try:
         parsed = _parse(url)
     except ValueError as exc:
-        return Attempt([]).failed(f"invalid destination: {exc}", permanent=True)
+        return Attempt([], phase=None).failed(f"invalid destination: {exc}", permanent=True)
     attempt = Attempt(parsed.secrets)
     progress: list[str] = []
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 REDACTED = "***"
 # Query parameters whose values are secrets (redacted like the password).
@@ -81,7 +81,7 @@ def parse_destination_url(
     if parts.fragment:
         raise ValueError("the destination URL must not have a #fragment")
     query: dict[str, list[str]] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+    for name, value in query_pairs(parts.query):
         if name not in allowed_params:
             known = ", ".join(sorted(allowed_params)) or "none"
             raise ValueError(f"unknown parameter {name!r} in {scheme}:// URL (known: {known})")
@@ -99,6 +99,17 @@ def parse_destination_url(
     )
 
 
+def query_pairs(query: str) -> list[tuple[str, str]]:
+    """``name=value`` pairs, percent-decoded; unlike form encoding, ``+`` stays ``+``
+    (email addresses like ``ops+bugs@example.com`` and SSH fingerprints contain it)."""
+    pairs = []
+    for piece in query.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            pairs.append((unquote(name), unquote(value)))
+    return pairs
+
+
 def redact_parts(parsed: DestinationURL) -> str:
     user = ""
     if parsed.username is not None:
@@ -106,7 +117,7 @@ def redact_parts(parsed: DestinationURL) -> str:
         if parsed.password is not None:
             user += ":" + REDACTED
         user += "@"
-    query = urlencode(
+    query = _encode_query(
         [
             (name, REDACTED if name in SECRET_PARAMS else value)
             for name, values in parsed.query.items()
@@ -115,6 +126,10 @@ def redact_parts(parsed: DestinationURL) -> str:
     )
     netloc = user + parsed.netloc_for_display
     return urlunsplit((parsed.scheme, netloc, quote(parsed.path), query, ""))
+
+
+def _encode_query(pairs: list[tuple[str, str]]) -> str:
+    return "&".join(f"{quote(n, safe='')}={quote(v, safe='@/:*+,')}" for n, v in pairs)
 
 
 def redact(url: str) -> str:
@@ -126,10 +141,10 @@ def redact(url: str) -> str:
             userinfo, _, hostport = netloc.rpartition("@")
             user = userinfo.split(":", 1)[0]
             netloc = f"{user}:{REDACTED}@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
-        query = urlencode(
+        query = _encode_query(
             [
                 (name, REDACTED if name in SECRET_PARAMS else value)
-                for name, value in parse_qsl(parts.query, keep_blank_values=True)
+                for name, value in query_pairs(parts.query)
             ]
         )
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
