@@ -135,7 +135,9 @@ def tls_mailbox(certificate: Certificate) -> Iterator[Mailbox]:
     controller.stop()
 
 
-def url(port: int, certificate: Certificate, *, password: str = QUOTED_PASSWORD, **extra: str) -> str:
+def url(
+    port: int, certificate: Certificate, *, password: str = QUOTED_PASSWORD, **extra: str
+) -> str:
     query = "&".join(
         [
             "to=ops@example.com",
@@ -259,9 +261,7 @@ async def test_wrong_password_is_permanent_and_never_shown(
 async def test_rejected_recipient_is_permanent(
     plain_mailbox: Mailbox, certificate: Certificate, bundle: ReportBundle
 ) -> None:
-    target = (
-        f"smtp://localhost:{plain_mailbox.port}?to=ghost@nobody.example&from=bugs@example.com"
-    )
+    target = f"smtp://localhost:{plain_mailbox.port}?to=ghost@nobody.example&from=bugs@example.com"
     result = await send(target, bundle)
 
     assert not result.ok and result.permanent
@@ -308,7 +308,9 @@ async def test_starttls_required_but_not_offered(
 async def test_password_never_sent_unencrypted(
     plain_mailbox: Mailbox, bundle: ReportBundle
 ) -> None:
-    target = f"smtp://bot:hunter2@localhost:{plain_mailbox.port}?to=ops@example.com&from=b@example.com"
+    target = (
+        f"smtp://bot:hunter2@localhost:{plain_mailbox.port}?to=ops@example.com&from=b@example.com"
+    )
     result = await send(target, bundle)
 
     assert not result.ok and result.permanent
@@ -375,9 +377,7 @@ async def test_private_destination_refused_unless_allowed(
     plain_mailbox: Mailbox, bundle: ReportBundle
 ) -> None:
     target = f"smtp://localhost:{plain_mailbox.port}?to=ops@example.com&from=b@example.com"
-    result = await email_transport.send(
-        target, bundle, token=None, timeout=5, allow_private=False
-    )
+    result = await email_transport.send(target, bundle, token=None, timeout=5, allow_private=False)
 
     assert not result.ok and result.permanent
     assert "loopback" in (result.error or "")

@@ -56,7 +56,9 @@ def site(tmp_path: Path) -> Iterator[FTPSite]:
         yield state
 
 
-async def send(target: str, bundle: ReportBundle, token: str | None = "T0K3N", timeout: float = 10) -> SendResult:
+async def send(
+    target: str, bundle: ReportBundle, token: str | None = "T0K3N", timeout: float = 10
+) -> SendResult:
     return await ftp.send(target, bundle, token=token, timeout=timeout, allow_private=True)
 
 
@@ -111,7 +113,9 @@ async def test_redelivery_replaces_the_folder_whole(site: FTPSite, bundle: Repor
 
 
 async def test_root_path_and_no_screenshot(site: FTPSite, bundle: ReportBundle) -> None:
-    result = await send(f"ftp://bot:s3cr%23t@127.0.0.1:{site.port}/", replace(bundle, screenshot=None))
+    result = await send(
+        f"ftp://bot:s3cr%23t@127.0.0.1:{site.port}/", replace(bundle, screenshot=None)
+    )
 
     assert result.ok, result.error
     assert listing(site.root / FOLDER) == ["report.json", "report.pdf"]
@@ -151,7 +155,9 @@ async def test_hung_server_times_out(silent_port: int, bundle: ReportBundle) -> 
     assert "timed out after 0.3s" in (result.error or "")
 
 
-async def test_private_destination_refused_unless_allowed(site: FTPSite, bundle: ReportBundle) -> None:
+async def test_private_destination_refused_unless_allowed(
+    site: FTPSite, bundle: ReportBundle
+) -> None:
     result = await ftp.send(
         f"ftp://bot:s3cr%23t@localhost:{site.port}/incoming",
         bundle,

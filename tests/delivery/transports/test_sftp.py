@@ -79,7 +79,9 @@ async def site(tmp_path: Path) -> AsyncIterator[SFTPSite]:
     await server.wait_closed()
 
 
-async def send(target: str, bundle: ReportBundle, token: str | None = "T0K3N", timeout: float = 10) -> SendResult:
+async def send(
+    target: str, bundle: ReportBundle, token: str | None = "T0K3N", timeout: float = 10
+) -> SendResult:
     return await sftp.send(target, bundle, token=token, timeout=timeout, allow_private=True)
 
 
@@ -88,7 +90,9 @@ def password_url(site: SFTPSite, path: str = "/incoming", **extra: str) -> str:
     return f"sftp://bot:{QUOTED}@localhost:{site.port}{path}?{query}"
 
 
-async def test_password_auth_uploads_one_complete_folder(site: SFTPSite, bundle: ReportBundle) -> None:
+async def test_password_auth_uploads_one_complete_folder(
+    site: SFTPSite, bundle: ReportBundle
+) -> None:
     result = await send(password_url(site), bundle)
 
     assert result.ok, result.error
@@ -121,7 +125,9 @@ async def test_key_file_auth_and_redelivery_replaces(site: SFTPSite, bundle: Rep
     assert document["notelist"] == ["second"] and "token" not in document
 
 
-async def test_wrong_host_key_fails_permanently(site: SFTPSite, bundle: ReportBundle, tmp_path: Path) -> None:
+async def test_wrong_host_key_fails_permanently(
+    site: SFTPSite, bundle: ReportBundle, tmp_path: Path
+) -> None:
     impostor = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
     wrong = tmp_path / "wrong_known_hosts"
     wrong.write_text(f"[localhost]:{site.port} {impostor}")
@@ -157,7 +163,9 @@ async def test_without_any_known_hosts_nothing_is_trusted(
     assert "no known_hosts file" in (result.error or "")
 
 
-async def test_pinned_fingerprint(site: SFTPSite, bundle: ReportBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_pinned_fingerprint(
+    site: SFTPSite, bundle: ReportBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "empty-home"))
     fingerprint = site.host_key.get_fingerprint("sha256")
     target = f"sftp://bot:{QUOTED}@localhost:{site.port}/pinned?host_key={fingerprint}"
@@ -170,7 +178,9 @@ async def test_pinned_fingerprint(site: SFTPSite, bundle: ReportBundle, tmp_path
     assert "not verified" in (result.error or "")
 
 
-async def test_wrong_password_is_permanent_and_never_shown(site: SFTPSite, bundle: ReportBundle) -> None:
+async def test_wrong_password_is_permanent_and_never_shown(
+    site: SFTPSite, bundle: ReportBundle
+) -> None:
     result = await send(password_url(site).replace(QUOTED, "n0t-the-pw"), bundle)
 
     assert not result.ok and result.permanent
@@ -194,15 +204,21 @@ async def test_home_relative_path(site: SFTPSite, bundle: ReportBundle) -> None:
     assert os.listdir(site.root / "inbox") == [FOLDER]
 
 
-async def test_connection_refused_is_transient(dead_port: int, bundle: ReportBundle, tmp_path: Path) -> None:
+async def test_connection_refused_is_transient(
+    dead_port: int, bundle: ReportBundle, tmp_path: Path
+) -> None:
     (tmp_path / "kh").write_text("")
-    result = await send(f"sftp://bot:pw@localhost:{dead_port}/x?known_hosts={tmp_path / 'kh'}", bundle)
+    result = await send(
+        f"sftp://bot:pw@localhost:{dead_port}/x?known_hosts={tmp_path / 'kh'}", bundle
+    )
 
     assert not result.ok and not result.permanent
     assert "cannot reach" in (result.error or "")
 
 
-async def test_hung_server_times_out(silent_port: int, bundle: ReportBundle, tmp_path: Path) -> None:
+async def test_hung_server_times_out(
+    silent_port: int, bundle: ReportBundle, tmp_path: Path
+) -> None:
     (tmp_path / "kh").write_text("")
     target = f"sftp://bot:pw@localhost:{silent_port}/x?known_hosts={tmp_path / 'kh'}"
     result = await send(target, bundle, timeout=0.3)
@@ -211,7 +227,9 @@ async def test_hung_server_times_out(silent_port: int, bundle: ReportBundle, tmp
     assert "timed out after 0.3s" in (result.error or "")
 
 
-async def test_private_destination_refused_unless_allowed(site: SFTPSite, bundle: ReportBundle) -> None:
+async def test_private_destination_refused_unless_allowed(
+    site: SFTPSite, bundle: ReportBundle
+) -> None:
     result = await sftp.send(password_url(site), bundle, token=None, timeout=5, allow_private=False)
 
     assert not result.ok and result.permanent
