@@ -20,6 +20,7 @@ from fieldreport.delivery.bundle import FileData, ReportBundle
 
 SUBJECT_MAX = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 _env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
@@ -67,7 +68,7 @@ _TEXT = Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True).from
 Report #{{ b.ticketnr }} in {{ b.project }}, {{ b.created_at }}
 
 {% for label, value in rows %}
-{{ label }}: {{ value }}
+{{ label }}: {{ value | replace("\n", "\n    ") }}
 {% endfor %}
 {% if b.ticketurl %}
 
@@ -77,7 +78,7 @@ Open the report: {{ b.ticketurl }}
 
 Notes:
 {% for note in b.notelist %}
-{{ loop.index }}. {{ note }}
+{{ loop.index }}. {{ note | replace("\n", "\n   ") }}
 {% endfor %}
 {% endif %}
 {% if attached %}
@@ -147,7 +148,7 @@ def build_message(
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(usegmt=True)
     # Stable across redeliveries, so mail systems and people can de-duplicate.
-    msg["Message-ID"] = f"<fieldreport.{header_text(bundle.reportid, 100)}@{domain}>"
+    msg["Message-ID"] = f"<fieldreport.{_MSGID_UNSAFE.sub('_', bundle.reportid)[:100]}@{domain}>"
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Fieldreport-Report-Id"] = header_text(bundle.reportid, 100)
     msg["X-Fieldreport-Ticket"] = str(bundle.ticketnr)
