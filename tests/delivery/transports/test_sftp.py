@@ -251,3 +251,24 @@ async def test_private_destination_refused_unless_allowed(
 def test_check_url_refuses(target: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         sftp.check_url(target)
+
+
+@pytest.mark.filterwarnings("ignore:Warning. bcrypt.kdf.. called with only")
+async def test_encrypted_key_with_passphrase(
+    site: SFTPSite, bundle: ReportBundle, tmp_path: Path
+) -> None:
+    encrypted = tmp_path / "id_encrypted"
+    asyncssh.read_private_key(site.client_key_file).write_private_key(
+        encrypted, passphrase="open sesame", rounds=2
+    )
+    base = (
+        f"sftp://bot@localhost:{site.port}/enc?key_file={encrypted}&known_hosts={site.known_hosts}"
+    )
+
+    result = await send(base + "&passphrase=open%20sesame", bundle)
+    assert result.ok, result.error
+
+    wrong = await send(base + "&passphrase=not-it", bundle)
+    assert not wrong.ok and wrong.permanent
+    assert "cannot read key_file" in (wrong.error or "")
+    assert "not-it" not in repr(wrong)

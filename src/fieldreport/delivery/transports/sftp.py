@@ -174,8 +174,12 @@ async def _deliver(
     client_keys: list[asyncssh.SSHKey] | None = None
     if key_file is not None:
         try:
-            client_keys = [asyncssh.read_private_key(key_file, parsed.param("passphrase"))]
-        except (OSError, asyncssh.KeyImportError) as exc:
+            # Decrypting a key runs a deliberately slow KDF: keep it off the event loop.
+            key = await asyncio.to_thread(
+                asyncssh.read_private_key, key_file, parsed.param("passphrase")
+            )
+            client_keys = [key]
+        except (OSError, asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
             raise _ConfigError(f"cannot read key_file {key_file}: {describe(exc)}") from None
     sock: socket.socket | None = await open_checked_socket(
         parsed.host, parsed.port, allow_private=allow_private
