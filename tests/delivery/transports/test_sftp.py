@@ -244,7 +244,9 @@ async def test_private_destination_refused_unless_allowed(
         ("sftp://u@h/x?key_file=k", "absolute path"),
         ("sftp://u:p@h/x?known_hosts=kh", "absolute path"),
         ("sftp://u:p@h/x?host_key=abc", "SHA256 fingerprint"),
-        ("sftp://u:p@h/x?passphrase=pp", "no key_file"),
+        ("sftp://u:p@h/x?passphrase_file=/pp", "no key_file"),
+        ("sftp://u@h/x?key_file=/k&passphrase_file=pp", "absolute path"),
+        ("sftp://u@h/x?key_file=/k&passphrase=pp", "unknown parameter 'passphrase'"),
         ("sftp://u:p@h/x?insecure=1", "unknown parameter"),
     ],
 )
@@ -265,10 +267,18 @@ async def test_encrypted_key_with_passphrase(
         f"sftp://bot@localhost:{site.port}/enc?key_file={encrypted}&known_hosts={site.known_hosts}"
     )
 
-    result = await send(base + "&passphrase=open%20sesame", bundle)
+    good = tmp_path / "passphrase"
+    good.write_text("open sesame\n")
+    result = await send(f"{base}&passphrase_file={good}", bundle)
     assert result.ok, result.error
 
-    wrong = await send(base + "&passphrase=not-it", bundle)
+    bad = tmp_path / "wrong-passphrase"
+    bad.write_text("not-it")
+    wrong = await send(f"{base}&passphrase_file={bad}", bundle)
     assert not wrong.ok and wrong.permanent
     assert "cannot read key_file" in (wrong.error or "")
     assert "not-it" not in repr(wrong)
+
+    missing = await send(f"{base}&passphrase_file={tmp_path / 'nope'}", bundle)
+    assert not missing.ok and missing.permanent
+    assert "cannot read passphrase_file" in (missing.error or "")

@@ -4,8 +4,9 @@
 
 - The path is absolute on the server; ``/~/reports`` is relative to the user's home.
   Missing directories are created.
-- Authentication: the password in the URL, or ``key_file=`` (a private key file; an encrypted
-  key takes its ``passphrase=``), or both.
+- Authentication: the password in the URL, or ``key_file=`` (a private key file; for an
+  encrypted key, ``passphrase_file=`` names a file holding its passphrase, so the passphrase
+  itself is never part of the URL), or both.
 - The server's host key is ALWAYS verified: against ``known_hosts=/path`` when given, else
   ``~/.ssh/known_hosts`` of the user running fieldreport; or pinned with
   ``host_key=SHA256:…`` (the fingerprint ``ssh-keygen -lf`` prints). An unknown or changed
@@ -31,7 +32,7 @@ from fieldreport.delivery.transports.report_folder import publish
 from fieldreport.delivery.transports.urls import DestinationURL, parse_destination_url
 
 DEFAULT_PORTS = {"sftp": 22}
-PARAMS = frozenset({"key_file", "passphrase", "known_hosts", "host_key"})
+PARAMS = frozenset({"key_file", "passphrase_file", "known_hosts", "host_key"})
 # SFTP errors only the server's admin can fix: retrying cannot help.
 _ADMIN_ONLY = (
     asyncssh.SFTPPermissionDenied,
@@ -51,12 +52,12 @@ def _parse(url: str) -> DestinationURL:
             "sftp:// URLs need a password (sftp://user:pass@host/path) "
             "or a key file (?key_file=/path/to/id_ed25519)"
         )
-    for name in ("key_file", "known_hosts"):
+    for name in ("key_file", "passphrase_file", "known_hosts"):
         value = parsed.param(name)
         if value is not None and not os.path.isabs(value):
             raise ValueError(f"{name} must be an absolute path (got {value!r})")
-    if parsed.param("passphrase") is not None and parsed.param("key_file") is None:
-        raise ValueError("passphrase= applies to key_file=; no key_file given")
+    if parsed.param("passphrase_file") is not None and parsed.param("key_file") is None:
+        raise ValueError("passphrase_file= applies to key_file=; no key_file given")
     pin = parsed.param("host_key")
     if pin is not None and not _FINGERPRINT.match(pin):
         raise ValueError(
@@ -131,6 +132,22 @@ def _known_hosts(parsed: DestinationURL) -> str | bytes:
     )
 
 
+def _read_key(key_file: str, passphrase_file: str | None) -> asyncssh.SSHKey:
+    """Load the client key (in a thread: decrypting runs a deliberately slow KDF)."""
+    passphrase = None
+    if passphrase_file is not None:
+        try:
+            with open(passphrase_file, encoding="utf-8") as file:
+                passphrase = file.read().rstrip("\r\n")
+        except OSError as exc:
+            message = f"cannot read passphrase_file {passphrase_file}: {exc.strerror}"
+            raise _ConfigError(message) from None
+    try:
+        return asyncssh.read_private_key(key_file, passphrase)
+    except (OSError, asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+        raise _ConfigError(f"cannot read key_file {key_file}: {describe(exc)}") from None
+
+
 class _ConfigError(Exception):
     """The destination cannot work as configured; retrying cannot help."""
 
@@ -173,14 +190,9 @@ async def _deliver(
     key_file = parsed.param("key_file")
     client_keys: list[asyncssh.SSHKey] | None = None
     if key_file is not None:
-        try:
-            # Decrypting a key runs a deliberately slow KDF: keep it off the event loop.
-            key = await asyncio.to_thread(
-                asyncssh.read_private_key, key_file, parsed.param("passphrase")
-            )
-            client_keys = [key]
-        except (OSError, asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
-            raise _ConfigError(f"cannot read key_file {key_file}: {describe(exc)}") from None
+        client_keys = [
+            await asyncio.to_thread(_read_key, key_file, parsed.param("passphrase_file"))
+        ]
     sock: socket.socket | None = await open_checked_socket(
         parsed.host, parsed.port, allow_private=allow_private
     )
