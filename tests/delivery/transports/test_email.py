@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import json
 import ssl
@@ -429,3 +430,32 @@ def test_check_url_accepts_and_defaults_sender_to_user() -> None:
     email_transport.check_url("smtp://bugs%40example.com:pw@mail.example.com:587?to=a@b.c,d@e.f")
     email_transport.check_url("smtps://mail.example.com?to=a@b.c&from=d@e.f")
     email_transport.check_url("smtp://[2001:db8::1]:25?to=a@b.c&from=d@e.f&starttls=require")
+
+
+class _HangOnQuit(SMTP):
+    async def smtp_QUIT(self, arg: str) -> None:
+        await asyncio.Event().wait()  # never says goodbye
+
+
+class _HangOnQuitController(Controller):
+    def factory(self) -> SMTP:
+        return _HangOnQuit(self.handler, **self.SMTP_kwargs)
+
+
+async def test_accepted_message_is_a_success_even_if_quit_hangs(
+    bundle: ReportBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once DATA is accepted a retry would duplicate the email: a hung QUIT changes nothing."""
+    monkeypatch.setattr(email_transport, "QUIT_TIMEOUT", 0.2)
+    received: list[Received] = []
+    port = free_port()
+    controller = _HangOnQuitController(Handler(received), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        target = f"smtp://localhost:{port}?to=ops@example.com&from=b@example.com"
+        result = await send(target, bundle, timeout=5)
+    finally:
+        controller.stop()
+
+    assert result.ok, result.error
+    assert len(received) == 1

@@ -33,6 +33,7 @@ from fieldreport.delivery.transports.urls import DestinationURL, parse_destinati
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
 PARAMS = frozenset({"to", "from", "starttls", "ca_file"})
 STARTTLS_MODES = ("auto", "require", "off")
+QUIT_TIMEOUT = 2.0
 _ADDRESS = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9.-]+")
 
 
@@ -98,7 +99,7 @@ async def send(
     attempt = Attempt(parsed.secrets)
     try:
         async with asyncio.timeout(timeout):
-            return await _deliver(
+            client, answer = await _deliver(
                 attempt, parsed, bundle, recipients, sender, starttls, token, timeout, allow_private
             )
     except Exception as exc:
@@ -109,6 +110,16 @@ async def send(
             f"the TLS certificate of {parsed.host} is not trusted: {cert_error.verify_message}",
             permanent=True,
         )
+    # The server has accepted the message: from here on nothing may turn this into a failure
+    # (a retry would send a duplicate), so the goodbye runs outside the deadline, bounded alone.
+    attempt.phase = "QUIT"
+    try:
+        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+            await client.quit(timeout=QUIT_TIMEOUT)
+    finally:
+        if client.is_connected:
+            client.close()
+    return attempt.ok(status_code=250, response=answer)
 
 
 def untrusted_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -179,7 +190,9 @@ async def _deliver(
     token: str | None,
     io_timeout: float,
     allow_private: bool,
-) -> SendResult:
+) -> tuple[aiosmtplib.SMTP, str]:
+    """Connect, secure, log in and hand the message over; returns the still-open client
+    and the server's answer to the message."""
     message = build_message(bundle, sender=sender, recipients=recipients, token=token)
     sock: socket.socket | None = await open_checked_socket(
         parsed.host, parsed.port, allow_private=allow_private
@@ -218,16 +231,13 @@ async def _deliver(
             await client.login(parsed.username, parsed.password or "")
         attempt.phase = "sending"
         refused, answer = await client.send_message(message, sender=sender, recipients=recipients)
-        attempt.phase = "QUIT"
-        with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-            await client.quit()  # the message is accepted; a rude goodbye changes nothing
-        excerpt = answer
         if refused:
-            excerpt += "; refused: " + "; ".join(
+            answer += "; refused: " + "; ".join(
                 f"{rcpt}: {resp.code} {resp.message}" for rcpt, resp in refused.items()
             )
-        return attempt.ok(status_code=250, response=excerpt)
-    finally:
+        return client, answer
+    except BaseException:
         close_quietly(sock)
         if client.is_connected:
             client.close()
+        raise
