@@ -24,6 +24,7 @@ from fieldreport.delivery.transports.urls import DestinationURL, parse_destinati
 
 DEFAULT_PORTS = {"ftp": 21}
 PARAMS: frozenset[str] = frozenset()
+QUIT_TIMEOUT = 2.0
 # Reply codes that mean "not logged in" / "need account": the credentials are wrong.
 _LOGIN_REFUSED = ("530", "532")
 
@@ -78,24 +79,27 @@ async def send(
         return Attempt([], phase=None).failed(f"invalid destination: {exc}", permanent=True)
     attempt = Attempt(parsed.secrets)
     progress: list[str] = []
+    client: aioftp.Client | None = None
     try:
         async with asyncio.timeout(timeout):
             client = await _connect(attempt, parsed, timeout, allow_private)
-            try:
-                attempt.phase = "logging in"
-                await client.login(parsed.username or "anonymous", parsed.password or "")
-                attempt.phase = "uploading"
-                final = await publish(_FTPFolders(client), parsed.path, bundle, token, progress)
-                attempt.phase = "closing"
-                with contextlib.suppress(aioftp.AIOFTPException, OSError):
-                    await client.quit()  # the folder is in place; a rude goodbye changes nothing
-            finally:
-                client.close()
-        return attempt.ok(status_code=226, response=f"uploaded {final}")
+            attempt.phase = "logging in"
+            await client.login(parsed.username or "anonymous", parsed.password or "")
+            attempt.phase = "uploading"
+            final = await publish(_FTPFolders(client), parsed.path, bundle, token, progress)
     except Exception as exc:
+        if client is not None:
+            client.close()
         if progress and attempt.phase == "uploading":
             attempt.phase = progress[-1]
         return _failure(attempt, parsed, exc, timeout)
+    # The folder is in place: a slow or rude goodbye must not turn that into a failure.
+    try:
+        with contextlib.suppress(aioftp.AIOFTPException, OSError, TimeoutError):
+            await asyncio.wait_for(client.quit(), QUIT_TIMEOUT)
+    finally:
+        client.close()
+    return attempt.ok(status_code=226, response=f"uploaded {final}")
 
 
 async def _connect(
