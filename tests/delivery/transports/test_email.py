@@ -459,3 +459,14 @@ async def test_accepted_message_is_a_success_even_if_quit_hangs(
 
     assert result.ok, result.error
     assert len(received) == 1
+
+
+async def test_user_without_password_is_only_the_sender(
+    plain_mailbox: Mailbox, bundle: ReportBundle
+) -> None:
+    target = f"smtp://bugs%40example.com@localhost:{plain_mailbox.port}?to=ops@example.com"
+    result = await send(target, bundle)
+
+    assert result.ok, result.error
+    [got] = plain_mailbox.received
+    assert got.envelope.mail_from == "bugs@example.com" and not got.authenticated

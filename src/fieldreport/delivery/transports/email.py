@@ -5,8 +5,9 @@
 - ``smtp://`` (default port 25) upgrades with STARTTLS when the server offers it;
   ``starttls=require`` refuses to continue without it, ``starttls=off`` never upgrades.
 - ``smtps://`` (default port 465) speaks TLS from the first byte.
-- Credentials in the URL are used for SMTP AUTH; they are never sent over an unencrypted
-  connection unless ``starttls=off`` says so explicitly.
+- ``user:password@`` in the URL is used for SMTP AUTH (a user name alone only provides the
+  default sender); the password is never sent over an unencrypted connection unless
+  ``starttls=off`` says so explicitly.
 - ``ca_file=/path/ca.pem`` trusts a private CA (or a self-signed server certificate) in
   addition to nothing else; certificates are always verified against the URL's host name.
 """
@@ -221,14 +222,14 @@ async def _deliver(
                 encrypted = True
             elif starttls == "require":
                 raise _Refusal("the server does not offer STARTTLS (starttls=require)")
-        if parsed.username is not None:
+        if parsed.username is not None and parsed.password is not None:
             if not encrypted and starttls != "off":
                 raise _Refusal(
                     "the server does not offer STARTTLS; refusing to send the password "
                     "unencrypted (add starttls=off to allow it)"
                 )
             attempt.phase = "AUTH"
-            await client.login(parsed.username, parsed.password or "")
+            await client.login(parsed.username, parsed.password)
         attempt.phase = "sending"
         refused, answer = await client.send_message(message, sender=sender, recipients=recipients)
         if refused:
