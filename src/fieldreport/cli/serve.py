@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from typing import Any
 
 import click
@@ -41,9 +44,27 @@ async def _serve(settings: Settings) -> None:
             proxy_headers=False,
             lifespan="on",
         )
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        _graceful_signals(server)
+        await server.serve()
+        click.echo("fieldreport: stopped")
     finally:
         await state.close()
+
+
+def _graceful_signals(server: uvicorn.Server) -> None:
+    """SIGTERM/SIGINT: stop accepting, let in-flight requests finish, exit 0.
+    A second signal forces the exit."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
 
 
 @click.command()
