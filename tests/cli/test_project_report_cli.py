@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
+from fieldreport.app import create_app
 from fieldreport.cli import cli
+from fieldreport.settings import Settings
+from fieldreport.state import open_state
 from tests.support.images import png_bytes
 
 
@@ -56,23 +61,27 @@ def test_project_lifecycle(run_cli) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_report_commands(run_cli, tmp_path: Path, database_url: str) -> None:  # type: ignore[no-untyped-def]
-    from starlette.testclient import TestClient
-
-    from fieldreport.app import create_app
-    from fieldreport.settings import Settings
-
     keys = json.loads(run_cli("project", "create", "shop", "--json"))
     settings = Settings(
         data_dir=tmp_path / "data", database_url=database_url, public_url="http://x.test"
     )
-    with TestClient(create_app(settings)) as client:
-        resp = client.post(
-            "/api/v1/reports",
-            data={"key": keys["public_key"], "subject": "Broken", "notelist[]": ["a note"]},
-            files={"file": ("s.png", png_bytes(), "image/png")},
-        )
-        assert resp.status_code == 201
-        reportid = resp.json()["reportid"]
+
+    async def post() -> str:
+        state = await open_state(settings)
+        try:
+            transport = httpx.ASGITransport(app=create_app(settings, state=state))
+            async with httpx.AsyncClient(transport=transport, base_url="http://x.test") as client:
+                resp = await client.post(
+                    "/api/v1/reports",
+                    data={"key": keys["public_key"], "subject": "Broken", "notelist[]": ["a note"]},
+                    files={"file": ("s.png", png_bytes(), "image/png")},
+                )
+            assert resp.status_code == 201
+            return str(resp.json()["reportid"])
+        finally:
+            await state.close()
+
+    reportid = asyncio.run(post())
     listed = json.loads(run_cli("report", "list", "--project", "shop", "--json"))
     assert [r["reportid"] for r in listed] == [reportid]
     assert reportid in run_cli("report", "list")
