@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +22,7 @@ from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
 
 log = logging.getLogger(__name__)
+_NET_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ETIMEDOUT}
 
 # Background services started with the app (the delivery worker, retention...):
 # each takes the state and returns an async "stop" callable.
@@ -41,6 +45,26 @@ async def healthz(request: Request) -> Response:
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "error": str(exc)[:200]}, status_code=503)
     return JSONResponse({"status": "ok", "version": __version__})
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """Errors that mean "the database is unreachable right now", not "we have a bug"."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError) and exc.errno in _NET_ERRNOS
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    if not _is_unavailable(exc):
+        raise exc
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"error": "service temporarily unavailable, try again shortly", "code": "unavailable"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -83,7 +107,13 @@ def create_app(
     app = Starlette(
         routes=build_routes(),
         lifespan=lifespan,
-        exception_handlers={HTTPProblem: handle_problem, Exception: _server_error},
+        exception_handlers={
+            HTTPProblem: handle_problem,
+            DBAPIError: _unavailable,
+            PoolTimeout: _unavailable,
+            OSError: _unavailable,
+            Exception: _server_error,
+        },
     )
     if state is not None:
         app.state.fieldreport = state
