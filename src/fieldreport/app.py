@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -18,6 +19,7 @@ from fieldreport import __version__, openapi
 from fieldreport.api import reports as api_reports
 from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
+from fieldreport.metrics import Metrics, ObservabilityMiddleware, metrics_endpoint, route_templates
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
 
@@ -75,6 +77,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def build_routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         *ingest_reports.routes,
         *api_reports.routes,
         *openapi.routes(),
@@ -104,9 +107,14 @@ def create_app(
             if own:
                 await current.close()
 
+    routes = build_routes()
+    metrics = Metrics()
     app = Starlette(
-        routes=build_routes(),
+        routes=routes,
         lifespan=lifespan,
+        middleware=[
+            Middleware(ObservabilityMiddleware, metrics=metrics, templates=route_templates(routes))
+        ],
         exception_handlers={
             HTTPProblem: handle_problem,
             DBAPIError: _unavailable,
@@ -115,6 +123,7 @@ def create_app(
             Exception: _server_error,
         },
     )
+    app.state.metrics = metrics
     if state is not None:
         app.state.fieldreport = state
     return app

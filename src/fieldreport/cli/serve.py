@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from typing import Any
 
@@ -13,6 +12,7 @@ import uvicorn
 
 from fieldreport.app import create_app
 from fieldreport.cli.common import STORAGE_FIELDS, pop_settings, settings_options, with_state
+from fieldreport.logs import configure as configure_logging
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
 from fieldreport.storage.projects import list_projects
@@ -39,6 +39,7 @@ async def _serve(settings: Settings) -> None:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            log_config=None,
             timeout_graceful_shutdown=int(settings.shutdown_timeout),
             server_header=False,
             proxy_headers=False,
@@ -76,9 +77,7 @@ def serve(**kwargs: Any) -> None:
     SIGTERM or SIGINT stops it gracefully: in-flight requests finish first.
     """
     settings = pop_settings(kwargs)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     import uvloop
 
     uvloop.run(_serve(settings))
