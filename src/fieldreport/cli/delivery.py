@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from datetime import timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from fieldreport.cli.common import (
 )
 from fieldreport.delivery.views import attempt_dict, delivery_dict
 from fieldreport.delivery.worker import Worker
+from fieldreport.logs import configure as configure_logging
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
 from fieldreport.storage.deliveries import (
@@ -43,6 +43,7 @@ WORKER_FIELDS = (
     "delivery_poll_interval",
     "delivery_link_ttl",
     "log_level",
+    "log_format",
     "shutdown_timeout",
 )
 
@@ -208,9 +209,7 @@ def worker(**kwargs: Any) -> None:
     SIGTERM or SIGINT stops it: sends in flight finish first (up to the shutdown timeout).
     """
     settings = pop_settings(kwargs)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     import uvloop
 
     uvloop.run(_run_worker(settings))

@@ -27,9 +27,9 @@ def register(module: str, *schemes: str) -> None:
         PLUGINS[scheme] = module
 
 
-# register("fieldreport.delivery.transports.email", "smtp", "smtps")
-# register("fieldreport.delivery.transports.ftp", "ftp")
-# register("fieldreport.delivery.transports.sftp", "sftp")
+register("fieldreport.delivery.transports.email", "smtp", "smtps")
+register("fieldreport.delivery.transports.ftp", "ftp")
+register("fieldreport.delivery.transports.sftp", "sftp")
 
 
 def supported_schemes() -> list[str]:
