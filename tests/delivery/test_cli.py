@@ -65,8 +65,8 @@ async def test_add_list_remove_with_secrets_redacted(
         ("http://127.0.0.1/hook", "loopback"),
         ("http://169.254.169.254/latest", "link-local"),
         ("http://10.0.0.8/hook", "private"),
-        ("smtp://u:p@mail.example.com:587?to=ops@example.com", "smtp:// destinations (email)"),
-        ("sftp://u@files.example.com/in", "sftp:// destinations (SFTP)"),
+        ("smtp://u:p@mail.example.com:587?to=ops@example.com&bogus=1", "unknown parameter"),
+        ("ftps://u:p@files.example.com/in", "ftps:// destinations (FTP) are not available"),
         ("gopher://x/", "unsupported destination scheme"),
         ("https://hooks.example.com/x#frag", "#inline"),
     ],
@@ -75,6 +75,29 @@ async def test_add_refuses(settings: Settings, project: NewProject, url: str, me
     result = await cli(settings, "destination", "add", "acme", url)
     assert result.code != 0 and message in result.err, result.err
     assert "u:p@" not in result.err
+
+
+async def test_email_and_ftp_backups_accepted(
+    settings: Settings, state: AppState, project: NewProject
+) -> None:
+    for url in (
+        "http://127.0.0.1:9/hook",
+        "smtp://bot:mailpw99@127.0.0.1:2525?to=ops@example.com&from=fr@example.com",
+        "ftp://bot:ftppw99@127.0.0.1:2121/incoming",
+        "sftp://bot:sftppw99@127.0.0.1:2222/incoming",
+    ):
+        added = await cli(settings, "destination", "add", "acme", url, "--backup",
+                          FIELDREPORT_ALLOW_PRIVATE_DESTINATIONS="1")  # fmt: skip
+        assert added.code == 0, added.err
+    listed = await cli(settings, "destination", "list", "acme")
+    assert all(pw not in listed.out for pw in ("mailpw99", "ftppw99", "sftppw99"))
+    items = (await cli(settings, "destination", "list", "acme", "--json")).json()
+    assert [d["scheme"] for d in items] == ["http", "smtp", "ftp", "sftp"]
+    assert items[1]["format"] is None and items[1]["url"].startswith("smtp://bot:***@")
+    wrong = await cli(settings, "destination", "add", "acme",
+                      "ftp://bot:ftppw99@127.0.0.1:2121/x", "--backup", "--format", "json",
+                      FIELDREPORT_ALLOW_PRIVATE_DESTINATIONS="1")  # fmt: skip
+    assert wrong.code == 1 and "HTTP destinations only" in wrong.err
 
 
 async def test_bad_options_refused(settings: Settings, project: NewProject) -> None:
