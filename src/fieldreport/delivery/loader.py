@@ -8,7 +8,7 @@ from typing import Any
 
 from fieldreport.delivery.bundle import FileData, ReportBundle
 from fieldreport.state import AppState
-from fieldreport.storage.reports import Report, StoredFile, get_report
+from fieldreport.storage.reports import Report, StoredFile, get_report, get_reports
 
 # Where the recording's backend events come from (the full-stack API fills this in);
 # called with (state, project_id, recording uuid) and returns JSON-ready dicts, oldest first.
@@ -76,3 +76,9 @@ async def load_bundle(state: AppState, report_id: str) -> ReportBundle | None:
     if report is None:
         return None
     return await bundle_for(state, report)
+
+
+async def load_reports(state: AppState, report_ids: list[str]) -> dict[str, Report]:
+    """The stored reports of a batch of deliveries, in one read."""
+    async with state.db.read() as conn:
+        return await get_reports(conn, report_ids)

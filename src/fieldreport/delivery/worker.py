@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from fieldreport.delivery.breaker import CircuitBreakers
 from fieldreport.delivery.bundle import ReportBundle
 from fieldreport.delivery.links import link_key
-from fieldreport.delivery.loader import load_bundle
+from fieldreport.delivery.loader import bundle_for, load_reports
 from fieldreport.delivery.policy import DEFAULT_SCHEDULE, Action, decide, random_source
 from fieldreport.delivery.signing import signed_link
 from fieldreport.delivery.transports.base import SendResult
@@ -34,9 +34,11 @@ from fieldreport.delivery.urls import redact_url, scheme_of, scrub, url_secrets
 from fieldreport.state import AppState
 from fieldreport.storage.deliveries import Claim, Finish, claim_due, extend_leases, finish, release
 from fieldreport.storage.destinations import Destination
+from fieldreport.storage.reports import Report
 from fieldreport.storage.schema.base import utcnow
 
 log = logging.getLogger(__name__)
+BATCH_WINDOW = 0.005  # seconds
 
 
 def worker_name() -> str:
@@ -144,12 +146,15 @@ class Worker:
                 default_room=self.per_destination,
                 label=redact_url,
             )
+        reports = await load_reports(self.state, [c.report_id for c in claims]) if claims else {}
         for c in claims:
             dest_id = c.destination.id if c.destination else None
             if dest_id is not None:
                 self._per_dest[dest_id] = self._per_dest.get(dest_id, 0) + 1
                 self.breakers.started(dest_id)
-            task = asyncio.create_task(self._deliver(c), name=f"delivery-{c.delivery_id}")
+            task = asyncio.create_task(
+                self._deliver(c, reports.get(c.report_id)), name=f"delivery-{c.delivery_id}"
+            )
             self._inflight[c.delivery_id] = (task, dest_id)
             task.add_done_callback(self._on_done(c.delivery_id, dest_id))
         return claims
@@ -170,7 +175,7 @@ class Worker:
         self._wake.set()
 
     # --- one attempt ----------------------------------------------------------------------
-    async def _deliver(self, claim: Claim) -> None:
+    async def _deliver(self, claim: Claim, report: Report | None) -> None:
         started = self.now()
         dest = claim.destination
         if dest is None:
@@ -182,11 +187,10 @@ class Worker:
             )
             return
         try:
-            bundle = await load_bundle(self.state, claim.report_id)
-            if bundle is None:
+            if report is None:
                 result = SendResult(ok=False, duration_ms=0, error="report deleted", permanent=True)
             else:
-                result = await self.sender.send(dest, bundle)
+                result = await self.sender.send(dest, await bundle_for(self.state, report))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -294,7 +298,7 @@ class Worker:
         while not self._stopping:
             try:
                 await self.flush()
-                claims = await self.claim()
+                await self.claim()
             except Exception:
                 log.exception("delivery worker: database error; retrying shortly")
                 await asyncio.sleep(min(self.poll, 2.0))
@@ -305,21 +309,24 @@ class Worker:
                     await self._heartbeat()
                 except Exception:
                     log.warning("delivery worker: could not renew leases", exc_info=True)
-            if claims and len(self._inflight) < self.concurrency:
-                continue
             self._wake.clear()
-            if self._finished or self._stopping:
-                continue
-            waiters: list[asyncio.Future[object]] = [
-                asyncio.ensure_future(self._wake.wait()),
-                asyncio.ensure_future(state_wake.wait()),
-            ]
-            await asyncio.wait(
-                waiters, timeout=min(self.poll, self.lease / 3), return_when="FIRST_COMPLETED"
-            )
-            for w in waiters:
-                w.cancel()
-            state_wake.clear()
+            if self._stopping:
+                break
+            if not self._finished:
+                waiters: list[asyncio.Future[object]] = [
+                    asyncio.ensure_future(self._wake.wait()),
+                    asyncio.ensure_future(state_wake.wait()),
+                ]
+                await asyncio.wait(
+                    waiters, timeout=min(self.poll, self.lease / 3), return_when="FIRST_COMPLETED"
+                )
+                for w in waiters:
+                    w.cancel()
+                state_wake.clear()
+            if self._inflight and len(self._finished) < self.concurrency // 2:
+                # Busy: let results and free slots gather for a moment, so that one
+                # transaction records many attempts and claims many deliveries.
+                await asyncio.sleep(BATCH_WINDOW)
 
     def request_stop(self, timeout: float = 30.0) -> None:
         """Stop claiming; :meth:`run` then drains for at most ``timeout`` seconds and returns."""

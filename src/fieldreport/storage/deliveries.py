@@ -287,66 +287,113 @@ async def release(conn: AsyncConnection, owner: str, ids: Iterable[int]) -> None
 
 async def finish(conn: AsyncConnection, items: list[Finish], now: datetime) -> None:
     """Record finished attempts and move each delivery on, in one transaction. A delivery
-    whose lease was taken over meanwhile only gets its attempt recorded."""
+    whose lease was taken over meanwhile (its worker was presumed dead) only gets its
+    attempt recorded."""
+    simple = [f for f in items if f.action in ("delivered", "retry")]
+    if simple:
+        await conn.execute(
+            deliveries.update()
+            .where(
+                (deliveries.c.id == sa.bindparam("_id"))
+                & (deliveries.c.lease_owner == sa.bindparam("_owner"))
+            )
+            .values(
+                status=sa.bindparam("_status"),
+                delivered_at=sa.bindparam("_delivered_at"),
+                next_attempt_at=sa.bindparam("_next"),
+                last_error=sa.bindparam("_error"),
+                last_status_code=sa.bindparam("_code"),
+                attempts=deliveries.c.attempts + 1,
+                total_attempts=deliveries.c.total_attempts + 1,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            ),
+            [
+                {
+                    "_id": f.delivery_id,
+                    "_owner": f.owner,
+                    "_status": DELIVERED if f.action == "delivered" else FAILED,
+                    "_delivered_at": now if f.action == "delivered" else None,
+                    "_next": f.next_attempt_at if f.action == "retry" else None,
+                    "_error": f.error if f.action != "delivered" else None,
+                    "_code": f.status_code,
+                }
+                for f in simple
+            ],
+        )
+    outcomes = {f.attempt_id: f.action for f in simple}
     for f in items:
-        row = (
-            await conn.execute(
-                sa.select(
-                    deliveries.c.lease_owner,
-                    deliveries.c.project_id,
-                    deliveries.c.position,
-                    deliveries.c.destination_id,
-                ).where(deliveries.c.id == f.delivery_id)
-            )
-        ).first()
-        outcome = {"delivered": "delivered", "retry": "retry"}.get(f.action, "next")
-        values: dict[str, Any] = {"updated_at": now, "lease_owner": None, "lease_expires_at": None}
-        if row is not None and row.lease_owner == f.owner:
-            if f.disable_destination and row.destination_id is not None:
-                await conn.execute(
-                    destinations.update()
-                    .where(destinations.c.id == row.destination_id)
-                    .values(enabled=False, disabled_reason=f.reason)
-                )
-            inc = 1
-            values["last_error"] = f.error if f.action != "delivered" else None
-            values["last_status_code"] = f.status_code
-            values["total_attempts"] = deliveries.c.total_attempts + inc
-            if f.action == "delivered":
-                values.update(status=DELIVERED, delivered_at=now, next_attempt_at=None)
-                values["attempts"] = deliveries.c.attempts + inc
-            elif f.action == "retry":
-                values.update(status=FAILED, next_attempt_at=f.next_attempt_at)
-                values["attempts"] = deliveries.c.attempts + inc
-            else:
-                nxt = await next_in_chain(conn, row.project_id, row.position)
-                if nxt is None:
-                    outcome = "dead"
-                    values.update(status=DEAD, next_attempt_at=None)
-                    values["attempts"] = deliveries.c.attempts + inc
-                else:
-                    values.update(
-                        status=FAILED,
-                        destination_id=nxt.id,
-                        position=nxt.position,
-                        attempts=0,
-                        next_attempt_at=now,
-                    )
-            await conn.execute(
-                deliveries.update().where(deliveries.c.id == f.delivery_id).values(**values)
-            )
-        if f.attempt_id > 0:
-            await conn.execute(
-                delivery_attempts.update()
-                .where(delivery_attempts.c.id == f.attempt_id)
-                .values(
-                    duration_ms=f.duration_ms,
-                    status_code=f.status_code,
-                    response_excerpt=f.response_excerpt[:2000],
-                    error=f.error,
-                    outcome=outcome,
-                )
-            )
+        if f.action in ("delivered", "retry"):
+            continue
+        outcomes[f.attempt_id] = await _give_up(conn, f, now)
+    await conn.execute(
+        delivery_attempts.update()
+        .where(delivery_attempts.c.id == sa.bindparam("_id"))
+        .values(
+            duration_ms=sa.bindparam("_duration"),
+            status_code=sa.bindparam("_code"),
+            response_excerpt=sa.bindparam("_excerpt"),
+            error=sa.bindparam("_error"),
+            outcome=sa.bindparam("_outcome"),
+        ),
+        [
+            {
+                "_id": f.attempt_id,
+                "_duration": f.duration_ms,
+                "_code": f.status_code,
+                "_excerpt": f.response_excerpt[:2000],
+                "_error": f.error,
+                "_outcome": outcomes[f.attempt_id],
+            }
+            for f in items
+        ],
+    )
+
+
+async def _give_up(conn: AsyncConnection, f: Finish, now: datetime) -> str:
+    """Move a delivery to the next destination of its chain, or mark it dead."""
+    row = (
+        await conn.execute(
+            sa.select(
+                deliveries.c.lease_owner,
+                deliveries.c.project_id,
+                deliveries.c.position,
+                deliveries.c.destination_id,
+            ).where(deliveries.c.id == f.delivery_id)
+        )
+    ).first()
+    if row is None or row.lease_owner != f.owner:
+        return "next"
+    if f.disable_destination and row.destination_id is not None:
+        await conn.execute(
+            destinations.update()
+            .where(destinations.c.id == row.destination_id)
+            .values(enabled=False, disabled_reason=f.reason)
+        )
+    values: dict[str, Any] = {
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "last_error": f.error,
+        "last_status_code": f.status_code,
+        "total_attempts": deliveries.c.total_attempts + 1,
+    }
+    nxt = await next_in_chain(conn, row.project_id, row.position)
+    if nxt is None:
+        outcome = "dead"
+        values.update(status=DEAD, next_attempt_at=None, attempts=deliveries.c.attempts + 1)
+    else:
+        outcome = "next"
+        values.update(
+            status=FAILED,
+            destination_id=nxt.id,
+            position=nxt.position,
+            attempts=0,
+            next_attempt_at=now,
+        )
+    await conn.execute(deliveries.update().where(deliveries.c.id == f.delivery_id).values(**values))
+    return outcome
 
 
 # --- inspection and redelivery -------------------------------------------------------------
