@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from fieldreport import __version__, openapi
 from fieldreport.api import deliveries as api_deliveries
 from fieldreport.api import reports as api_reports
+from fieldreport.delivery import metrics as delivery_metrics
 from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
 from fieldreport.metrics import Metrics, ObservabilityMiddleware, metrics_endpoint, route_templates
@@ -126,6 +127,7 @@ def create_app(
         },
     )
     app.state.metrics = metrics
+    delivery_metrics.register(metrics, lambda: getattr(app.state, "fieldreport", None))
     if state is not None:
         app.state.fieldreport = state
     return app

@@ -57,6 +57,9 @@ async def test_served_reports_are_pushed_and_inspectable(
         await wait_for(delivered)
         dead = await client.post("/api/v1/deliveries/retry-dead?since=2h", headers=auth)
         assert dead.status_code == 202 and dead.json() == {"queued": 0}
+        metrics = (await client.get("/metrics")).text
+        assert 'fieldreport_deliveries{status="delivered"} 1.0' in metrics
+        assert "fieldreport_delivery_oldest_due_seconds 0.0" in metrics
 
 
 async def _count(rx: Receiver, n: int) -> bool:

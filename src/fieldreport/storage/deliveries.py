@@ -529,6 +529,32 @@ async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
     return {str(s): int(n) for s, n in rows}
 
 
+@dataclass(frozen=True)
+class OutboxStats:
+    counts: dict[str, int]
+    oldest_due: datetime | None
+    leased: int
+
+
+async def outbox_stats(conn: AsyncConnection, now: datetime) -> OutboxStats:
+    counts = await count_by_status(conn)
+    oldest = (
+        await conn.execute(
+            sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(
+                deliveries.c.status.in_(DUE_STATUSES) & (deliveries.c.next_attempt_at <= now)
+            )
+        )
+    ).scalar()
+    leased = (
+        await conn.execute(
+            sa.select(sa.func.count())
+            .select_from(deliveries)
+            .where(deliveries.c.lease_expires_at > now)
+        )
+    ).scalar_one()
+    return OutboxStats(counts, oldest if isinstance(oldest, datetime) else None, int(leased))
+
+
 async def next_due_at(conn: AsyncConnection) -> datetime | None:
     """When the earliest pending/failed delivery becomes due (for the worker's sleep)."""
     value = (
