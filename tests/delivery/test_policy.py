@@ -117,3 +117,14 @@ def test_circuit_breaker_opens_half_opens_and_closes() -> None:
     b.record(7, True)
     assert b.admit(7) > 1 and b.blocked() == set()
     assert b.admit(8) > 1  # other destinations never affected
+
+
+def test_breaker_limits_for_claiming() -> None:
+    t = [0.0]
+    b = CircuitBreakers(threshold=2, cooldown=5, clock=lambda: t[0])
+    b.record(1, False)
+    assert b.limits() == {}
+    b.record(1, False)
+    assert b.limits() == {1: 0}
+    t[0] = 5.0
+    assert b.limits() == {1: 1}

@@ -45,6 +45,14 @@ class CircuitBreakers:
                 out.add(dest)
         return out
 
+    def limits(self) -> dict[int, int]:
+        """For every destination with an open or half-open circuit: how many may start."""
+        return {
+            dest: self.admit(dest)
+            for dest, c in self._circuits.items()
+            if c.failures >= self.threshold
+        }
+
     def admit(self, dest: int) -> int:
         """How many deliveries to ``dest`` may start now: 0 when open, 1 when half-open."""
         c = self._circuits.get(dest)

@@ -127,8 +127,8 @@ class Worker:
         room: dict[int, int] = {}
         for dest, n in self._per_dest.items():
             room[dest] = self.per_destination - n
-        for dest in self.breakers.blocked():
-            room[dest] = 0
+        for dest, allowed in self.breakers.limits().items():
+            room[dest] = min(room.get(dest, self.per_destination), allowed)
         return room
 
     async def claim(self) -> list[Claim]:
