@@ -39,6 +39,7 @@ from fieldreport.storage.schema.base import utcnow
 
 log = logging.getLogger(__name__)
 BATCH_WINDOW = 0.005  # seconds
+PREFETCH = 2
 
 
 def worker_name() -> str:
@@ -108,7 +109,7 @@ class Worker:
         self.now = now
         self.rand = rand or random_source()
         self.breakers = breakers or CircuitBreakers()
-        self.concurrency = s.delivery_concurrency
+        self._concurrency = s.delivery_concurrency
         self.per_destination = s.delivery_per_destination
         self.lease = s.delivery_lease
         self.poll = s.delivery_poll_interval
@@ -118,9 +119,20 @@ class Worker:
         self._finished: list[Finish] = []
         self._flushed = asyncio.Event()
         self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(self._concurrency)
         self._stopping = False
         self._drain_timeout = 30.0
         self.sent = 0
+
+    @property
+    def concurrency(self) -> int:
+        return self._concurrency
+
+    @concurrency.setter
+    def concurrency(self, value: int) -> None:
+        """Change the number of simultaneous sends (before :meth:`run`)."""
+        self._concurrency = value
+        self._slots = asyncio.Semaphore(value)
 
     # --- claiming -----------------------------------------------------------------------
     def _room(self) -> dict[int, int]:
@@ -132,7 +144,9 @@ class Worker:
         return room
 
     async def claim(self) -> list[Claim]:
-        free = self.concurrency - len(self._inflight)
+        # Claim up to twice the concurrency: the extra ones wait for a send slot, so the pipe
+        # stays full while results are written and the next batch is claimed.
+        free = PREFETCH * self.concurrency - len(self._inflight)
         if free <= 0 or self._stopping:
             return []
         async with self.state.db.write() as conn:
@@ -176,6 +190,10 @@ class Worker:
 
     # --- one attempt ----------------------------------------------------------------------
     async def _deliver(self, claim: Claim, report: Report | None) -> None:
+        async with self._slots:
+            await self._deliver_now(claim, report)
+
+    async def _deliver_now(self, claim: Claim, report: Report | None) -> None:
         started = self.now()
         dest = claim.destination
         if dest is None:

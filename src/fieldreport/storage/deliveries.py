@@ -331,6 +331,7 @@ async def finish(conn: AsyncConnection, items: list[Finish], now: datetime) -> N
         delivery_attempts.update()
         .where(delivery_attempts.c.id == sa.bindparam("_id"))
         .values(
+            started_at=sa.bindparam("_started"),
             duration_ms=sa.bindparam("_duration"),
             status_code=sa.bindparam("_code"),
             response_excerpt=sa.bindparam("_excerpt"),
@@ -340,6 +341,7 @@ async def finish(conn: AsyncConnection, items: list[Finish], now: datetime) -> N
         [
             {
                 "_id": f.attempt_id,
+                "_started": f.started_at,
                 "_duration": f.duration_ms,
                 "_code": f.status_code,
                 "_excerpt": f.response_excerpt[:2000],
