@@ -25,6 +25,7 @@ from fieldreport.delivery.breaker import CircuitBreakers
 from fieldreport.delivery.bundle import ReportBundle
 from fieldreport.delivery.links import link_key
 from fieldreport.delivery.loader import bundle_for, load_reports
+from fieldreport.delivery.notify import Listener
 from fieldreport.delivery.policy import DEFAULT_SCHEDULE, Action, decide, random_source
 from fieldreport.delivery.signing import signed_link
 from fieldreport.delivery.transports.base import SendResult
@@ -305,9 +306,15 @@ class Worker:
     async def run(self) -> None:
         """Until :meth:`request_stop`: claim what is due, send, flush, sleep when idle; then
         let in-flight sends finish (up to the drain timeout) and give back the rest."""
+        listener = None
+        if not self.state.db.is_sqlite:
+            listener = Listener(self.state.db.url, self.state.delivery_wake)
+            await listener.start()
         try:
             await self._loop()
         finally:
+            if listener is not None:
+                await listener.close()
             await self._drain()
 
     async def _loop(self) -> None:

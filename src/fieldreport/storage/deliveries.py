@@ -125,6 +125,9 @@ async def enqueue_report(
         )
         .returning(deliveries.c.id)
     )
+    if conn.dialect.name == "postgresql":
+        # Wakes workers in other processes when this transaction commits.
+        await conn.exec_driver_sql("NOTIFY fieldreport_deliveries")
     return int(result.scalar_one())
 
 
