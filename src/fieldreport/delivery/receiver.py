@@ -105,10 +105,18 @@ async def _multipart(config: ReceiverConfig, request: Request) -> Incoming:
 
 
 async def _fetch(url: str) -> bytes:
+    """Download a file a JSON push links to (only after its token/signature checked out)."""
+    if not url.startswith(("https://", "http://")):
+        raise BadPush("file links must be http(s)")
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(url, allow_redirects=False) as resp,
+    ):
         if resp.status != 200:
             raise BadPush(f"could not download {url.split('?')[0]}: HTTP {resp.status}")
+        if (resp.content_length or 0) > MAX_BODY:
+            raise BadPush("linked file too large")
         return await resp.read()
 
 

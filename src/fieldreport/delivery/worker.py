@@ -213,12 +213,16 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("delivery %s: unexpected error", claim.delivery_id)
             secret_parts = [dest.token, dest.secret, *url_secrets(dest.url)]
+            message = scrub(f"internal error: {type(exc).__name__}: {exc}", secret_parts)
+            # The message is scrubbed of the destination's secrets; the traceback (which may
+            # quote them) only at debug level.
+            log.error("delivery %s: %s", claim.delivery_id, message)
+            log.debug("delivery %s: traceback", claim.delivery_id, exc_info=True)
             result = SendResult(
                 ok=False,
                 duration_ms=int((self.now() - started).total_seconds() * 1000),
-                error=scrub(f"internal error: {type(exc).__name__}: {exc}", secret_parts),
+                error=message,
             )
         self.breakers.record(dest.id, result.ok)
         decision = decide(
