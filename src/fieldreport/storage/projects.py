@@ -109,6 +109,13 @@ async def project_by_key(conn: AsyncConnection, key: str, kind: KeyKind) -> Proj
     return await _one(conn, column == hash_key(key))
 
 
+async def project_id_by_key(conn: AsyncConnection, key: str, kind: KeyKind) -> int | None:
+    """Just the project id for a key: one indexed lookup (hot ingest paths)."""
+    column = projects.c.public_key_hash if kind == "public" else projects.c.secret_key_hash
+    row = (await conn.execute(sa.select(projects.c.id).where(column == hash_key(key)))).first()
+    return None if row is None else int(row[0])
+
+
 async def list_projects(conn: AsyncConnection) -> list[Project]:
     rows = (await conn.execute(sa.select(*_COLUMNS).order_by(projects.c.id))).all()
     return [_row_to_project(r, await _origins(conn, r._mapping["id"])) for r in rows]
