@@ -12,7 +12,7 @@ import pytest
 
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import list_events
-from fieldreport.storage.projects import NewProject, create_project
+from fieldreport.storage.projects import NewProject, create_project, rotate_key
 from tests.support.sessions import start_session
 
 SEND = "/api/fullstack/v1/send"
@@ -342,3 +342,22 @@ async def test_reading_filters_by_time_type_and_level(
     )
     assert unknown.status_code == 404
     assert (await client.get(url)).status_code == 401
+
+
+async def test_rotated_key_stops_working_at_once(
+    client: httpx.AsyncClient, project: NewProject, state: AppState
+) -> None:
+    recording = await start_session(state, project.project.id)
+    first = await client.post(SEND, json=_event(recording), headers=_auth(project))
+    assert first.status_code == 200  # the server now remembers this key
+    async with state.db.write() as conn:
+        new_key = await rotate_key(conn, project.project.id, "secret")
+    old = await client.post(SEND, json=_event(recording), headers=_auth(project))
+    assert old.status_code == 401 and old.json() == NOT_LOGGED_IN
+    old_batch = await client.post(BATCH, json=[_event(recording)], headers=_auth(project))
+    assert old_batch.status_code == 401
+    new = await client.post(
+        SEND, json=_event(recording), headers={"Authorization": f"Bearer {new_key}"}
+    )
+    assert new.status_code == 200
+    assert len(await _events(state, recording)) == 2

@@ -21,28 +21,31 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fieldreport.ingest.auth import app_state, bearer_token
 from fieldreport.ingest.fullstack_input import (
     NO_RECORDING,
+    NOT_LOGGED_IN,
     check_event,
     error_body,
-    not_logged_in_body,
     ok_body,
 )
+from fieldreport.keys import hash_key
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import NewEvent, StoreResult
-from fieldreport.storage.event_writer import EventWriter, WriterOverloaded
-from fieldreport.storage.projects import project_id_by_key
+from fieldreport.storage.event_writer import EventWriter, KeyRevoked, WriterOverloaded
+from fieldreport.storage.projects import projects_for_secret_hashes
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +92,65 @@ async def stop_event_writer(app: Starlette) -> None:
         app.state.event_writer = None
 
 
-async def _authenticate(state: AppState, request: Request) -> int:
+class KeyCache:
+    """Secret key hash -> project id, remembered for ``ttl`` seconds so the hot path needs no
+    database read per request. Only a hint: the writer checks the key again inside the
+    transaction that stores the events, so a rotated key stops working at once."""
+
+    def __init__(
+        self, ttl: float = 60.0, size: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._entries: dict[str, tuple[int, float]] = {}
+
+    def get(self, key_hash: str) -> int | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[1] < self.clock():
+            return None
+        return entry[0]
+
+    def put(self, key_hash: str, project_id: int) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key_hash] = (project_id, self.clock() + self.ttl)
+
+    def forget(self, key_hash: str) -> None:
+        self._entries.pop(key_hash, None)
+
+
+def _key_cache(app: Starlette) -> KeyCache:
+    cache: KeyCache | None = getattr(app.state, "fullstack_keys", None)
+    if cache is None:
+        cache = app.state.fullstack_keys = KeyCache()
+    return cache
+
+
+def _not_logged_in() -> Refusal:
+    name, message = NOT_LOGGED_IN
+    return Refusal(401, message, name=name)
+
+
+async def _authenticate(state: AppState, request: Request) -> tuple[int, str]:
+    """The project id and the key's hash; answers 401 before the body is read."""
     token = bearer_token(request)
     if token is None:
-        raise Refusal(401, not_logged_in_body()["error"][0]["message"], name="ErrUserNotLoggedIn")
+        raise _not_logged_in()
+    key_hash = hash_key(token)
+    cache = _key_cache(request.app)
+    project_id = cache.get(key_hash)
+    if project_id is not None:
+        return project_id, key_hash
     try:
         async with state.db.read() as conn:
-            project_id = await project_id_by_key(conn, token, "secret")
+            found = await projects_for_secret_hashes(conn, [key_hash])
     except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
         raise _unavailable("database unavailable, try again shortly") from exc
-    if project_id is None:
-        raise Refusal(401, not_logged_in_body()["error"][0]["message"], name="ErrUserNotLoggedIn")
-    return project_id
+    if key_hash not in found:
+        raise _not_logged_in()
+    cache.put(key_hash, found[key_hash])
+    return found[key_hash], key_hash
 
 
 def _unavailable(message: str) -> Refusal:
@@ -116,11 +166,14 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise Refusal(413, f"Request body is larger than {limit} bytes")
     chunks: list[bytes] = []
     seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > limit:
-            raise Refusal(413, f"Request body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                raise Refusal(413, f"Request body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # nobody to answer; nothing stored
+        raise Refusal(400, "The client disconnected before sending the whole body") from exc
     try:
         return json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -132,13 +185,16 @@ def _send_limit(state: AppState) -> int:
     return 4 * state.settings.fullstack_max_payload_bytes + 64 * 1024
 
 
-async def _store(request: Request, state: AppState, events: list[NewEvent]) -> list[StoreResult]:
+async def _store(
+    request: Request, state: AppState, events: list[NewEvent], key_hash: str
+) -> list[StoreResult]:
     try:
-        return await event_writer(request.app, state).store(events)
+        return await event_writer(request.app, state).store(events, key_hash=key_hash)
+    except KeyRevoked as exc:
+        _key_cache(request.app).forget(key_hash)
+        raise _not_logged_in() from exc
     except WriterOverloaded as exc:
-        raise _unavailable(
-            f"too busy to store events right now ({exc}), try again shortly"
-        ) from exc
+        raise _unavailable(f"too busy to store events now ({exc}), try again shortly") from exc
     except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
         raise _unavailable("database unavailable, try again shortly") from exc
 
@@ -181,14 +237,14 @@ async def send(request: Request) -> Response:
     """
     state = app_state(request)
     try:
-        project_id = await _authenticate(state, request)
+        project_id, key_hash = await _authenticate(state, request)
         item = await _json_body(request, _send_limit(state))
         checked = check_event(
             item, project_id, max_payload=state.settings.fullstack_max_payload_bytes
         )
         if checked.event is None:
             raise Refusal(400, *checked.errors)
-        [result] = await _store(request, state, [checked.event])
+        [result] = await _store(request, state, [checked.event], key_hash)
     except Refusal as refusal:
         return refusal.response()
     status, body = _result_response(result, state)
@@ -222,7 +278,7 @@ async def send_batch(request: Request) -> Response:
     state = app_state(request)
     max_payload = state.settings.fullstack_max_payload_bytes
     try:
-        project_id = await _authenticate(state, request)
+        project_id, key_hash = await _authenticate(state, request)
         items = await _json_body(request, max(32 * 1024 * 1024, _send_limit(state)))
         if not isinstance(items, list):
             raise Refusal(400, "The body must be a JSON array of events")
@@ -230,7 +286,7 @@ async def send_batch(request: Request) -> Response:
             raise Refusal(400, f"A batch holds at most {MAX_BATCH_ITEMS} events, got {len(items)}")
         checked = [check_event(item, project_id, max_payload=max_payload) for item in items]
         valid = [c.event for c in checked if c.event is not None]
-        stored = iter(await _store(request, state, valid) if valid else [])
+        stored = iter(await _store(request, state, valid, key_hash) if valid else [])
     except Refusal as refusal:
         return refusal.response()
     results: list[dict[str, Any]] = []

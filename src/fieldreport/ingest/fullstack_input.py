@@ -38,11 +38,6 @@ def error_entries_body(entries: list[ErrorEntry]) -> dict[str, Any]:
     return {"success": "false", "error": entries}
 
 
-def not_logged_in_body() -> dict[str, Any]:
-    name, message = NOT_LOGGED_IN
-    return error_body(message, name=name)
-
-
 def ok_body(event: BackendEvent) -> dict[str, Any]:
     """The seed's success body, key for key."""
     return {

@@ -20,8 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from fieldreport.storage.backend_events import NewEvent, StoreResult, store_events, sweep_pending
 from fieldreport.storage.db import Database
+from fieldreport.storage.projects import projects_for_secret_hashes
 from fieldreport.storage.schema.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -31,9 +34,14 @@ class WriterOverloaded(RuntimeError):
     """More events are queued than the writer accepts; answer 503 and let clients retry."""
 
 
+class KeyRevoked(RuntimeError):
+    """The secret key the events came with no longer belongs to their project (rotated)."""
+
+
 @dataclass
 class _Job:
     events: Sequence[NewEvent]
+    key_hash: str | None
     future: asyncio.Future[list[StoreResult]] = field(repr=False)
 
 
@@ -72,16 +80,22 @@ class EventWriter:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="event-writer")
 
-    async def store(self, events: Sequence[NewEvent]) -> list[StoreResult]:
+    async def store(
+        self, events: Sequence[NewEvent], *, key_hash: str | None = None
+    ) -> list[StoreResult]:
         """Queue events and wait until they are committed (or refused). Raises
-        :class:`WriterOverloaded`, or the database error that failed their transaction."""
+        :class:`WriterOverloaded`, or the database error that failed their transaction.
+
+        With ``key_hash`` (the secret key the request came with), the transaction checks
+        that the key still belongs to the events' project, so the request path may trust a
+        cached key lookup: a key rotated meanwhile raises :class:`KeyRevoked`."""
         if self._closing:
             raise WriterOverloaded("the server is shutting down")
         if self._queued + len(events) > self.max_queued:
             raise WriterOverloaded(f"{self._queued} events are waiting to be written")
         self.start()
         future: asyncio.Future[list[StoreResult]] = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(events, future))
+        self._jobs.append(_Job(events, key_hash, future))
         self._queued += len(events)
         self._wake.set()
         return await future
@@ -130,9 +144,11 @@ class EventWriter:
 
     async def _write_group(self) -> None:
         group = self._take_group()
-        events = [e for job in group for e in job.events]
+        queued = sum(len(job.events) for job in group)
         try:
             async with self.db.write() as conn:
+                group = await self._drop_revoked(conn, group)
+                events = [e for job in group for e in job.events]
                 results = await store_events(
                     conn,
                     events,
@@ -141,13 +157,13 @@ class EventWriter:
                     max_pending=self.max_pending,
                 )
         except Exception as exc:
-            log.error("writing %d backend events failed: %s", len(events), exc)
+            log.error("writing %d backend events failed: %s", queued, exc)
             for job in group:
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
         finally:
-            self._queued -= len(events)
+            self._queued -= queued
         self.groups_written += 1
         self.events_written += len(events)
         start = 0
@@ -156,6 +172,22 @@ class EventWriter:
             if not job.future.done():  # the request may have been cancelled meanwhile
                 job.future.set_result(results[start:end])
             start = end
+
+    async def _drop_revoked(self, conn: AsyncConnection, group: list[_Job]) -> list[_Job]:
+        hashes = {job.key_hash for job in group if job.key_hash is not None}
+        if not hashes:
+            return group
+        owners = await projects_for_secret_hashes(conn, hashes)
+        kept: list[_Job] = []
+        for job in group:
+            if job.key_hash is not None and any(
+                owners.get(job.key_hash) != e.project_id for e in job.events
+            ):
+                if not job.future.done():
+                    job.future.set_exception(KeyRevoked("the key was rotated or removed"))
+            else:
+                kept.append(job)
+        return kept
 
     async def _sweep(self) -> None:
         try:

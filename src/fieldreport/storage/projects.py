@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -109,11 +110,19 @@ async def project_by_key(conn: AsyncConnection, key: str, kind: KeyKind) -> Proj
     return await _one(conn, column == hash_key(key))
 
 
-async def project_id_by_key(conn: AsyncConnection, key: str, kind: KeyKind) -> int | None:
-    """Just the project id for a key: one indexed lookup (hot ingest paths)."""
-    column = projects.c.public_key_hash if kind == "public" else projects.c.secret_key_hash
-    row = (await conn.execute(sa.select(projects.c.id).where(column == hash_key(key)))).first()
-    return None if row is None else int(row[0])
+async def projects_for_secret_hashes(
+    conn: AsyncConnection, hashes: Iterable[str]
+) -> dict[str, int]:
+    """Secret key hash -> project id, for the hashes that still belong to a project."""
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        sa.select(projects.c.secret_key_hash, projects.c.id).where(
+            projects.c.secret_key_hash.in_(wanted)
+        )
+    )
+    return {h: int(pid) for h, pid in rows}
 
 
 async def list_projects(conn: AsyncConnection) -> list[Project]:
