@@ -205,13 +205,7 @@ async def store_events(
                     "pending": status == "pending",
                 }
             )
-    ids: list[int] = []
-    if rows:
-        result = await conn.execute(
-            backend_events.insert().returning(backend_events.c.id, sort_by_parameter_order=True),
-            rows,
-        )
-        ids = [int(r[0]) for r in result]
+    ids = await _insert_rows(conn, rows)
     results: list[StoreResult] = []
     stored = iter(zip(ids, rows, strict=True))
     for status in decided:
@@ -221,6 +215,27 @@ async def store_events(
         new_id, row = next(stored)
         results.append(StoreResult(status, BackendEvent(id=new_id, **row)))
     return results
+
+
+async def _insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert rows in one statement; their ids in order."""
+    if not rows:
+        return []
+    if conn.dialect.name == "sqlite":
+        # SQLite has one writer at a time (BEGIN IMMEDIATE), so the next ids are known; and
+        # executemany without RETURNING is one call, where RETURNING in a defined order
+        # would cost one statement per row.
+        top = await conn.execute(sa.select(sa.func.coalesce(sa.func.max(backend_events.c.id), 0)))
+        first = int(top.scalar_one()) + 1
+        ids = list(range(first, first + len(rows)))
+        await conn.execute(
+            backend_events.insert(), [{"id": i, **row} for i, row in zip(ids, rows, strict=True)]
+        )
+        return ids
+    result = await conn.execute(
+        backend_events.insert().returning(backend_events.c.id, sort_by_parameter_order=True), rows
+    )
+    return [int(r[0]) for r in result]
 
 
 def _filtered(
