@@ -35,5 +35,11 @@ def setup(
 
 
 def default_handler() -> FieldreportHandler | None:
-    """The handler :func:`setup` made, if any."""
-    return _default
+    """The handler :func:`setup` made, else the first one on the root logger (e.g. made by
+    Django's ``LOGGING`` dict), else None."""
+    if _default is not None:
+        return _default
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, FieldreportHandler):
+            return handler
+    return None
