@@ -1,6 +1,6 @@
 """Full-stack API throughput: durably accepted events/s vs the bare-framework ceiling.
 
-    .venv/bin/python -m bench.fullstack [--seconds 5] [--batch 100] [--database-url URL]
+    .venv/bin/python -m bench.fullstack [--seconds 5] [--rounds 3] [--batch 100] [--database-url U]
 
 One fieldreport server (uvicorn + uvloop + httptools, 1 worker, SQLite WAL with
 synchronous=FULL unless --database-url) serves, in the same process and the same run:
@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from statistics import median
 
 import sqlalchemy as sa
 
@@ -87,6 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     if not wrk.available():
@@ -121,36 +123,47 @@ def main() -> None:
             ("send", "/api/fullstack/v1/send", one, 1),
             (f"send-batch x{args.batch}", "/api/fullstack/v1/send-batch", many, args.batch),
         ]
-        results: dict[str, dict[str, float]] = {}
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in scenarios}
         accepted = 0
         try:
             wait_http(f"{base}/healthz")
-            for name, path, body, items in scenarios:
+            for _name, path, body, items in scenarios:  # warm-up
                 warm = load(base + path, 1, body, headers)
-                result = load(base + path, args.seconds, body, headers)
-                results[name] = {**result, "events_s": result["rps"] * items}
                 if path != "/bench/bare":
-                    for r in (warm, result):
-                        accepted += int(r["requests"] - r["errors"]) * items
-                time.sleep(0.3)
+                    accepted += int(warm["requests"] - warm["errors"]) * items
+            # Rounds interleave the endpoints, so a change in the machine's load hits all
+            # of them alike; the ratios are taken within each round.
+            for _ in range(args.rounds):
+                for name, path, body, items in scenarios:
+                    result = load(base + path, args.seconds, body, headers)
+                    runs[name].append({**result, "events_s": result["rps"] * items})
+                    if path != "/bench/bare":
+                        accepted += int(result["requests"] - result["errors"]) * items
+                    time.sleep(0.2)
         finally:
             server.terminate()
             server.wait(30)
         rows = asyncio.run(count_rows(settings, recording))
 
     db = "PostgreSQL" if args.database_url else "SQLite (WAL, synchronous=FULL)"
-    print(f"full-stack events, 1 uvicorn worker, {db}, {len(one)}-byte event, 64 connections")
+    print(
+        f"full-stack events, 1 uvicorn worker, {db}, {len(one)}-byte event, 64 connections, "
+        f"{args.rounds} rounds of {args.seconds:g}s (medians)"
+    )
     print(
         f"{'endpoint':<16} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
     )
-    for name, r in results.items():
+    for name, rs in runs.items():
         print(
-            f"{name:<16} {r['rps']:>9.0f} {r['events_s']:>10.0f} {r['p50_ms']:>8.2f} "
-            f"{r['p99_ms']:>8.2f} {r['errors']:>7.0f}"
+            f"{name:<16} {median(r['rps'] for r in rs):>9.0f} "
+            f"{median(r['events_s'] for r in rs):>10.0f} {median(r['p50_ms'] for r in rs):>8.2f} "
+            f"{median(r['p99_ms'] for r in rs):>8.2f} {sum(r['errors'] for r in rs):>7.0f}"
         )
-    ceiling = results["bare"]["rps"]
-    for name in list(results)[1:]:
-        print(f"ratio {name} events/s / bare req/s: {results[name]['events_s'] / ceiling:.2f}")
+    bare = runs["bare"]
+    for name in list(runs)[1:]:
+        ratios = [r["events_s"] / b["rps"] for r, b in zip(runs[name], bare, strict=True)]
+        listed = ", ".join(f"{x:.2f}" for x in ratios)
+        print(f"ratio {name} events/s / bare req/s: {median(ratios):.2f}  (rounds: {listed})")
     status = "OK" if rows >= accepted else "LOST EVENTS"
     print(f"durability: {accepted} events answered 2xx, {rows} rows in the database: {status}")
     if rows < accepted:

@@ -162,6 +162,7 @@ async def store_events(
     now: datetime,
     hold_unknown: bool,
     max_pending: int,
+    known: set[tuple[int, str]] | None = None,
 ) -> list[StoreResult]:
     """Insert a group of events in the caller's transaction, one result per event, in order.
 
@@ -169,8 +170,16 @@ async def store_events(
     can never attach an event to a recording it does not own. Unknown recording: stored as
     pending while ``hold_unknown`` and the project has fewer than ``max_pending`` pending
     events; refused otherwise.
+
+    ``known`` is the caller's memory of (project id, recording) pairs already known: those
+    skip the lookup (a recording, once known, stays known), and new ones are added to it.
     """
-    states = await recording_states(conn, {(e.project_id, e.recording) for e in events})
+    pairs = {(e.project_id, e.recording) for e in events}
+    remembered = pairs & known if known is not None else set()
+    states: dict[tuple[int, str], RecordingState] = dict.fromkeys(remembered, "known")
+    states.update(await recording_states(conn, pairs - remembered))
+    if known is not None:
+        known.update(pair for pair, state in states.items() if state == "known")
     unknown_projects = {pid for (pid, _), s in states.items() if s == "unknown"}
     room: dict[int, int] = {}
     if hold_unknown and unknown_projects:

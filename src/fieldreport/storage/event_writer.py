@@ -69,6 +69,8 @@ class EventWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # (project id, recording) pairs known to exist: skips two queries per group.
+        self._known: set[tuple[int, str]] = set()
         self.groups_written = 0
         self.events_written = 0
 
@@ -155,7 +157,10 @@ class EventWriter:
                     now=self.clock(),
                     hold_unknown=self.hold_unknown,
                     max_pending=self.max_pending,
+                    known=self._known,
                 )
+            if len(self._known) > 100_000:
+                self._known.clear()
         except Exception as exc:
             log.error("writing %d backend events failed: %s", queued, exc)
             for job in group:
