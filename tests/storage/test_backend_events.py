@@ -145,3 +145,44 @@ async def test_writer_refuses_when_too_much_is_queued(state: AppState, project: 
         assert "shutting down" in str(exc)
     else:
         raise AssertionError("a stopped writer must refuse")
+
+
+async def test_writer_sweeps_expired_pending_events(state: AppState, project: NewProject) -> None:
+    now = [T0]
+    writer = EventWriter(
+        state.db,
+        pending_ttl=timedelta(minutes=10),
+        max_pending=10,
+        sweep_every=0,  # sweep after every group
+        clock=lambda: now[0],
+    )
+    pid = project.project.id
+    never, late = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        [first] = await writer.store([_new(pid, never)])
+        assert first.status == "pending"
+        await writer.store([_new(pid, late)])
+        await start_session(state, pid, late)
+        now[0] = T0 + timedelta(minutes=11)
+        known = await start_session(state, pid)
+        await writer.store([_new(pid, known)])  # a group, then a sweep at the new time
+        await writer.store([_new(pid, known)])
+    finally:
+        await writer.stop()
+    async with state.db.read() as conn:
+        assert await list_events(conn, never) == []
+        [kept] = await list_events(conn, late)
+    assert kept.pending is False
+
+
+async def test_writer_stop_commits_what_is_queued(state: AppState, project: NewProject) -> None:
+    pid = project.project.id
+    rec = await start_session(state, pid)
+    writer = EventWriter(state.db, pending_ttl=timedelta(0), max_pending=0)
+    tasks = [asyncio.create_task(writer.store([_new(pid, rec, f"e{i}")])) for i in range(50)]
+    await asyncio.sleep(0)  # let them queue
+    await writer.stop()
+    results = await asyncio.gather(*tasks)
+    assert all(r[0].status == "stored" for r in results)
+    async with state.db.read() as conn:
+        assert len(await list_events(conn, rec)) == 50
