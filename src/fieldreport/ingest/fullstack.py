@@ -88,8 +88,7 @@ async def start_event_writer(app: Starlette, state: AppState) -> None:
 async def stop_event_writer(app: Starlette) -> None:
     writer: EventWriter | None = getattr(app.state, "event_writer", None)
     if writer is not None:
-        await writer.stop()
-        app.state.event_writer = None
+        await writer.stop()  # kept: a request arriving after this gets 503, not a new writer
 
 
 class KeyCache:
@@ -199,7 +198,7 @@ async def _store(
         raise _unavailable("database unavailable, try again shortly") from exc
 
 
-def _result_response(result: StoreResult, state: AppState) -> tuple[int, dict[str, Any]]:
+def _result_response(result: StoreResult) -> tuple[int, dict[str, Any]]:
     if result.status == "no_recording" or result.event is None:
         return 404, error_body(NO_RECORDING)
     return (200 if result.status == "stored" else 202), ok_body(result.event)
@@ -247,7 +246,7 @@ async def send(request: Request) -> Response:
         [result] = await _store(request, state, [checked.event], key_hash)
     except Refusal as refusal:
         return refusal.response()
-    status, body = _result_response(result, state)
+    status, body = _result_response(result)
     headers = {PENDING_HEADER: _pending_note(state)} if status == 202 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -294,7 +293,7 @@ async def send_batch(request: Request) -> Response:
         if c.event is None:
             results.append({"status": 400, **error_body(*c.errors)})
         else:
-            status, body = _result_response(next(stored), state)
+            status, body = _result_response(next(stored))
             results.append({"status": status, **body})
     all_ok = all(r["status"] in (200, 202) for r in results)
     return JSONResponse({"success": "true" if all_ok else "false", "results": results})
