@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from fieldreport.sdk import FieldreportClient, FieldreportHandler, current_recording
+from fieldreport.sdk import FieldreportClient, FieldreportHandler, HandlerStats, current_recording
 from fieldreport.sdk.client import FieldreportError
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import list_events
@@ -148,3 +148,39 @@ async def test_handler_never_raises_and_counts_drops_when_down(
     assert stats.sent == 0 and stats.queued == 0
     assert stats.dropped == 50
     assert any("dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_truncate_utf8_stays_valid_and_within_the_limit() -> None:
+    from fieldreport.sdk.handler import TRUNCATED, truncate_utf8
+
+    assert truncate_utf8("short", 100) == "short"
+    cut = truncate_utf8("é" * 1000, 101)
+    assert cut.endswith(TRUNCATED)
+    assert len(cut.encode()) <= 101
+    cut.encode("utf-8")  # no half characters
+
+
+async def test_handler_cuts_oversized_records_instead_of_losing_them(
+    server: RunningServer, project: NewProject, state: AppState
+) -> None:
+    recording = await start_session(state, project.project.id)
+    handler = FieldreportHandler(
+        FieldreportClient(server.url, project.secret_key), flush_interval=0.05
+    )
+    logger = logging.getLogger("tests.sdk.big")
+    logger.addHandler(handler)
+    try:
+        token = current_recording.set(recording)
+        for _ in range(40):  # ~10 MiB after cutting: more than one request's worth
+            logger.warning("dump: %s", "z" * 400_000)
+        current_recording.reset(token)
+        await asyncio.to_thread(handler.flush, 10)
+    finally:
+        logger.removeHandler(handler)
+        await asyncio.to_thread(handler.close)
+    assert handler.stats() == HandlerStats(queued=0, sent=40, rejected=0, dropped=0)
+    async with state.db.read() as conn:
+        events = await list_events(conn, recording)
+    assert len(events) == 40
+    assert events[0].payload.endswith("[truncated by fieldreport.sdk]")
+    assert len(events[0].payload.encode()) <= 256 * 1024

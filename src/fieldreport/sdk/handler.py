@@ -29,6 +29,7 @@ log = logging.getLogger("fieldreport.sdk")
 # Never ship our own records or the HTTP client's (that would feed itself).
 IGNORED_LOGGERS = ("fieldreport.sdk", "httpx", "httpcore")
 REPORTED = "__fieldreport_reported__"
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,18 @@ def mark_reported(exc: BaseException) -> bool:
     return True
 
 
+TRUNCATED = "\n… [truncated by fieldreport.sdk]"
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, marked when cut."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    room = limit - len(TRUNCATED.encode())
+    return data[: max(0, room)].decode("utf-8", "ignore") + TRUNCATED
+
+
 class FieldreportHandler(logging.Handler):
     def __init__(
         self,
@@ -62,6 +75,7 @@ class FieldreportHandler(logging.Handler):
         max_attempts: int = 3,
         retry_delay: float = 1.0,
         report_every: float = 60.0,
+        max_payload_bytes: int = 256 * 1024,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(level)
@@ -76,6 +90,7 @@ class FieldreportHandler(logging.Handler):
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.report_every = report_every
+        self.max_payload_bytes = max_payload_bytes
         self.clock = clock
         self._buffer: deque[dict[str, Any]] = deque()
         self._mutex = threading.Lock()
@@ -103,7 +118,12 @@ class FieldreportHandler(logging.Handler):
             self.handleError(record)
 
     def enqueue(self, event: dict[str, Any]) -> bool:
-        """Buffer one event for the background sender; False (and counted) if it is full."""
+        """Buffer one event for the background sender; False (and counted) if it is full.
+        A payload over ``max_payload_bytes`` (the server's limit) is cut, not refused."""
+        for name in ("payload", "metadata"):
+            value = event.get(name)
+            if isinstance(value, str) and len(value) * 4 > self.max_payload_bytes:
+                event[name] = truncate_utf8(value, self.max_payload_bytes)
         with self._mutex:
             if len(self._buffer) >= self.capacity:
                 self._dropped += 1
@@ -176,10 +196,7 @@ class FieldreportHandler(logging.Handler):
             self._wake.clear()
             while True:
                 with self._mutex:
-                    batch = [
-                        self._buffer.popleft()
-                        for _ in range(min(self.batch_size, len(self._buffer)))
-                    ]
+                    batch = self._take_batch()
                     if not batch:
                         self._idle.set()
                         break
@@ -187,6 +204,20 @@ class FieldreportHandler(logging.Handler):
             self._maybe_report()
             if self._stopping:
                 return
+
+    def _take_batch(self) -> list[dict[str, Any]]:
+        """Up to ``batch_size`` events and about ``MAX_BATCH_BYTES`` (the server takes
+        32 MiB per batch); always at least one."""
+        batch: list[dict[str, Any]] = []
+        size = 0
+        while self._buffer and len(batch) < self.batch_size:
+            event = self._buffer[0]
+            weight = len(event.get("payload", "")) + len(event.get("metadata", "")) + 512
+            if batch and size + weight > MAX_BATCH_BYTES:
+                break
+            batch.append(self._buffer.popleft())
+            size += weight
+        return batch
 
     def _ship(self, batch: list[dict[str, Any]]) -> None:
         for attempt in range(1, self.max_attempts + 1):
