@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         default=600.0,
         ge=0,
         description="How long backend events for a recording that has not started yet are kept "
-        "waiting for it (answered 202), e.g. `10m`; `0` refuses them at once.",
+        "waiting for it, e.g. `10m`; `0` refuses them at once.",
     )
     fullstack_max_pending: int = Field(
         default=10_000,

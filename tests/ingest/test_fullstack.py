@@ -57,6 +57,7 @@ async def test_send_success_body_is_the_seed_exactly(
     recording = await start_session(state, project.project.id)
     resp = await client.post(SEND, json=_event(recording), headers=_auth(project))
     assert resp.status_code == 200, resp.text
+    assert "x-fieldreport-pending" not in resp.headers
     body = resp.json()
     stored = await _events(state, recording)
     assert len(stored) == 1
@@ -250,7 +251,7 @@ async def test_event_before_session_start_is_kept_and_joins_the_recording(
 ) -> None:
     recording = str(uuid.uuid4())
     early = await client.post(SEND, json=_event(recording, title="early"), headers=_auth(project))
-    assert early.status_code == 202
+    assert early.status_code == 200
     assert early.json()["success"] == "true"
     assert early.json()["data"]["data"]["ok"]["title"] == "early"
     assert "not started yet" in early.headers["x-fieldreport-pending"]
@@ -286,7 +287,8 @@ async def test_batch_has_per_item_results(
     body = resp.json()
     assert body["success"] == "false"
     statuses = [r["status"] for r in body["results"]]
-    assert statuses == [200, 400, 202, 400, 200]
+    assert statuses == [200, 400, 200, 400, 200]
+    assert body["results"][2]["pending"] is True and "pending" not in body["results"][0]
     assert body["results"][0]["data"]["data"]["ok"]["title"] == "one"
     assert body["results"][1]["error"][0]["message"] == "Type must be 'log' or 'exception'"
     stored = await _events(state, recording)

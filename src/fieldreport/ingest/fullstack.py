@@ -5,9 +5,9 @@ JSON array of them. Authenticated by the project's secret key (``Authorization: 
 Every answer, errors included, uses the seed's body shapes; the status codes are ours:
 
 =====  ===================================================================================
-200    stored durably (committed) in a recording the project knows
-202    stored durably, but no session or report of the project names the recording *yet*
-       (the backend was faster than the browser): kept for FIELDREPORT_FULLSTACK_PENDING_TTL
+200    stored durably (committed). With the header ``X-Fieldreport-Pending``: no session or
+       report of the project names the recording *yet* (the backend was faster than the
+       browser); the event waits for it for FIELDREPORT_FULLSTACK_PENDING_TTL
 400    validation: one error entry per problem; also a body that is not JSON
 401    missing or unknown key (``ErrUserNotLoggedIn``)
 404    no such recording for this project (another project's session, or nothing to wait for)
@@ -201,7 +201,7 @@ async def _store(
 def _result_response(result: StoreResult) -> tuple[int, dict[str, Any]]:
     if result.status == "no_recording" or result.event is None:
         return 404, error_body(NO_RECORDING)
-    return (200 if result.status == "stored" else 202), ok_body(result.event)
+    return 200, ok_body(result.event)
 
 
 def _pending_note(state: AppState) -> str:
@@ -214,9 +214,9 @@ async def send(request: Request) -> Response:
     ---
     summary: Send a backend event
     description: >
-      Seed 001's full-stack "send". 200: committed to a known recording. 202: committed,
-      waiting for its recording to start (FIELDREPORT_FULLSTACK_PENDING_TTL). Errors use the
-      seed's shape with one entry per problem.
+      Seed 001's full-stack "send". 200: committed; with the header X-Fieldreport-Pending
+      when its recording has not started yet (kept waiting for it for
+      FIELDREPORT_FULLSTACK_PENDING_TTL). Errors use the seed's shape, one entry per problem.
     tags: [fullstack]
     security: [{secretKey: []}]
     requestBody:
@@ -226,7 +226,6 @@ async def send(request: Request) -> Response:
           schema: {$ref: '#/components/schemas/BackendEventIn'}
     responses:
       200: {$ref: '#/components/responses/FullstackOk'}
-      202: {$ref: '#/components/responses/FullstackOk'}
       400: {$ref: '#/components/responses/FullstackError'}
       401: {$ref: '#/components/responses/FullstackError'}
       404: {$ref: '#/components/responses/FullstackError'}
@@ -247,7 +246,7 @@ async def send(request: Request) -> Response:
     except Refusal as refusal:
         return refusal.response()
     status, body = _result_response(result)
-    headers = {PENDING_HEADER: _pending_note(state)} if status == 202 else None
+    headers = {PENDING_HEADER: _pending_note(state)} if result.status == "pending" else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -258,7 +257,8 @@ async def send_batch(request: Request) -> Response:
     description: >
       A JSON array of events as for `send`. The answer (200 once the batch was processed) has
       `success` "true" when every event was stored, and `results`: for each event in order,
-      its `status` (what `send` would have answered) and `send`'s body.
+      its `status` (what `send` would have answered), `pending: true` when its recording
+      has not started yet, and `send`'s body.
     tags: [fullstack]
     security: [{secretKey: []}]
     requestBody:
@@ -293,9 +293,11 @@ async def send_batch(request: Request) -> Response:
         if c.event is None:
             results.append({"status": 400, **error_body(*c.errors)})
         else:
-            status, body = _result_response(next(stored))
-            results.append({"status": status, **body})
-    all_ok = all(r["status"] in (200, 202) for r in results)
+            result = next(stored)
+            status, body = _result_response(result)
+            pending = {"pending": True} if result.status == "pending" else {}
+            results.append({"status": status, **pending, **body})
+    all_ok = all(r["status"] == 200 for r in results)
     return JSONResponse({"success": "true" if all_ok else "false", "results": results})
 
 

@@ -28,15 +28,12 @@ class SendResult:
     status: int  # HTTP status; 0 when nothing was sent (no recording)
     id: int | None = None
     errors: list[str] = field(default_factory=list)
+    pending: bool = False  # stored, waiting for its recording to start
 
     @property
     def ok(self) -> bool:
-        """Stored durably (200), or kept waiting for its recording to start (202)."""
-        return self.status in (200, 202)
-
-    @property
-    def pending(self) -> bool:
-        return self.status == 202
+        """Stored durably (perhaps waiting for its recording to start: ``pending``)."""
+        return self.status == 200
 
 
 def _text(value: JSONish) -> str:
@@ -87,10 +84,10 @@ def exception_event(
     }
 
 
-def _result(status: int, body: Any) -> SendResult:
+def _result(status: int, body: Any, pending: bool = False) -> SendResult:
     if isinstance(body, dict) and body.get("success") == "true":
         ok = body.get("data", {}).get("data", {}).get("ok", {})
-        return SendResult(status, ok.get("id"))
+        return SendResult(status, ok.get("id"), pending=pending or bool(body.get("pending")))
     errors = []
     if isinstance(body, dict):
         errors = [str(e.get("message", "")) for e in body.get("error", []) if isinstance(e, dict)]
@@ -125,28 +122,29 @@ class FieldreportClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _post(self, path: str, body: Any) -> tuple[int, Any]:
+    def _post(self, path: str, body: Any) -> tuple[int, Any, bool]:
         try:
             resp = self._http.post(self.url + path, json=body, headers=self._headers)
         except httpx.HTTPError as exc:
             raise FieldreportError(f"fieldreport unreachable: {exc}") from exc
         if resp.status_code >= 500:
             raise FieldreportError(f"fieldreport answered {resp.status_code}: {resp.text[:200]}")
+        pending = "x-fieldreport-pending" in resp.headers
         try:
-            return resp.status_code, resp.json()
+            return resp.status_code, resp.json(), pending
         except ValueError:
-            return resp.status_code, None
+            return resp.status_code, None, pending
 
     def send(self, event: Mapping[str, Any]) -> SendResult:
         """Send one event as given (the seed's fields)."""
-        status, body = self._post("/api/fullstack/v1/send", dict(event))
-        return _result(status, body)
+        status, body, pending = self._post("/api/fullstack/v1/send", dict(event))
+        return _result(status, body, pending)
 
     def send_batch(self, events: Sequence[Mapping[str, Any]]) -> list[SendResult]:
         """Send up to 1000 events in one request; one result per event."""
         if not events:
             return []
-        status, body = self._post("/api/fullstack/v1/send-batch", [dict(e) for e in events])
+        status, body, _ = self._post("/api/fullstack/v1/send-batch", [dict(e) for e in events])
         if isinstance(body, dict) and isinstance(body.get("results"), list):
             return [_result(int(r.get("status", 0)), r) for r in body["results"]]
         whole = _result(status, body)

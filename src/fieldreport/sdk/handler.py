@@ -35,7 +35,7 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 @dataclass(frozen=True)
 class HandlerStats:
     queued: int  # waiting in the buffer
-    sent: int  # accepted by fieldreport (200, or 202 waiting for the recording)
+    sent: int  # accepted by fieldreport (stored, perhaps waiting for the recording)
     rejected: int  # refused by fieldreport (validation, unknown recording, bad key)
     dropped: int  # never delivered: buffer full, or fieldreport unreachable too long
 
