@@ -10,7 +10,13 @@ import uuid
 
 import pytest
 
-from fieldreport.sdk import FieldreportClient, FieldreportHandler, HandlerStats, current_recording
+from fieldreport.sdk import (
+    AsyncFieldreportClient,
+    FieldreportClient,
+    FieldreportHandler,
+    HandlerStats,
+    current_recording,
+)
 from fieldreport.sdk.client import FieldreportError
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import list_events
@@ -184,3 +190,36 @@ async def test_handler_cuts_oversized_records_instead_of_losing_them(
     assert len(events) == 40
     assert events[0].payload.endswith("[truncated by fieldreport.sdk]")
     assert len(events[0].payload.encode()) <= 256 * 1024
+
+
+async def test_async_client(server: RunningServer, project: NewProject, state: AppState) -> None:
+    recording = await start_session(state, project.project.id)
+    async with AsyncFieldreportClient(server.url, project.secret_key, origin="api-3") as client:
+        token = current_recording.set(recording)
+        try:
+            logged = await client.send_log("<order id='7'/>", title="xml", level="DEBUG")
+            try:
+                raise RuntimeError("boom")
+            except RuntimeError as exc:
+                failed = await client.send_exception(exc)
+        finally:
+            current_recording.reset(token)
+        skipped = await client.send_log("outside")
+        batch = await client.send_batch(
+            [
+                {"uuid": recording, "type": "log", "payload": "a", "timestamp": 1700000000000},
+                {"uuid": recording, "type": "nope", "payload": "b", "timestamp": 1700000000000},
+            ]
+        )
+    assert logged.ok and failed.ok and not skipped.ok
+    assert [r.ok for r in batch] == [True, False]
+    assert batch[1].errors == ["Type must be 'log' or 'exception'"]
+    async with state.db.read() as conn:
+        events = await list_events(conn, recording)
+    assert {(e.type, e.title, e.origin) for e in events} >= {
+        ("log", "xml", "api-3"),
+        ("exception", "RuntimeError", "api-3"),
+    }
+    async with AsyncFieldreportClient(f"http://127.0.0.1:{free_port()}", "k") as down:
+        with pytest.raises(FieldreportError):
+            await down.send_log("x", recording="r")

@@ -9,13 +9,19 @@ See the README's "Python SDK" section for Django, Flask and FastAPI.
 """
 
 from fieldreport.sdk.asgi import FieldreportASGIMiddleware
-from fieldreport.sdk.client import FieldreportClient, FieldreportError, SendResult
+from fieldreport.sdk.client import (
+    AsyncFieldreportClient,
+    FieldreportClient,
+    FieldreportError,
+    SendResult,
+)
 from fieldreport.sdk.context import current_recording, get_recording
 from fieldreport.sdk.handler import FieldreportHandler, HandlerStats
 from fieldreport.sdk.setup import default_handler, setup
 from fieldreport.sdk.wsgi import FieldreportWSGIMiddleware
 
 __all__ = [
+    "AsyncFieldreportClient",
     "FieldreportASGIMiddleware",
     "FieldreportClient",
     "FieldreportError",

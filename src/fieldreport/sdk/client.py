@@ -94,9 +94,79 @@ def _result(status: int, body: Any, pending: bool = False) -> SendResult:
     return SendResult(status, None, errors)
 
 
-class FieldreportClient:
-    """Sends events synchronously. Thread-safe. Raises :class:`FieldreportError` when the
-    server cannot be reached or fails (5xx); validation and key problems come back in the
+def _no_recording() -> SendResult:
+    return SendResult(0, None, ["no recording: not inside a recorded request"])
+
+
+SEND = "/api/fullstack/v1/send"
+SEND_BATCH = "/api/fullstack/v1/send-batch"
+
+
+def log_event(
+    payload: JSONish,
+    *,
+    recording: str,
+    origin: str,
+    title: str = "",
+    level: str = "info",
+    metadata: JSONish = None,
+    timestamp: int | None = None,
+) -> dict[str, Any]:
+    """A ``log`` event (dict and list payloads are serialized to JSON text)."""
+    return {
+        "uuid": recording,
+        "type": "log",
+        "level": level,
+        "timestamp": timestamp if timestamp is not None else now_millis(),
+        "title": title,
+        "payload": _text(payload),
+        "metadata": _text(metadata),
+        "origin": origin,
+    }
+
+
+def _answer(resp: httpx.Response) -> tuple[int, Any, bool]:
+    if resp.status_code >= 500:
+        raise FieldreportError(f"fieldreport answered {resp.status_code}: {resp.text[:200]}")
+    pending = "x-fieldreport-pending" in resp.headers
+    try:
+        return resp.status_code, resp.json(), pending
+    except ValueError:
+        return resp.status_code, None, pending
+
+
+def _batch_results(status: int, body: Any, count: int) -> list[SendResult]:
+    if isinstance(body, dict) and isinstance(body.get("results"), list):
+        return [_result(int(r.get("status", 0)), r) for r in body["results"]]
+    whole = _result(status, body)
+    return [whole for _ in range(count)]
+
+
+class _Base:
+    def __init__(self, url: str, secret_key: str, origin: str | None) -> None:
+        self.url = url.rstrip("/")
+        self.origin = origin if origin is not None else socket.gethostname()
+        self._headers = {"Authorization": f"Bearer {secret_key}"}
+
+    def _log(self, payload: JSONish, recording: str | None, **fields: Any) -> dict[str, Any] | None:
+        recording = recording or current_recording.get()
+        if not recording:
+            return None
+        return log_event(payload, recording=recording, origin=self.origin, **fields)
+
+    def _exception(
+        self, exc: BaseException, recording: str | None, **fields: Any
+    ) -> dict[str, Any] | None:
+        recording = recording or current_recording.get()
+        if not recording:
+            return None
+        return exception_event(exc, recording=recording, origin=self.origin, **fields)
+
+
+class FieldreportClient(_Base):
+    """Sends events synchronously (in async code use :class:`AsyncFieldreportClient`, or the
+    logging handler). Thread-safe. Raises :class:`FieldreportError` when the server cannot be
+    reached or fails (5xx); validation and key problems come back in the
     :class:`SendResult` (``ok`` is False, ``errors`` says why)."""
 
     def __init__(
@@ -108,10 +178,8 @@ class FieldreportClient:
         timeout: float = 5.0,
         http: httpx.Client | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
-        self.origin = origin if origin is not None else socket.gethostname()
+        super().__init__(url, secret_key, origin)
         self._http = http or httpx.Client(timeout=timeout)
-        self._headers = {"Authorization": f"Bearer {secret_key}"}
 
     def close(self) -> None:
         self._http.close()
@@ -127,28 +195,19 @@ class FieldreportClient:
             resp = self._http.post(self.url + path, json=body, headers=self._headers)
         except httpx.HTTPError as exc:
             raise FieldreportError(f"fieldreport unreachable: {exc}") from exc
-        if resp.status_code >= 500:
-            raise FieldreportError(f"fieldreport answered {resp.status_code}: {resp.text[:200]}")
-        pending = "x-fieldreport-pending" in resp.headers
-        try:
-            return resp.status_code, resp.json(), pending
-        except ValueError:
-            return resp.status_code, None, pending
+        return _answer(resp)
 
     def send(self, event: Mapping[str, Any]) -> SendResult:
         """Send one event as given (the seed's fields)."""
-        status, body, pending = self._post("/api/fullstack/v1/send", dict(event))
+        status, body, pending = self._post(SEND, dict(event))
         return _result(status, body, pending)
 
     def send_batch(self, events: Sequence[Mapping[str, Any]]) -> list[SendResult]:
         """Send up to 1000 events in one request; one result per event."""
         if not events:
             return []
-        status, body, _ = self._post("/api/fullstack/v1/send-batch", [dict(e) for e in events])
-        if isinstance(body, dict) and isinstance(body.get("results"), list):
-            return [_result(int(r.get("status", 0)), r) for r in body["results"]]
-        whole = _result(status, body)
-        return [whole for _ in events]
+        status, body, _ = self._post(SEND_BATCH, [dict(e) for e in events])
+        return _batch_results(status, body, len(events))
 
     def send_log(
         self,
@@ -162,21 +221,10 @@ class FieldreportClient:
     ) -> SendResult:
         """Send a log line (text, XML, or JSON: dicts and lists are serialized) to the
         recording of the current request (or ``recording``)."""
-        recording = recording or current_recording.get()
-        if not recording:
-            return SendResult(0, None, ["no recording: not inside a recorded request"])
-        return self.send(
-            {
-                "uuid": recording,
-                "type": "log",
-                "level": level,
-                "timestamp": timestamp if timestamp is not None else now_millis(),
-                "title": title,
-                "payload": _text(payload),
-                "metadata": _text(metadata),
-                "origin": self.origin,
-            }
+        event = self._log(
+            payload, recording, title=title, level=level, metadata=metadata, timestamp=timestamp
         )
+        return _no_recording() if event is None else self.send(event)
 
     def send_exception(
         self,
@@ -189,17 +237,79 @@ class FieldreportClient:
         timestamp: int | None = None,
     ) -> SendResult:
         """Send an exception: its formatted traceback, its type as the title."""
-        recording = recording or current_recording.get()
-        if not recording:
-            return SendResult(0, None, ["no recording: not inside a recorded request"])
-        return self.send(
-            exception_event(
-                exc,
-                recording=recording,
-                origin=self.origin,
-                title=title,
-                level=level,
-                metadata=metadata,
-                timestamp=timestamp,
-            )
+        event = self._exception(
+            exc, recording, title=title, level=level, metadata=metadata, timestamp=timestamp
         )
+        return _no_recording() if event is None else self.send(event)
+
+
+class AsyncFieldreportClient(_Base):
+    """The same as :class:`FieldreportClient`, for asyncio code (``await client.send_log``)."""
+
+    def __init__(
+        self,
+        url: str,
+        secret_key: str,
+        *,
+        origin: str | None = None,
+        timeout: float = 5.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(url, secret_key, origin)
+        self._http = http or httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncFieldreportClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _post(self, path: str, body: Any) -> tuple[int, Any, bool]:
+        try:
+            resp = await self._http.post(self.url + path, json=body, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise FieldreportError(f"fieldreport unreachable: {exc}") from exc
+        return _answer(resp)
+
+    async def send(self, event: Mapping[str, Any]) -> SendResult:
+        status, body, pending = await self._post(SEND, dict(event))
+        return _result(status, body, pending)
+
+    async def send_batch(self, events: Sequence[Mapping[str, Any]]) -> list[SendResult]:
+        if not events:
+            return []
+        status, body, _ = await self._post(SEND_BATCH, [dict(e) for e in events])
+        return _batch_results(status, body, len(events))
+
+    async def send_log(
+        self,
+        payload: JSONish,
+        *,
+        recording: str | None = None,
+        title: str = "",
+        level: str = "info",
+        metadata: JSONish = None,
+        timestamp: int | None = None,
+    ) -> SendResult:
+        event = self._log(
+            payload, recording, title=title, level=level, metadata=metadata, timestamp=timestamp
+        )
+        return _no_recording() if event is None else await self.send(event)
+
+    async def send_exception(
+        self,
+        exc: BaseException,
+        *,
+        recording: str | None = None,
+        title: str | None = None,
+        level: str = "error",
+        metadata: JSONish = None,
+        timestamp: int | None = None,
+    ) -> SendResult:
+        event = self._exception(
+            exc, recording, title=title, level=level, metadata=metadata, timestamp=timestamp
+        )
+        return _no_recording() if event is None else await self.send(event)
