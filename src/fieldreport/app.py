@@ -13,7 +13,9 @@ from starlette.routing import BaseRoute, Route
 
 from fieldreport import __version__, openapi
 from fieldreport.api import reports as api_reports
+from fieldreport.api import sessions as api_sessions
 from fieldreport.ingest import reports as ingest_reports
+from fieldreport.ingest import session_images, sessions
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
@@ -53,6 +55,9 @@ def build_routes() -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"]),
         *ingest_reports.routes,
         *api_reports.routes,
+        *sessions.routes,
+        *session_images.routes,
+        *api_sessions.routes,
         *openapi.routes(),
     ]
 

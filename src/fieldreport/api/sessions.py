@@ -1,0 +1,134 @@
+"""Reading session recordings (secret key): list, one session, a web session's events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from fieldreport.api.session_views import events_stream, session_dict
+from fieldreport.ingest.auth import app_state, project_for_secret_key
+from fieldreport.ingest.errors import HTTPProblem, not_found
+from fieldreport.storage.sessions import (
+    Session,
+    get_session,
+    list_sessions,
+    reports_naming_session,
+    session_batches_in_order,
+)
+
+
+async def _owned_session(request: Request) -> Session:
+    state = app_state(request)
+    project = await project_for_secret_key(state, request)
+    session_id = str(request.path_params["session_id"])
+    async with state.db.read() as conn:
+        session = await get_session(conn, session_id)
+    if session is None or session.project_id != project.id:
+        raise not_found(f"no session {session_id[:64]!r} in this project")
+    return session
+
+
+async def list_project_sessions(request: Request) -> Response:
+    """List the project's session recordings, newest first.
+    ---
+    summary: List sessions
+    tags: [sessions]
+    security: [{secretKey: []}]
+    parameters:
+      - {name: project, in: query, required: false, schema: {type: string},
+         description: "Project name or id; must be the key's project."}
+      - {name: limit, in: query, required: false, schema: {type: integer, minimum: 1, maximum: 500}}
+      - {name: before, in: query, required: false, schema: {type: string, format: date-time},
+         description: "Only sessions started before this time (for paging: `next_before`)."}
+    responses:
+      200:
+        description: A page of sessions.
+        content: {application/json: {schema: {$ref: '#/components/schemas/SessionList'}}}
+      400: {$ref: '#/components/responses/Problem'}
+      401: {$ref: '#/components/responses/Problem'}
+      403: {$ref: '#/components/responses/Problem'}
+    """
+    state = app_state(request)
+    project = await project_for_secret_key(state, request)
+    wanted = request.query_params.get("project")
+    if wanted is not None and wanted not in (project.name, str(project.id)):
+        raise HTTPProblem(403, "this key belongs to another project", code="forbidden")
+    try:
+        limit = int(request.query_params.get("limit", "50"))
+        before_raw = request.query_params.get("before")
+        before = datetime.fromisoformat(before_raw) if before_raw else None
+    except ValueError as exc:
+        raise HTTPProblem(400, "`limit` must be an integer, `before` an ISO 8601 time") from exc
+    if not 1 <= limit <= 500:
+        raise HTTPProblem(400, "`limit` must be 1..500")
+    if before is not None and before.tzinfo is None:
+        raise HTTPProblem(400, "`before` needs a time zone (e.g. 2026-01-01T00:00:00+00:00)")
+    async with state.db.read() as conn:
+        page = await list_sessions(conn, project_id=project.id, limit=limit, before=before)
+    next_before = page[-1].started_at.isoformat() if len(page) == limit else None
+    return JSONResponse({"sessions": [session_dict(s) for s in page], "next_before": next_before})
+
+
+async def read_session(request: Request) -> Response:
+    """Read one session, with the reports that name it.
+    ---
+    summary: Read one session
+    tags: [sessions]
+    security: [{secretKey: []}]
+    parameters:
+      - {name: session_id, in: path, required: true, schema: {type: string, format: uuid}}
+    responses:
+      200:
+        description: The session.
+        content: {application/json: {schema: {$ref: '#/components/schemas/Session'}}}
+      401: {$ref: '#/components/responses/Problem'}
+      404: {$ref: '#/components/responses/Problem'}
+    """
+    session = await _owned_session(request)
+    state = app_state(request)
+    async with state.db.read() as conn:
+        linked = await reports_naming_session(conn, session.project_id, session.id)
+    return JSONResponse(session_dict(session, linked, state.public_url))
+
+
+async def session_events(request: Request) -> Response:
+    """A web session's rrweb events, in order, as one JSON array (streamed).
+    ---
+    summary: Read a web session's events
+    tags: [sessions]
+    security: [{secretKey: []}]
+    parameters:
+      - {name: session_id, in: path, required: true, schema: {type: string, format: uuid}}
+    responses:
+      200:
+        description: "`[event, event, ...]`: every batch's events in batch order."
+        content: {application/json: {schema: {type: array, items: {type: object}}}}
+      401: {$ref: '#/components/responses/Problem'}
+      404: {$ref: '#/components/responses/Problem'}
+      409: {$ref: '#/components/responses/Problem'}
+    """
+    session = await _owned_session(request)
+    if session.platform != "web":
+        raise HTTPProblem(
+            409,
+            "only web sessions have rrweb events; this one is a mobile recording",
+            code="conflict",
+        )
+    state = app_state(request)
+    async with state.db.read() as conn:
+        batches = await session_batches_in_order(conn, session.id)
+    return StreamingResponse(
+        events_stream(state.blobs, batches),
+        media_type="application/json",
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
+routes = [
+    Route("/api/v1/sessions", list_project_sessions, methods=["GET"]),
+    Route("/api/v1/sessions/{session_id}", read_session, methods=["GET"]),
+    Route("/api/v1/sessions/{session_id}/events", session_events, methods=["GET"]),
+]
