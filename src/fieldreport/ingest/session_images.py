@@ -131,7 +131,19 @@ async def push_images(request: Request) -> Response:
             raise HTTPProblem(400, "`projectID` is required")
         if project_field.strip() != str(claims.project_id):
             raise HTTPProblem(403, "`projectID` is not this session's project", code="forbidden")
-        uploads = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        uploads: list[UploadFile] = []
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                uploads.append(value)
+            elif name != "projectID":
+                raise HTTPProblem(
+                    400,
+                    f"unexpected field `{name[:40]}`: send `projectID` and image files "
+                    "named by their hash",
+                    code="bad_image_name" if name == "file" else "bad_request",
+                )
+        if not uploads:
+            raise HTTPProblem(400, "no image files in the request", code="no_images")
         images: dict[str, _Image] = {}
         for upload in uploads:
             image = await asyncio.to_thread(_check_hash, upload)
