@@ -88,7 +88,7 @@ def test_inflation_is_bounded_and_never_whole_in_memory() -> None:
 
     limited = GzipInflater(limit=10 * 1024 * 1024)
     with pytest.raises(HTTPProblem) as err:
-        for out in limited.feed(bomb):
+        for _out in limited.feed(bomb):
             pass
     assert err.value.status == 413
     assert limited.inflated <= 10 * 1024 * 1024 + INFLATE_STEP
