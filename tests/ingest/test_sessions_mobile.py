@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -310,3 +311,31 @@ async def test_reading_api_is_per_project(
     assert (
         await client.get("/api/v1/sessions", headers=bearer(project.public_key))
     ).status_code == 401
+
+
+async def test_concurrent_appends_share_commits_and_get_every_number(
+    client: httpx.AsyncClient, state: AppState, project: NewProject
+) -> None:
+    pid = project.project.id
+    tokens = [
+        (await start(client, "ios", {"projectID": pid, "trackerVersion": "1"})).json()
+        for _ in range(3)
+    ]
+
+    async def push(i: int) -> int:
+        body = tokens[i % 3]
+        resp = await client.post(
+            "/v1/ios/append", content=f"batch {i}".encode(), headers=bearer(body["token"])
+        )
+        assert resp.status_code == 200, resp.text
+        return int(resp.json()["seq"])
+
+    seqs = await asyncio.gather(*(push(i) for i in range(30)))
+    for k in range(3):
+        mine = sorted(seqs[i] for i in range(30) if i % 3 == k)
+        assert mine == list(range(1, 11))
+        rows = await _batches(state, tokens[k]["sessionID"])
+        assert [r.seq for r in rows] == list(range(1, 11))
+        contents = {await state.blobs.get_bytes(r.blob_key) for r in rows}
+        assert contents == {f"batch {i}".encode() for i in range(30) if i % 3 == k}
+        assert (await _session_row(state, tokens[k]["sessionID"]))["batch_count"] == 10
