@@ -181,3 +181,12 @@ async def test_a_web_token_is_not_a_mobile_token(
     token = (await _start_web(client, project))["token"]
     resp = await client.post("/v1/ios/append", content=b"x", headers=bearer(str(token)))
     assert resp.status_code == 401
+
+
+async def test_the_protocol_is_in_the_openapi_document(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    for path in ("/v1/{platform}/start", "/v1/{platform}/append", "/v1/{platform}/late"):
+        assert "post" in doc["paths"][path]
+    assert "post" in doc["paths"]["/v1/{platform}/images"]
+    assert "get" in doc["paths"]["/api/v1/sessions/{session_id}/events"]
+    assert "SessionStarted" in doc["components"]["schemas"]

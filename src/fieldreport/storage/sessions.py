@@ -110,7 +110,8 @@ async def record_batches(conn: AsyncConnection, records: list[BatchRecord]) -> l
         by_session.setdefault((record.session_id, record.project_id), []).append(i)
     seqs: list[int | None] = [None] * len(records)
     rows: list[dict[str, Any]] = []
-    for (session_id, project_id), indexes in by_session.items():
+    # Sorted, so concurrent transactions lock session rows in one order (no deadlocks).
+    for (session_id, project_id), indexes in sorted(by_session.items()):
         mine = [records[i] for i in indexes]
         result = await conn.execute(
             sessions.update()
