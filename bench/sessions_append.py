@@ -1,13 +1,13 @@
 """Session append throughput and memory, measured side by side in one run.
 
-    /work/main/.venv/bin/python bench/sessions_append.py [--requests 4000] [--concurrency 16]
-        [--gigabytes 1] [--rss-batch-kib 1024]
+    .venv/bin/python -m bench.sessions_append [--requests 4000] [--concurrency 16]
+        [--gigabytes 1] [--rss-batch-kib 1000]          (from the repository root)
 
 1. Throughput of 20 KB batches (batches/s, MB/s) into ``fieldreport serve`` (SQLite + local
    blobs in a temporary directory; every 200 is a fsync'd blob plus a committed row) on the
    web path (JSON array of rrweb-like events, validated) and the mobile path (opaque bytes),
-   against a bare Starlette endpoint that only reads the body, on the same stack (uvicorn,
-   uvloop, httptools, one worker), with the same client, in the same run.
+   against a bare Starlette endpoint that only reads the body (``bench.apps.bare``), on the
+   same stack (uvicorn, uvloop, httptools, one worker), with the same client, in the same run.
 2. Peak RSS (VmHWM) of the fieldreport server while ``--gigabytes`` of batches go in.
 
 Everything runs on loopback, in a temporary directory that is deleted afterwards; every loop
@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,14 +29,11 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.frameworks import serve
+from bench.util import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -162,12 +158,12 @@ async def run(args: argparse.Namespace) -> None:
     fieldreport = spawn(
         [sys.executable, "-m", "fieldreport", "serve", "--port", str(fr_port)], settings_env
     )
-    bare = spawn([sys.executable, str(ROOT / "bench" / "bare_app.py"), str(bare_port)], {})
+    bare = serve("bench.apps.bare:starlette_app", bare_port, 1)
     try:
         fr = f"http://127.0.0.1:{fr_port}"
         bare_url = f"http://127.0.0.1:{bare_port}"
         await wait_up(f"{fr}/healthz")
-        await wait_up(f"{bare_url}/")
+        await wait_up(f"{bare_url}/")  # 404/405 when up
         baseline_rss = rss_now_kib(fieldreport.pid)
 
         batch = events_batch(20_000)
@@ -177,7 +173,7 @@ async def run(args: argparse.Namespace) -> None:
         json_headers = {"Content-Type": "application/json"}
         octet = {"Content-Type": "application/octet-stream"}
         # Warm-up (connections, caches), then the measured runs, alternated.
-        await hammer(f"{bare_url}/v1/web/append", batch, json_headers, 200, c)
+        await hammer(f"{bare_url}/ingest", batch, json_headers, 200, c)
         await hammer(
             f"{fr}/v1/web/append",
             batch,
@@ -187,7 +183,7 @@ async def run(args: argparse.Namespace) -> None:
         )
         results: dict[str, float] = {}
         for name, url, headers in (
-            ("bare Starlette (reads body)", f"{bare_url}/v1/web/append", json_headers),
+            ("bare Starlette (reads body)", f"{bare_url}/ingest", json_headers),
             (
                 "fieldreport /v1/web/append",
                 f"{fr}/v1/web/append",
