@@ -178,6 +178,19 @@ COMPONENTS: dict[str, Any] = {
                 "byte_count": {"type": "integer"},
                 "events_url": _STR,
                 "reports": {"type": "array", "items": {"type": "object"}},
+                "batches": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "seq": {"type": "integer"},
+                            "late": {"type": "boolean"},
+                            "received_at": {"type": "string", "format": "date-time"},
+                            "size": {"type": "integer"},
+                            "encoding": {"type": "string", "enum": ["identity", "gzip"]},
+                        },
+                    },
+                },
             },
         },
         "SessionList": {

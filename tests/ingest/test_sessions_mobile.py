@@ -293,6 +293,9 @@ async def test_reading_api_is_per_project(
     assert [s["id"] for s in listed.json()["sessions"]] == [body["sessionID"]]
     one = (await client.get(f"/api/v1/sessions/{body['sessionID']}", headers=mine)).json()
     assert one["batch_count"] == 1 and one["byte_count"] == 3 and one["platform"] == "ios"
+    assert [(b["seq"], b["late"], b["size"], b["encoding"]) for b in one["batches"]] == [
+        (1, False, 3, "identity")
+    ]
     assert [r["reportid"] for r in one["reports"]] == [report.json()["reportid"]]
     events = await client.get(f"/api/v1/sessions/{body['sessionID']}/events", headers=mine)
     assert events.status_code == 409  # a mobile session has no rrweb events
@@ -339,3 +342,34 @@ async def test_concurrent_appends_share_commits_and_get_every_number(
         contents = {await state.blobs.get_bytes(r.blob_key) for r in rows}
         assert contents == {f"batch {i}".encode() for i in range(30) if i % 3 == k}
         assert (await _session_row(state, tokens[k]["sessionID"]))["batch_count"] == 10
+
+
+async def test_listing_pages_by_start_time(
+    client: httpx.AsyncClient, state: AppState, project: NewProject
+) -> None:
+    clock = FakeClock()
+    state.clock = clock
+    ids = []
+    for _ in range(5):
+        body = {"projectID": project.project.id, "trackerVersion": "1"}
+        ids.append((await start(client, "ios", body)).json()["sessionID"])
+        clock.advance(60)
+    auth = bearer(project.secret_key)
+    first = (await client.get("/api/v1/sessions?limit=2", headers=auth)).json()
+    assert [s["id"] for s in first["sessions"]] == [ids[4], ids[3]]
+    assert first["next_before"].endswith("Z")
+    # Pasted into a URL as is (no encoding needed).
+    second = (
+        await client.get(f"/api/v1/sessions?limit=2&before={first['next_before']}", headers=auth)
+    ).json()
+    assert [s["id"] for s in second["sessions"]] == [ids[2], ids[1]]
+    unencoded = await client.get(
+        "/api/v1/sessions?limit=2&before=2026-05-01T12:04:00+00:00", headers=auth
+    )
+    assert [s["id"] for s in unencoded.json()["sessions"]] == [ids[3], ids[2]]
+    third = (
+        await client.get(f"/api/v1/sessions?limit=2&before={second['next_before']}", headers=auth)
+    ).json()
+    assert [s["id"] for s in third["sessions"]] == [ids[0]] and third["next_before"] is None
+    for bad in ("limit=0", "limit=x", "before=yesterday", "before=2026-05-01T12:00:00"):
+        assert (await client.get(f"/api/v1/sessions?{bad}", headers=auth)).status_code == 400

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from fieldreport.storage.blobs import BlobStore
@@ -17,6 +18,21 @@ from fieldreport.storage.sessions import Batch, LinkedReport, Session
 
 WHITESPACE = b" \t\r\n"
 INFLATE_STEP = 256 * 1024
+
+
+def iso_z(value: datetime) -> str:
+    """``2026-05-01T12:00:00Z``: ISO 8601 that survives being pasted into a URL."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def batch_dict(batch: Batch) -> dict[str, Any]:
+    return {
+        "seq": batch.seq,
+        "late": batch.late,
+        "received_at": batch.received_at.isoformat(),
+        "size": batch.size,
+        "encoding": batch.encoding or "identity",
+    }
 
 
 def session_dict(

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from fieldreport.api.session_views import events_stream, session_dict
+from fieldreport.api.session_views import batch_dict, events_stream, iso_z, session_dict
 from fieldreport.ingest.auth import app_state, project_for_secret_key
 from fieldreport.ingest.errors import HTTPProblem, not_found
 from fieldreport.storage.sessions import (
@@ -59,7 +59,8 @@ async def list_project_sessions(request: Request) -> Response:
     try:
         limit = int(request.query_params.get("limit", "50"))
         before_raw = request.query_params.get("before")
-        before = datetime.fromisoformat(before_raw) if before_raw else None
+        # A "+00:00" pasted into a URL unencoded arrives as " 00:00".
+        before = datetime.fromisoformat(before_raw.replace(" ", "+")) if before_raw else None
     except ValueError as exc:
         raise HTTPProblem(400, "`limit` must be an integer, `before` an ISO 8601 time") from exc
     if not 1 <= limit <= 500:
@@ -68,7 +69,7 @@ async def list_project_sessions(request: Request) -> Response:
         raise HTTPProblem(400, "`before` needs a time zone (e.g. 2026-01-01T00:00:00+00:00)")
     async with state.db.read() as conn:
         page = await list_sessions(conn, project_id=project.id, limit=limit, before=before)
-    next_before = page[-1].started_at.isoformat() if len(page) == limit else None
+    next_before = iso_z(page[-1].started_at) if len(page) == limit else None
     return JSONResponse({"sessions": [session_dict(s) for s in page], "next_before": next_before})
 
 
@@ -76,6 +77,9 @@ async def read_session(request: Request) -> Response:
     """Read one session, with the reports that name it.
     ---
     summary: Read one session
+    description: >
+      The session, the reports that name it (`reports`) and its batches in order
+      (`batches`: seq, late, received_at, size as sent, encoding).
     tags: [sessions]
     security: [{secretKey: []}]
     parameters:
@@ -91,7 +95,10 @@ async def read_session(request: Request) -> Response:
     state = app_state(request)
     async with state.db.read() as conn:
         linked = await reports_naming_session(conn, session.project_id, session.id)
-    return JSONResponse(session_dict(session, linked, state.public_url))
+        batches = await session_batches_in_order(conn, session.id)
+    data = session_dict(session, linked, state.public_url)
+    data["batches"] = [batch_dict(b) for b in batches]
+    return JSONResponse(data)
 
 
 async def session_events(request: Request) -> Response:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from fieldreport.api.session_views import session_dict
+from fieldreport.api.session_views import batch_dict, session_dict
 from fieldreport.cli.common import (
     STORAGE_FIELDS,
     fail,
@@ -18,7 +18,12 @@ from fieldreport.cli.common import (
 from fieldreport.retention import collect_garbage
 from fieldreport.state import AppState
 from fieldreport.storage.projects import get_project
-from fieldreport.storage.sessions import get_session, list_sessions, reports_naming_session
+from fieldreport.storage.sessions import (
+    get_session,
+    list_sessions,
+    reports_naming_session,
+    session_batches_in_order,
+)
 from fieldreport.units import parse_duration
 
 
@@ -76,7 +81,9 @@ def show(session_id: str, as_json: bool, **kwargs: Any) -> None:
                 fail(f"no session {session_id!r}")
                 return
             linked = await reports_naming_session(conn, s.project_id, s.id)
+            batches = await session_batches_in_order(conn, s.id)
         data = session_dict(s, linked, state.public_url)
+        data["batches"] = [batch_dict(b) for b in batches]
         if as_json:
             print_json(data)
             return
@@ -98,6 +105,9 @@ def show(session_id: str, as_json: bool, **kwargs: Any) -> None:
         ):
             value = data[key]
             click.echo(f"{key:>16}: {value if value is not None else ''}")
+        late = sum(1 for b in batches if b.late)
+        if late:
+            click.echo(f"{'late batches':>16}: {late}")
         for r in data["reports"]:
             click.echo(f"{'report':>16}: #{r['ticketnr']} {r['reportid']} ({r['created_at']})")
 
