@@ -21,6 +21,7 @@ from fieldreport.storage.sessions import (
     count_inactive_since,
     delete_images_unused_since,
     delete_sessions,
+    existing_session_ids,
     images_unused_since,
     sessions_inactive_since,
 )
@@ -93,6 +94,39 @@ async def collect_garbage(state: AppState, older_than: float, *, dry_run: bool) 
         cutoff.isoformat(),
     )
     return GcResult(deleted, n_batches, n_bytes, len(image_keys), image_bytes, False, errors)
+
+
+async def sweep_orphaned_batches(state: AppState, *, dry_run: bool) -> tuple[int, int]:
+    """Delete batch blobs whose session row is gone (left behind when deleting a blob failed).
+
+    Session rows are created before any of their batches arrive, so a batch blob without a
+    session row can only belong to a deleted session. Returns ``(blobs, errors)``.
+    """
+    found = 0
+    errors = 0
+    pending: dict[str, list[str]] = {}
+
+    async def settle() -> None:
+        nonlocal found, errors
+        async with state.db.read() as conn:
+            alive = await existing_session_ids(conn, list(pending))
+        for session_id, keys in pending.items():
+            if session_id in alive:
+                continue
+            found += len(keys)
+            if not dry_run:
+                errors += await _delete_blobs(state, keys)
+        pending.clear()
+
+    async for key in state.blobs.list("sessions"):
+        parts = key.split("/")
+        if len(parts) != 4:  # sessions/<project>/<session>/<blob>
+            continue
+        pending.setdefault(parts[2], []).append(key)
+        if len(pending) >= PAGE:
+            await settle()
+    await settle()
+    return found, errors
 
 
 async def retention_loop(

@@ -90,8 +90,13 @@ def test_session_list_show_and_gc(tmp_path: Path) -> None:
     assert json.loads(dry.stdout)["sessions"] == 1
     assert len(json.loads(_run(data, "session", "list", "--json").stdout)) == 2
 
-    done = _run(data, "gc", "--older-than", "30d")
-    assert done.returncode == 0 and "removed 1 sessions" in done.stdout
+    stray = data / "blobs" / "sessions" / "1" / str(uuid.uuid4()) / "b1"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"[]")  # a batch blob whose session is gone
+    done = _run(data, "gc", "--older-than", "30d", "--orphans")
+    assert done.returncode == 0, done.stderr
+    assert "removed 1 sessions" in done.stdout and "removed 1 orphaned" in done.stdout
+    assert not stray.exists()
     assert [s["id"] for s in json.loads(_run(data, "session", "list", "--json").stdout)] == [recent]
     blobs = sorted(p.relative_to(data / "blobs").as_posix() for p in (data / "blobs").rglob("b1"))
     assert blobs == [f"sessions/1/{recent}/b1"]

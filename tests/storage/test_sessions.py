@@ -7,7 +7,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from fieldreport.retention import collect_garbage, start_retention
+from fieldreport.retention import collect_garbage, start_retention, sweep_orphaned_batches
 from fieldreport.state import AppState
 from fieldreport.storage.group_commit import GroupCommit
 from fieldreport.storage.projects import NewProject
@@ -200,3 +200,21 @@ async def test_group_commit_answers_each_caller_after_its_transaction(
         *(group.submit(i) for i in (11, 12, 13)), return_exceptions=True
     )
     assert all(isinstance(o, RuntimeError) for o in outcomes[1:])
+
+
+async def test_sweep_deletes_only_blobs_of_sessions_that_are_gone(
+    state: AppState, project: NewProject
+) -> None:
+    pid = project.project.id
+    alive = await _session_with_batches(state, pid, 2)
+    gone = str(uuid.uuid4())
+    for i in range(3):
+        await state.blobs.put_bytes(f"sessions/{pid}/{gone}/{i}", b"[]")
+    await state.blobs.put_bytes(f"session-images/{pid}/{'b' * 32}", b"img")  # not a batch
+
+    assert await sweep_orphaned_batches(state, dry_run=True) == (3, 0)
+    assert len([k async for k in state.blobs.list("sessions")]) == 5
+    assert await sweep_orphaned_batches(state, dry_run=False) == (3, 0)
+    left = sorted([k async for k in state.blobs.list("sessions")])
+    assert left == sorted(f"sessions/{pid}/{alive}/{i}" for i in range(2))
+    assert [k async for k in state.blobs.list("session-images")] != []

@@ -15,7 +15,7 @@ from fieldreport.cli.common import (
     settings_options,
     with_state,
 )
-from fieldreport.retention import collect_garbage
+from fieldreport.retention import collect_garbage, sweep_orphaned_batches
 from fieldreport.state import AppState
 from fieldreport.storage.projects import get_project
 from fieldreport.storage.sessions import (
@@ -132,9 +132,14 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     help="Remove sessions whose last batch is older than this, e.g. 30d.",
 )
 @click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+@click.option(
+    "--orphans",
+    is_flag=True,
+    help="Also delete batch blobs whose session is gone (lists every session blob).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @settings_options(STORAGE_FIELDS)
-def gc(older_than: float, dry_run: bool, as_json: bool, **kwargs: Any) -> None:
+def gc(older_than: float, dry_run: bool, orphans: bool, as_json: bool, **kwargs: Any) -> None:
     """Remove old session recordings: their rows, batch blobs and unused mobile images.
 
     Reports are kept whole (a report keeps its own screenshot and files), even when the
@@ -144,15 +149,21 @@ def gc(older_than: float, dry_run: bool, as_json: bool, **kwargs: Any) -> None:
 
     async def go(state: AppState) -> None:
         result = await collect_garbage(state, older_than, dry_run=dry_run)
+        swept, sweep_errors = (
+            await sweep_orphaned_batches(state, dry_run=dry_run) if orphans else (0, 0)
+        )
         if as_json:
-            print_json(result.as_dict())
+            print_json({**result.as_dict(), "orphaned_blobs": swept})
             return
         verb = "would remove" if dry_run else "removed"
         click.echo(
             f"{verb} {result.sessions} sessions ({result.batches} batches, {result.bytes} bytes) "
             f"and {result.images} images ({result.image_bytes} bytes)"
         )
-        if result.blob_errors:
-            click.echo(f"warning: {result.blob_errors} blobs could not be deleted", err=True)
+        if orphans:
+            click.echo(f"{verb} {swept} orphaned batch blobs")
+        if result.blob_errors or sweep_errors:
+            failed = result.blob_errors + sweep_errors
+            click.echo(f"warning: {failed} blobs could not be deleted", err=True)
 
     with_state(settings, go)

@@ -372,6 +372,13 @@ async def delete_sessions(conn: AsyncConnection, session_ids: list[str]) -> list
     return keys
 
 
+async def existing_session_ids(conn: AsyncConnection, session_ids: list[str]) -> set[str]:
+    if not session_ids:
+        return set()
+    rows = await conn.execute(sa.select(sessions.c.id).where(sessions.c.id.in_(session_ids)))
+    return {r[0] for r in rows}
+
+
 async def images_unused_since(conn: AsyncConnection, cutoff: datetime) -> tuple[int, int]:
     row = (
         await conn.execute(
