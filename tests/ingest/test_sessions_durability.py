@@ -1,16 +1,24 @@
-"""A 200 from append means durable: SIGKILL the server mid-load, every acknowledged batch is
-there after a restart (the same token still works: the secret is in the data directory)."""
+"""`fieldreport serve` with sessions: a 200 from append is durable across SIGKILL (and the
+same token works after a restart: the secret is in the data directory); retention runs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import threading
 import time
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
+from fieldreport.settings import Settings
+from fieldreport.state import open_state
+from fieldreport.storage.projects import create_project
+from fieldreport.storage.schema.base import utcnow
+from fieldreport.storage.sessions import NewSession, insert_session
 from tests.conftest import free_port
 from tests.support.proc import fieldreport_cmd, subprocess_env
 from tests.support.server_proc import ServerProcess
@@ -85,5 +93,47 @@ def test_every_acknowledged_batch_survives_sigkill(tmp_path: Path) -> None:
                     headers={"Authorization": f"Bearer {session['token']}"},
                 )
                 assert again.status_code == 200
+    finally:
+        server.stop()
+
+
+def test_serve_runs_retention_when_configured(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    old, recent = str(uuid.uuid4()), str(uuid.uuid4())
+
+    async def seed() -> str:
+        state = await open_state(Settings(data_dir=data_dir))
+        try:
+            async with state.db.write() as conn:
+                project = await create_project(conn, "acme")
+                for sid, age in ((old, timedelta(days=3)), (recent, timedelta(hours=1))):
+                    await insert_session(
+                        conn,
+                        NewSession(
+                            id=sid,
+                            project_id=project.project.id,
+                            platform="web",
+                            user_uuid="u",
+                            started_at=utcnow() - age,
+                        ),
+                    )
+            return project.secret_key
+        finally:
+            await state.close()
+
+    secret = asyncio.run(seed())
+    server = ServerProcess(data_dir, free_port(), FIELDREPORT_SESSION_RETENTION="2d")
+    try:
+        server.start()
+        auth = {"Authorization": f"Bearer {secret}"}
+        deadline = time.monotonic() + 20
+        listed: list[str] = []
+        while time.monotonic() < deadline:
+            got = httpx.get(f"{server.url}/api/v1/sessions", headers=auth, timeout=5).json()
+            listed = [s["id"] for s in got["sessions"]]
+            if old not in listed:
+                break
+            time.sleep(0.05)
+        assert listed == [recent]
     finally:
         server.stop()
