@@ -76,6 +76,16 @@ async def test_images_are_content_addressed_and_deduplicated(
     other_start = await start(client, "ios", {"projectID": other.project.id, "trackerVersion": "1"})
     assert other_start.json()["imagesHashList"] == []  # per project
 
+    got = await client.get(f"/api/v1/session-images/{a_md5}", headers=bearer(project.secret_key))
+    assert got.status_code == 200 and got.content == a
+    assert got.headers["content-type"] == "image/png"
+    theirs = await client.get(f"/api/v1/session-images/{a_md5}", headers=bearer(other.secret_key))
+    assert theirs.status_code == 404
+    traversal = await client.get(
+        "/api/v1/session-images/..%2F..%2Fetc%2Fpasswd", headers=bearer(project.secret_key)
+    )
+    assert traversal.status_code == 404
+
 
 async def test_a_hash_that_does_not_match_is_refused(
     client: httpx.AsyncClient, state: AppState, project: NewProject

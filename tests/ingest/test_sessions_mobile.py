@@ -297,6 +297,11 @@ async def test_reading_api_is_per_project(
         (1, False, 3, "identity")
     ]
     assert [r["reportid"] for r in one["reports"]] == [report.json()["reportid"]]
+    raw = await client.get(one["batches"][0]["url"], headers=mine)
+    assert raw.status_code == 200 and raw.content == b"abc"
+    assert raw.headers["content-type"] == "application/octet-stream"
+    missing = await client.get(f"/api/v1/sessions/{body['sessionID']}/batches/2", headers=mine)
+    assert missing.status_code == 404
     events = await client.get(f"/api/v1/sessions/{body['sessionID']}/events", headers=mine)
     assert events.status_code == 409  # a mobile session has no rrweb events
 
@@ -311,6 +316,7 @@ async def test_reading_api_is_per_project(
         await client.get("/api/v1/sessions", params={"project": "acme"}, headers=theirs)
     ).status_code == 403
     assert (await client.get("/api/v1/sessions", headers=theirs)).json()["sessions"] == []
+    assert (await client.get(one["batches"][0]["url"], headers=theirs)).status_code == 404
     assert (
         await client.get("/api/v1/sessions", headers=bearer(project.public_key))
     ).status_code == 401

@@ -73,6 +73,9 @@ async def test_web_roundtrip_events_in_order(
     assert one["platform"] == "web" and one["batch_count"] == 5
     assert one["user_agent"] == "Mozilla/5.0 Recorder"
     assert one["events_url"] == f"/api/v1/sessions/{body['sessionID']}/events"
+    first = await client.get(one["batches"][0]["url"], headers=secret)
+    assert first.headers["content-encoding"] == "gzip"  # served as sent
+    assert first.json() == batches[0]  # (httpx inflates it)
     async with state.db.read() as conn:
         encodings = [
             r[0]

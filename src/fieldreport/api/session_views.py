@@ -25,8 +25,9 @@ def iso_z(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def batch_dict(batch: Batch) -> dict[str, Any]:
+def batch_dict(batch: Batch, session_id: str) -> dict[str, Any]:
     return {
+        "url": f"/api/v1/sessions/{session_id}/batches/{batch.seq}",
         "seq": batch.seq,
         "late": batch.late,
         "received_at": batch.received_at.isoformat(),

@@ -13,6 +13,8 @@ from fieldreport.ingest.auth import app_state, project_for_secret_key
 from fieldreport.ingest.errors import HTTPProblem, not_found
 from fieldreport.storage.sessions import (
     Session,
+    get_batch,
+    get_image,
     get_session,
     list_sessions,
     reports_naming_session,
@@ -97,7 +99,7 @@ async def read_session(request: Request) -> Response:
         linked = await reports_naming_session(conn, session.project_id, session.id)
         batches = await session_batches_in_order(conn, session.id)
     data = session_dict(session, linked, state.public_url)
-    data["batches"] = [batch_dict(b) for b in batches]
+    data["batches"] = [batch_dict(b, session.id) for b in batches]
     return JSONResponse(data)
 
 
@@ -134,8 +136,73 @@ async def session_events(request: Request) -> Response:
     )
 
 
+async def session_batch(request: Request) -> Response:
+    """Download one batch of a session, as it was sent.
+    ---
+    summary: Download a session batch
+    description: >
+      The batch's bytes as the client sent them: the tracker's binary messages (mobile) or a
+      JSON array of rrweb events (web). A batch sent gzipped is served with
+      `Content-Encoding: gzip`.
+    tags: [sessions]
+    security: [{secretKey: []}]
+    parameters:
+      - {name: session_id, in: path, required: true, schema: {type: string, format: uuid}}
+      - {name: seq, in: path, required: true, schema: {type: integer, minimum: 1}}
+    responses:
+      200: {description: The batch., content: {application/octet-stream: {}, application/json: {}}}
+      401: {$ref: '#/components/responses/Problem'}
+      404: {$ref: '#/components/responses/Problem'}
+    """
+    session = await _owned_session(request)
+    seq = int(request.path_params["seq"])
+    state = app_state(request)
+    async with state.db.read() as conn:
+        batch = await get_batch(conn, session.id, seq)
+    if batch is None:
+        raise not_found(f"no batch {seq} in this session")
+    headers = {"Content-Length": str(batch.size), "X-Content-Type-Options": "nosniff"}
+    if batch.encoding == "gzip":
+        headers["Content-Encoding"] = "gzip"
+    media = "application/json" if session.platform == "web" else "application/octet-stream"
+    return StreamingResponse(state.blobs.stream(batch.blob_key), media_type=media, headers=headers)
+
+
+async def session_image(request: Request) -> Response:
+    """Download a mobile session image by its hash.
+    ---
+    summary: Download a mobile session image
+    tags: [sessions]
+    security: [{secretKey: []}]
+    parameters:
+      - {name: hash, in: path, required: true, schema: {type: string}}
+    responses:
+      200: {description: The image., content: {image/png: {}, image/jpeg: {}}}
+      401: {$ref: '#/components/responses/Problem'}
+      404: {$ref: '#/components/responses/Problem'}
+    """
+    state = app_state(request)
+    project = await project_for_secret_key(state, request)
+    digest = str(request.path_params["hash"]).lower()
+    async with state.db.read() as conn:
+        found = await get_image(conn, project.id, digest)
+    if found is None:
+        raise not_found("no such image in this project")
+    blob_key, content_type = found
+    return StreamingResponse(
+        state.blobs.stream(blob_key),
+        # Only an image type the client declared is echoed; anything else is just bytes.
+        media_type=content_type
+        if content_type.startswith("image/")
+        else "application/octet-stream",
+        headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"},
+    )
+
+
 routes = [
     Route("/api/v1/sessions", list_project_sessions, methods=["GET"]),
     Route("/api/v1/sessions/{session_id}", read_session, methods=["GET"]),
     Route("/api/v1/sessions/{session_id}/events", session_events, methods=["GET"]),
+    Route("/api/v1/sessions/{session_id}/batches/{seq:int}", session_batch, methods=["GET"]),
+    Route("/api/v1/session-images/{hash}", session_image, methods=["GET"]),
 ]

@@ -83,7 +83,7 @@ def show(session_id: str, as_json: bool, **kwargs: Any) -> None:
             linked = await reports_naming_session(conn, s.project_id, s.id)
             batches = await session_batches_in_order(conn, s.id)
         data = session_dict(s, linked, state.public_url)
-        data["batches"] = [batch_dict(b) for b in batches]
+        data["batches"] = [batch_dict(b, s.id) for b in batches]
         if as_json:
             print_json(data)
             return

@@ -239,6 +239,22 @@ async def session_batches_in_order(conn: AsyncConnection, session_id: str) -> li
     return [Batch(*r) for r in rows]
 
 
+async def get_batch(conn: AsyncConnection, session_id: str, seq: int) -> Batch | None:
+    row = (
+        await conn.execute(
+            sa.select(
+                session_batches.c.seq,
+                session_batches.c.late,
+                session_batches.c.received_at,
+                session_batches.c.size,
+                session_batches.c.encoding,
+                session_batches.c.blob_key,
+            ).where((session_batches.c.session_id == session_id) & (session_batches.c.seq == seq))
+        )
+    ).first()
+    return Batch(*row) if row is not None else None
+
+
 async def reports_naming_session(
     conn: AsyncConnection, project_id: int, session_id: str
 ) -> list[LinkedReport]:
