@@ -306,6 +306,7 @@ async def _persist(
     """Blob first (fsync'd), then the row; a failure after the blob deletes it again."""
     key = f"sessions/{claims.project_id}/{claims.session_id}/{uuid.uuid4().hex}"
     stored = False
+    row_may_exist = False
     try:
         try:
             await state.blobs.put_stream(key, body.chunks())
@@ -329,9 +330,14 @@ async def _persist(
             encoding=encoding,
             blob_key=key,
         )
+        # Cancelled while the row's transaction may still commit: keep the blob (a row must
+        # never point at a missing blob; an unreferenced blob only costs space).
+        row_may_exist = True
         try:
             seq = await batches.submit(record)
+            row_may_exist = seq is not None
         except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
+            row_may_exist = False  # the transaction failed: no row
             log.error("database write failed for a session batch: %s", exc)
             raise HTTPProblem(
                 503, "database unavailable", code="unavailable", headers={"Retry-After": "5"}
@@ -339,7 +345,7 @@ async def _persist(
         if seq is None:
             raise unauthorized("this session no longer exists: start a new session")
     except BaseException:
-        if stored:
+        if stored and not row_may_exist:
             try:
                 await state.blobs.delete(key)
             except Exception:
