@@ -15,7 +15,7 @@ from fieldreport.settings import Settings, env_var
 from fieldreport.state import AppState
 from fieldreport.storage.projects import NewProject
 from tests.support.proc import fieldreport_cmd, subprocess_env
-from tests.support.sessions import start_session
+from tests.support.recordings import start_session
 
 
 def _storage_env(settings: Settings) -> dict[str, str]:

@@ -13,7 +13,7 @@ import pytest
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import list_events
 from fieldreport.storage.projects import NewProject, create_project, rotate_key
-from tests.support.sessions import start_session
+from tests.support.recordings import start_session
 
 SEND = "/api/fullstack/v1/send"
 BATCH = "/api/fullstack/v1/send-batch"

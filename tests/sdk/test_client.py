@@ -23,7 +23,7 @@ from fieldreport.storage.backend_events import list_events
 from fieldreport.storage.projects import NewProject
 from tests.conftest import RunningServer, free_port
 from tests.support.proc import subprocess_env
-from tests.support.sessions import start_session
+from tests.support.recordings import start_session
 
 
 def test_sdk_imports_nothing_but_stdlib_and_httpx() -> None:

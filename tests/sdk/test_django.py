@@ -13,7 +13,7 @@ from fieldreport.storage.backend_events import BackendEvent, list_events
 from fieldreport.storage.projects import NewProject
 from tests.conftest import RunningServer, free_port
 from tests.support.proc import SRC, subprocess_env
-from tests.support.sessions import start_session
+from tests.support.recordings import start_session
 
 
 async def _wait_for_events(state: AppState, recording: str, count: int) -> list[BackendEvent]:

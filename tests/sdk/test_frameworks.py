@@ -29,7 +29,7 @@ from fieldreport.storage.backend_events import BackendEvent, list_events
 from fieldreport.storage.projects import NewProject
 from tests.conftest import RunningServer
 from tests.support.apps import serve_asgi, serve_wsgi
-from tests.support.sessions import start_session
+from tests.support.recordings import start_session
 
 shop_log = logging.getLogger("tests.shop")
 

@@ -18,7 +18,7 @@ from fieldreport.storage.backend_events import (
 from fieldreport.storage.event_writer import EventWriter, WriterOverloaded
 from fieldreport.storage.projects import NewProject
 from fieldreport.storage.reports import ReportFields, insert_report
-from tests.support.sessions import start_session
+from tests.support.recordings import start_session
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

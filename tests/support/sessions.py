@@ -1,24 +1,58 @@
-"""Starting a recording in tests: a bare ``sessions`` row, as the session ingest writes it."""
+"""Helpers for session-recording tests: a movable clock, gzip, rrweb-like events."""
 
 from __future__ import annotations
 
-import uuid
+import gzip
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from fieldreport.state import AppState
-from fieldreport.storage.schema.base import utcnow
-from fieldreport.storage.schema.sessions import sessions
+import httpx
 
 
-async def start_session(state: AppState, project_id: int, recording: str | None = None) -> str:
-    recording = recording or str(uuid.uuid4())
-    async with state.db.write() as conn:
-        await conn.execute(
-            sessions.insert().values(
-                id=recording,
-                project_id=project_id,
-                platform="web",
-                user_uuid=str(uuid.uuid4()),
-                started_at=utcnow(),
-            )
-        )
-    return recording
+class FakeClock:
+    """Stands in for ``AppState.clock``: time moves only when a test says so."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def events(start: int, count: int) -> list[dict[str, Any]]:
+    return [
+        {"type": 3, "timestamp": 1_700_000_000_000 + i, "data": {"source": 1, "n": i}}
+        for i in range(start, start + count)
+    ]
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data)
+
+
+def gzip_bomb(inflated: int, fill: bytes = b" ", prefix: bytes = b"[") -> bytes:
+    """A small gzip body that inflates to ``inflated`` bytes (built without holding them)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    out = [comp.compress(prefix)]
+    block = fill * (1024 * 1024)
+    for _ in range(inflated // len(block)):
+        out.append(comp.compress(block))
+    out.append(comp.flush())
+    return b"".join(out)
+
+
+async def start(
+    client: httpx.AsyncClient,
+    platform: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    return await client.post(f"/v1/{platform}/start", json=body, headers=headers or {})
+
+
+def bearer(token: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **extra}
