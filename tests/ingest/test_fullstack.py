@@ -363,3 +363,19 @@ async def test_rotated_key_stops_working_at_once(
     )
     assert new.status_code == 200
     assert len(await _events(state, recording)) == 2
+
+
+async def test_session_started_through_the_recorder_api_is_known(
+    client: httpx.AsyncClient, project: NewProject, state: AppState
+) -> None:
+    started = await client.post(
+        "/v1/web/start",
+        json={"projectKey": project.public_key, "trackerVersion": "fieldreport-recorder/1.0"},
+    )
+    assert started.status_code == 200, started.text
+    recording = started.json()["sessionID"]
+    resp = await client.post(SEND, json=_event(recording), headers=_auth(project))
+    assert resp.status_code == 200
+    assert "x-fieldreport-pending" not in resp.headers
+    [stored] = await _events(state, recording)
+    assert stored.pending is False
