@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from fieldreport.retention import collect_garbage
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import (
     NewEvent,
@@ -186,3 +187,33 @@ async def test_writer_stop_commits_what_is_queued(state: AppState, project: NewP
     assert all(r[0].status == "stored" for r in results)
     async with state.db.read() as conn:
         assert len(await list_events(conn, rec)) == 50
+
+
+async def test_session_retention_takes_backend_events_along_unless_a_report_names_them(
+    state: AppState, project: NewProject
+) -> None:
+    pid = project.project.id
+    forgotten = await start_session(state, pid)
+    reported = await start_session(state, pid)
+    async with state.db.write() as conn:
+        await store_events(
+            conn,
+            [_new(pid, forgotten), _new(pid, reported)],
+            now=T0,
+            hold_unknown=False,
+            max_pending=0,
+        )
+        await insert_report(
+            conn,
+            report_id=str(uuid.uuid4()),
+            project_id=pid,
+            created_at=T0,
+            fields=ReportFields(subject="s", recording=reported),
+            files=[],
+        )
+    state.clock = lambda: datetime.now(UTC) + timedelta(days=40)
+    done = await collect_garbage(state, 30 * 86400, dry_run=False)
+    assert done.sessions == 2
+    async with state.db.read() as conn:
+        assert await list_events(conn, forgotten) == []
+        assert len(await list_events(conn, reported)) == 1  # the report still shows them

@@ -317,6 +317,24 @@ async def events_for_recording(
     )
 
 
+async def delete_events_of_sessions(conn: AsyncConnection, session_ids: Sequence[str]) -> int:
+    """Delete the backend events of sessions about to be deleted (call it before deleting
+    them), except where a report of the project names the recording: the report keeps them."""
+    if not session_ids:
+        return 0
+    c = backend_events.c
+    doomed = sa.select(sessions.c.project_id, sessions.c.id).where(
+        sessions.c.id.in_(list(session_ids))
+    )
+    named = sa.exists().where(
+        reports.c.recording == c.recording, reports.c.project_id == c.project_id
+    )
+    result = await conn.execute(
+        backend_events.delete().where(sa.tuple_(c.project_id, c.recording).in_(doomed), ~named)
+    )
+    return int(result.rowcount or 0)
+
+
 @dataclass(frozen=True)
 class SweepResult:
     attached: int
