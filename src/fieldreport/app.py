@@ -16,10 +16,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fieldreport import __version__, openapi
+from fieldreport.api import backend_events as api_backend_events
 from fieldreport.api import deliveries as api_deliveries
 from fieldreport.api import reports as api_reports
+from fieldreport.api import sessions as api_sessions
 from fieldreport.delivery import metrics as delivery_metrics
+from fieldreport.ingest import fullstack as ingest_fullstack
 from fieldreport.ingest import reports as ingest_reports
+from fieldreport.ingest import session_images, sessions
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
 from fieldreport.metrics import Metrics, ObservabilityMiddleware, metrics_endpoint, route_templates
 from fieldreport.settings import Settings
@@ -83,6 +87,11 @@ def build_routes() -> list[BaseRoute]:
         *ingest_reports.routes,
         *api_reports.routes,
         *api_deliveries.routes,
+        *sessions.routes,
+        *session_images.routes,
+        *api_sessions.routes,
+        *ingest_fullstack.routes,
+        *api_backend_events.routes,
         *openapi.routes(),
     ]
 
@@ -102,9 +111,11 @@ def create_app(
         current = state if state is not None else await open_state(settings)
         app.state.fieldreport = current
         stops = [await start(current) for start in services or []]
+        await ingest_fullstack.start_event_writer(app, current)
         try:
             yield
         finally:
+            await ingest_fullstack.stop_event_writer(app)  # commits what is queued
             for stop in reversed(stops):
                 await stop()
             if own:

@@ -23,6 +23,7 @@ COMPONENTS: dict[str, Any] = {
     "securitySchemes": {
         "publicKey": {"type": "apiKey", "in": "header", "name": "X-Fieldreport-Key"},
         "secretKey": {"type": "http", "scheme": "bearer"},
+        "sessionToken": {"type": "http", "scheme": "bearer", "description": "from `start`"},
     },
     "responses": {
         "Problem": {
@@ -122,6 +123,83 @@ COMPONENTS: dict[str, Any] = {
                 },
             },
         },
+        "SessionStart": {
+            "type": "object",
+            "required": ["trackerVersion"],
+            "properties": {
+                "projectKey": {"type": "string", "description": "the public key (or projectID)"},
+                "projectID": {"type": ["integer", "string"], "description": "the project's id"},
+                "trackerVersion": _STR,
+                "revID": _STR,
+                "userUUID": _STR,
+                "userOSVersion": _STR,
+                "userDevice": _STR,
+                "userDeviceType": {"type": "integer"},
+                "performance": {},
+            },
+        },
+        "SessionStarted": {
+            "type": "object",
+            "required": ["imagesHashList", "token", "userUUID", "sessionID"],
+            "properties": {
+                "imagesHashList": {"type": "array", "items": _STR},
+                "token": _STR,
+                "userUUID": _STR,
+                "sessionID": {"type": "string", "format": "uuid"},
+                "expiresAt": {"type": "integer", "description": "token expiry, ms since epoch"},
+                "maxBatchBytes": {"type": "integer"},
+            },
+        },
+        "BatchStored": {"type": "object", "properties": {"seq": {"type": "integer"}}},
+        "ImagesStored": {
+            "type": "object",
+            "properties": {"stored": {"type": "integer"}, "known": {"type": "integer"}},
+        },
+        "Session": {
+            "type": "object",
+            "required": ["id", "project_id", "platform", "started_at"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "project": _STR,
+                "project_id": {"type": "integer"},
+                "platform": {"type": "string", "enum": ["web", "ios", "android", "mobile"]},
+                "user_uuid": _STR,
+                "tracker_version": _STR,
+                "rev_id": _STR,
+                "user_os_version": _STR,
+                "user_device": _STR,
+                "user_device_type": {"type": ["integer", "null"]},
+                "user_agent": _STR,
+                "performance": {},
+                "started_at": {"type": "string", "format": "date-time"},
+                "first_batch_at": {"type": ["string", "null"], "format": "date-time"},
+                "last_batch_at": {"type": ["string", "null"], "format": "date-time"},
+                "batch_count": {"type": "integer"},
+                "byte_count": {"type": "integer"},
+                "events_url": _STR,
+                "reports": {"type": "array", "items": {"type": "object"}},
+                "batches": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "seq": {"type": "integer"},
+                            "late": {"type": "boolean"},
+                            "received_at": {"type": "string", "format": "date-time"},
+                            "size": {"type": "integer"},
+                            "encoding": {"type": "string", "enum": ["identity", "gzip"]},
+                        },
+                    },
+                },
+            },
+        },
+        "SessionList": {
+            "type": "object",
+            "properties": {
+                "sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}},
+                "next_before": {"type": ["string", "null"]},
+            },
+        },
         "ReportList": {
             "type": "object",
             "properties": {
@@ -131,6 +209,114 @@ COMPONENTS: dict[str, Any] = {
         },
     },
 }
+
+# --- full-stack API (seed 001) and backend events ----------------------------------------------
+_EVENT_OUT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "uuid": _STR,
+        "type": {"type": "string", "enum": ["log", "exception"]},
+        "level": _STR,
+        "timestamp": {"type": "integer", "description": "unix milliseconds"},
+        "title": _STR,
+        "payload": _STR,
+        "metadata": _STR,
+        "origin": _STR,
+        "received_at": {"type": "string", "format": "date-time"},
+    },
+}
+_FULLSTACK_ERROR = {
+    "type": "object",
+    "required": ["success", "error"],
+    "properties": {
+        "success": {"type": "string", "enum": ["false"]},
+        "error": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["error_name", "message"],
+                "properties": {"error_name": _STR, "message": _STR},
+            },
+        },
+    },
+}
+_FULLSTACK_OK = {
+    "type": "object",
+    "required": ["success", "data"],
+    "properties": {
+        "success": {"type": "string", "enum": ["true"]},
+        "data": {
+            "type": "object",
+            "properties": {
+                "data": {"type": "object", "properties": {"ok": _EVENT_OUT}},
+                "success": {"type": "boolean"},
+            },
+        },
+    },
+}
+COMPONENTS["schemas"].update(
+    {
+        "BackendEventIn": {
+            "type": "object",
+            "required": ["uuid", "type", "payload", "timestamp"],
+            "properties": {
+                "uuid": {"type": "string", "description": "the recording UUID (br-recording-uuid)"},
+                "type": {"type": "string", "enum": ["log", "exception"]},
+                "payload": {"type": "string", "description": "text, XML or JSON as a string"},
+                "level": _STR,
+                "timestamp": {"type": "integer", "description": "unix milliseconds"},
+                "metadata": _STR,
+                "title": _STR,
+                "origin": _STR,
+            },
+        },
+        "BackendEventBatch": {
+            "type": "array",
+            "maxItems": 1000,
+            "items": {"$ref": "#/components/schemas/BackendEventIn"},
+        },
+        "BackendEvent": _EVENT_OUT,
+        "BackendEventList": {
+            "type": "object",
+            "properties": {
+                "recording": _STR,
+                "recording_known": {"type": "boolean"},
+                "events": {"type": "array", "items": _EVENT_OUT},
+                "next_offset": {"type": ["integer", "null"]},
+            },
+        },
+        "FullstackOk": _FULLSTACK_OK,
+        "FullstackError": _FULLSTACK_ERROR,
+        "FullstackBatchResult": {
+            "type": "object",
+            "properties": {
+                "success": {"type": "string", "enum": ["true", "false"]},
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "description": "`status` plus the body `send` would have answered",
+                        "properties": {"status": {"type": "integer"}},
+                    },
+                },
+            },
+        },
+    }
+)
+COMPONENTS["responses"].update(
+    {
+        name: {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+        }
+        for name, description in (
+            ("FullstackOk", "Stored (seed 001's success body)."),
+            ("FullstackError", "Refused (seed 001's error body, one entry per problem)."),
+            ("FullstackBatchResult", "One result per event."),
+        )
+    }
+)
 
 schemas = SchemaGenerator(
     {

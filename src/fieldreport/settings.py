@@ -109,7 +109,94 @@ class Settings(BaseSettings):
         description="How long the signed file links in JSON pushes stay valid, e.g. `7d`.",
     )
 
-    @field_validator("max_report_bytes", mode="before")
+    # --- full-stack API (backend events) -------------------------------------------------------
+    fullstack_max_payload_bytes: int = Field(
+        default=256 * 1024,
+        gt=0,
+        description="Largest `payload` (and `metadata`) of one backend event, e.g. `256KiB`; "
+        "larger ones are refused with a validation error.",
+    )
+    fullstack_pending_ttl: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long backend events for a recording that has not started yet are kept "
+        "waiting for it, e.g. `10m`; `0` refuses them at once.",
+    )
+    fullstack_max_pending: int = Field(
+        default=10_000,
+        ge=0,
+        description="Most backend events one project may have waiting for recordings that have "
+        "not started yet; past it they are refused.",
+    )
+
+    @field_validator("fullstack_max_payload_bytes", mode="before")
+    @classmethod
+    def _fullstack_size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("fullstack_pending_ttl", mode="before")
+    @classmethod
+    def _fullstack_duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    # --- session recording --------------------------------------------------------------
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs session tokens. Default: generated into "
+        "`DATA_DIR/session-secret` on first use; set it when several servers share a database.",
+    )
+    session_max_length: float = Field(
+        default=7200.0,
+        gt=0,
+        description="Longest recording: a session token expires this long after start, e.g. `2h`.",
+    )
+    session_late_grace: float = Field(
+        default=86400.0,
+        ge=0,
+        description="How long after expiry a token is still accepted by `late` uploads, "
+        "e.g. `24h`.",
+    )
+    session_max_batch_bytes: int = Field(
+        default=1 * MiB,
+        gt=0,
+        description="Largest session batch as sent (after any gzip), e.g. `1MiB`; larger get 413.",
+    )
+    session_max_inflated_bytes: int = Field(
+        default=16 * MiB,
+        gt=0,
+        description="Largest gzip batch once decompressed, e.g. `16MiB`; more is refused (413).",
+    )
+    session_max_images_bytes: int = Field(
+        default=16 * MiB,
+        gt=0,
+        description="Largest mobile image upload request (all files), e.g. `16MiB`.",
+    )
+    session_rate_sessions: int = Field(
+        default=600,
+        ge=0,
+        description="Sessions a project may start per minute (per server process; 0: no limit).",
+    )
+    session_rate_bytes: int = Field(
+        default=256 * MiB,
+        ge=0,
+        description="Batch bytes a project may send per minute (per server process; 0: no limit), "
+        "e.g. `256MiB`.",
+    )
+    session_retention: float = Field(
+        default=0.0,
+        ge=0,
+        description="Delete session recordings older than this once a day inside the server, "
+        "e.g. `30d` (0: never).",
+    )
+
+    @field_validator(
+        "max_report_bytes",
+        "session_max_batch_bytes",
+        "session_max_inflated_bytes",
+        "session_max_images_bytes",
+        "session_rate_bytes",
+        mode="before",
+    )
     @classmethod
     def _size(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
@@ -119,6 +206,9 @@ class Settings(BaseSettings):
         "delivery_lease",
         "delivery_poll_interval",
         "delivery_link_ttl",
+        "session_max_length",
+        "session_late_grace",
+        "session_retention",
         mode="before",
     )
     @classmethod

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from fieldreport.settings import Settings
 from fieldreport.storage.blobs import BlobStore, open_blob_store
 from fieldreport.storage.db import Database
 from fieldreport.storage.migrate import upgrade
+from fieldreport.storage.schema.base import utcnow
 
 
 @dataclass
@@ -18,6 +21,8 @@ class AppState:
     blobs: BlobStore
     # Set when a report with deliveries commits, so an in-process delivery worker starts at once.
     delivery_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # The current time; tests replace it to move time without sleeping.
+    clock: Callable[[], datetime] = field(default=utcnow)
 
     @property
     def public_url(self) -> str:

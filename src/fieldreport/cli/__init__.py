@@ -5,7 +5,16 @@ from __future__ import annotations
 import click
 
 from fieldreport import __version__
-from fieldreport.cli import delivery, destination, project, receive, report, serve
+from fieldreport.cli import (
+    delivery,
+    destination,
+    events,
+    project,
+    receive,
+    report,
+    serve,
+    session,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -25,6 +34,9 @@ cli.add_command(destination.destination)
 cli.add_command(delivery.delivery)
 cli.add_command(delivery.worker)
 cli.add_command(receive.receive)
+cli.add_command(session.session)
+cli.add_command(session.gc)
+cli.add_command(events.events)
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ import uvicorn
 from fieldreport.app import create_app
 from fieldreport.cli.common import STORAGE_FIELDS, pop_settings, settings_options, with_state
 from fieldreport.delivery.worker import worker_service
+from fieldreport.ingest.session_tokens import load_secret
 from fieldreport.logs import configure as configure_logging
+from fieldreport.retention import start_retention
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
 from fieldreport.storage.projects import list_projects
@@ -34,7 +36,8 @@ async def _serve(settings: Settings, *, with_worker: bool = True) -> None:
                 "  then embed the public key in your app and send reports to "
                 f"{url}/api/v1/reports (API docs: {url}/docs)"
             )
-        services = [worker_service()] if with_worker else []
+        load_secret(settings)  # created in the data dir on first start unless set
+        services = [start_retention, *([worker_service()] if with_worker else [])]
         app = create_app(settings, state=state, services=services)
         config = uvicorn.Config(
             app,

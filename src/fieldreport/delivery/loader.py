@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fieldreport.delivery.bundle import FileData, ReportBundle
 from fieldreport.state import AppState
+from fieldreport.storage.backend_events import backend_event_dict, events_for_recording
 from fieldreport.storage.reports import Report, StoredFile, get_report, get_reports
 
-# Where the recording's backend events come from (the full-stack API fills this in);
-# called with (state, project_id, recording uuid) and returns JSON-ready dicts, oldest first.
-BackendEventsLoader = Callable[[AppState, int, str], Awaitable[list[dict[str, Any]]]]
-backend_events_loaders: list[BackendEventsLoader] = []
+MAX_BACKEND_EVENTS = 10_000  # per push: the newest are in the dashboard and the API
+
+
+async def backend_events(state: AppState, project_id: int, recording: str) -> list[dict[str, Any]]:
+    """The recording's backend events (full-stack API), oldest first, as pushed."""
+    async with state.db.read() as conn:
+        events = await events_for_recording(conn, project_id, recording, limit=MAX_BACKEND_EVENTS)
+    return [backend_event_dict(e) for e in events]
+
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -46,8 +51,7 @@ async def bundle_for(state: AppState, report: Report) -> ReportBundle:
     ]
     events: list[dict[str, Any]] = []
     if report.fields.recording:
-        for load in backend_events_loaders:
-            events.extend(await load(state, report.project_id, report.fields.recording))
+        events = await backend_events(state, report.project_id, report.fields.recording)
     f = report.fields
     return ReportBundle(
         reportid=report.id,

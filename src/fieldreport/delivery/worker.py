@@ -100,14 +100,14 @@ class Worker:
         state: AppState,
         *,
         name: str | None = None,
-        now: Callable[[], datetime] = utcnow,
+        now: Callable[[], datetime] | None = None,
         rand: Callable[[], float] | None = None,
         breakers: CircuitBreakers | None = None,
     ) -> None:
         s = state.settings
         self.state = state
         self.name = name or worker_name()
-        self.now = now
+        self.now = now or state.clock
         self.rand = rand or random_source()
         self.breakers = breakers or CircuitBreakers()
         self._concurrency = s.delivery_concurrency
