@@ -17,7 +17,7 @@ from fieldreport.delivery.bundle import ReportBundle
 
 def multipart_form(bundle: ReportBundle, token: str | None) -> aiohttp.FormData:
     # quote_fields=False: field names go out as-is (`notelist[]`, which PHP turns into an array).
-    form = aiohttp.FormData(quote_fields=False, charset="utf-8")
+    form = aiohttp.FormData(quote_fields=False, charset="utf-8", default_to_multipart=True)
     form.add_field("token", token or "")
     if bundle.screenshot is not None:
         form.add_field(
