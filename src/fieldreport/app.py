@@ -17,6 +17,7 @@ from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
+from fieldreport.web import routes as web_routes
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"]),
         *ingest_reports.routes,
         *api_reports.routes,
+        *web_routes.routes,
         *openapi.routes(),
     ]
 

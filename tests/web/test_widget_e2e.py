@@ -1,0 +1,276 @@
+"""The widget in a real browser: script tag -> click -> annotate -> send -> stored report."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from fieldreport.storage.projects import NewProject, set_origins
+from tests.conftest import RunningServer
+from tests.web.conftest import PageServer, save_screenshot
+from tests.web.pages import script_tag, shop_page
+
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+async def _allow(server: RunningServer, project: NewProject, origin: str) -> None:
+    async with server.state.db.write() as conn:
+        await set_origins(conn, project.project.id, add=[origin], remove=[])
+
+
+async def _disallow(server: RunningServer, project: NewProject, origin: str) -> None:
+    async with server.state.db.write() as conn:
+        await set_origins(conn, project.project.id, add=[], remove=[origin])
+
+
+async def _drag(
+    page: Any, box: dict[str, float], start: tuple[float, float], end: tuple[float, float]
+) -> None:
+    await page.mouse.move(box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1])
+    await page.mouse.down()
+    await page.mouse.move(
+        box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1], steps=8
+    )
+    await page.mouse.up()
+
+
+async def _reports(client: httpx.AsyncClient, project: NewProject) -> list[dict[str, Any]]:
+    auth = {"Authorization": f"Bearer {project.secret_key}"}
+    listing = (await client.get("/api/v1/reports", headers=auth)).json()
+    return [
+        (await client.get(f"/api/v1/reports/{r['reportid']}", headers=auth)).json()
+        for r in listing["reports"]
+    ]
+
+
+async def _screenshot(
+    client: httpx.AsyncClient, project: NewProject, report: dict[str, Any]
+) -> Image.Image:
+    auth = {"Authorization": f"Bearer {project.secret_key}"}
+    resp = await client.get(report["screenshot"]["url"], headers=auth)
+    assert resp.status_code == 200
+    assert resp.content.startswith(b"\x89PNG\r\n\x1a\n")
+    image = Image.open(io.BytesIO(resp.content))
+    image.load()  # a truncated or corrupt PNG fails here
+    return image.convert("RGB")
+
+
+def _count(image: Image.Image, predicate: Any, box: tuple[int, int, int, int] | None = None) -> int:
+    region = image.crop(box) if box else image
+    return sum(1 for px in region.get_flattened_data() if predicate(px))
+
+
+def _is_ink(px: tuple[int, int, int]) -> bool:  # the annotation red, #e5484d
+    r, g, b = px
+    return abs(r - 0xE5) < 20 and abs(g - 0x48) < 25 and abs(b - 0x4D) < 25
+
+
+async def test_annotate_and_send_a_report(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    project: NewProject,
+    page_server: PageServer,
+    browser: Any,
+) -> None:
+    await _allow(server, project, page_server.url)
+    page_server.pages["/"] = shop_page(script_tag(server.url, project.public_key))
+    page = await browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(page_server.url + "/")
+
+    launcher = page.get_by_role("button", name="Report a bug")
+    await launcher.wait_for()
+    await page.screenshot(path=save_screenshot("button"))
+    await launcher.click()
+
+    dialog = page.get_by_role("dialog", name="Report a bug")
+    await dialog.wait_for()
+    overlay = dialog.get_by_role("img", name="Screenshot annotations")
+    box = await overlay.bounding_box()
+    assert box and box["width"] > 300
+    # A box around the vase's price, an arrow at it, and two numbered notes.
+    await _drag(page, box, (0.62, 0.36), (0.86, 0.50))
+    await dialog.get_by_role("button", name="Arrow", exact=True).click()
+    await _drag(page, box, (0.45, 0.75), (0.62, 0.52))
+    await dialog.get_by_role("button", name="Note", exact=True).click()
+    await page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.38)
+    await dialog.get_by_role("textbox", name="Note 1").fill("The price is negative")
+    await dialog.get_by_role("button", name="+ Add a note").click()
+    await dialog.get_by_role("textbox", name="Note 2").fill("Total ignores the coupon")
+    await dialog.get_by_label("Describe the problem").fill(
+        "The vase costs -12.50 €.\nI expected a positive price."
+    )
+    await dialog.get_by_label("Your email").fill("jane@example.com")
+    await page.screenshot(path=save_screenshot("annotate"))
+
+    await dialog.get_by_role("button", name="Send report").click()
+    await dialog.get_by_text("Thank you! Your report was sent").wait_for()
+    await page.screenshot(path=save_screenshot("sent"))
+    assert errors == []
+
+    [report] = await _reports(client, project)
+    # Browsers send form text with CRLF line breaks (the HTML form-data rules).
+    comment = report["sendercomment"].replace("\r\n", "\n")
+    assert comment == "The vase costs -12.50 €.\nI expected a positive price."
+    assert report["subject"] == "Bug report: The vase costs -12.50 €."
+    assert report["notelist"] == ["The price is negative", "Total ignores the coupon"]
+    assert report["senderemail"] == "jane@example.com"
+    assert report["referer"] == page_server.url + "/"
+    assert "Chrome" in report["browser"]
+    assert report["recording"] in (None, "")
+    assert '"viewport"' in report["additionalinfo"]
+
+    image = await _screenshot(client, project, report)
+    assert image.size == (VIEWPORT["width"], VIEWPORT["height"])
+    # The page was captured (the dark header, the green "Add to cart" buttons)...
+    assert image.getpixel((10, 10)) == (17, 24, 39)
+    assert _count(image, lambda p: p[1] > 140 and p[0] < 30 and p[2] < 140) > 500
+    # ...the annotations were burned in (box edges, arrow, note pins)...
+    assert _count(image, _is_ink) > 2000
+    # ...and the widget itself is not in the picture (its blue button, bottom right).
+    assert _count(image, lambda p: p == (37, 99, 235), (1080, 700, 1280, 800)) == 0
+
+
+async def test_keyboard_only_focus_trap_and_labels(
+    server: RunningServer, project: NewProject, page_server: PageServer, browser: Any
+) -> None:
+    await _allow(server, project, page_server.url)
+    page_server.pages["/"] = shop_page(
+        script_tag(server.url, project.public_key, position="bottom-left", label="Feedback")
+    )
+    page = await browser.new_page(viewport=VIEWPORT)
+    await page.goto(page_server.url + "/")
+    launcher = page.get_by_role("button", name="Feedback")
+    await launcher.focus()
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Feedback")
+    await dialog.wait_for()
+    # Focus starts in the comment; Tab cycles inside the dialog and never reaches the page.
+    focused = "document.querySelector('[data-fieldreport]').shadowRoot.activeElement?.id || ''"
+    assert await page.evaluate(focused) == "fr-comment"
+    seen = set()
+    for _ in range(30):
+        await page.keyboard.press("Tab")
+        inside = await page.evaluate(
+            "(() => { const a = document.activeElement;"
+            " return a && a.matches('[data-fieldreport]'); })()"
+        )
+        assert inside, "focus escaped the dialog"
+        seen.add(
+            await page.evaluate(
+                focused + " || document.querySelector('[data-fieldreport]')"
+                ".shadowRoot.activeElement?.textContent"
+            )
+        )
+    assert {"fr-comment", "fr-email", "Send report", "Cancel"} <= seen
+    # A note can be placed without a pointer.
+    await dialog.get_by_role("button", name="+ Add a note").focus()
+    await page.keyboard.press("Enter")
+    assert await page.evaluate(focused) == "fr-note-1"
+    # Escape closes and gives the focus back to the launcher.
+    await page.keyboard.press("Escape")
+    await dialog.wait_for(state="detached")
+    assert await page.evaluate("document.activeElement.matches('[data-fieldreport]')")
+    # The host page's CSS cannot reach into the widget (shadow root).
+    await page.add_style_tag(content="button { background: rgb(255, 0, 255) !important; }")
+    bg = await launcher.evaluate("b => getComputedStyle(b).backgroundColor")
+    assert bg == "rgb(37, 99, 235)"
+    box = await launcher.bounding_box()
+    assert box and box["x"] < 40  # bottom-left
+
+
+async def test_send_failure_keeps_the_text_and_retry_succeeds(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    project: NewProject,
+    page_server: PageServer,
+    browser: Any,
+) -> None:
+    await _allow(server, project, page_server.url)
+    page_server.pages["/"] = shop_page(script_tag(server.url, project.public_key))
+    page = await browser.new_page(viewport=VIEWPORT)
+    await page.goto(page_server.url + "/")
+    await page.get_by_role("button", name="Report a bug").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Describe the problem").fill("Checkout is broken")
+    await dialog.get_by_label("Your email").fill("not-an-email")
+    await dialog.get_by_role("button", name="Send report").click()
+    await dialog.get_by_text("This email address does not look right").wait_for()
+    await dialog.get_by_label("Your email").fill("")
+
+    # The server refuses (the project no longer allows this origin): a clear error, text kept.
+    await _disallow(server, project, page_server.url)
+    await dialog.get_by_role("button", name="Send report").click()
+    alert = dialog.get_by_role("alert")
+    await alert.wait_for()
+    assert "could not be sent" in await alert.text_content()
+    await page.screenshot(path=save_screenshot("error"))
+    assert await dialog.get_by_label("Describe the problem").input_value() == "Checkout is broken"
+    assert await _reports(client, project) == []
+
+    await _allow(server, project, page_server.url)
+    await dialog.get_by_role("button", name="Try again").click()
+    await dialog.get_by_text("Thank you!").wait_for()
+    [report] = await _reports(client, project)
+    assert report["sendercomment"] == "Checkout is broken"
+
+
+async def test_server_error_message_is_shown(
+    server: RunningServer,
+    project: NewProject,
+    page_server: PageServer,
+    browser: Any,
+) -> None:
+    """A refusal the browser may read (the origin is allowed) shows the server's own reason."""
+    await _allow(server, project, page_server.url)
+    page_server.pages["/"] = shop_page(script_tag(server.url, "frp_wrong-key"))
+    page = await browser.new_page(viewport=VIEWPORT)
+    await page.goto(page_server.url + "/")
+    await page.get_by_role("button", name="Report a bug").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Describe the problem").fill("Hello")
+    await dialog.get_by_role("button", name="Send report").click()
+    alert = dialog.get_by_role("alert")
+    await alert.wait_for()
+    text = await alert.text_content()
+    assert "could not be sent" in text and "key" in text.lower(), text
+
+
+async def test_visible_part_of_a_scrolled_page(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    project: NewProject,
+    page_server: PageServer,
+    browser: Any,
+) -> None:
+    await _allow(server, project, page_server.url)
+    page_server.pages["/"] = shop_page(
+        script_tag(server.url, project.public_key, button="false"),
+        extra_body='<div class="spacer"></div><div id="far">Far down the page</div>'
+        '<div class="spacer"></div>',
+    )
+    page = await browser.new_page(viewport={"width": 900, "height": 600})
+    await page.goto(page_server.url + "/")
+    await page.wait_for_function("() => typeof window.fieldreport?.open === 'function'")
+    assert (
+        await page.locator("[data-fieldreport]").evaluate(
+            "h => h.shadowRoot.querySelector('.launcher')"
+        )
+        is None
+    )  # data-button="false": the team opens it from its own button
+    await page.evaluate("document.getElementById('far').scrollIntoView()")
+    await page.evaluate("window.fieldreport.open()")
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Describe the problem").fill("Blue block")
+    await dialog.get_by_role("button", name="Send report").click()
+    await dialog.get_by_text("Thank you!").wait_for()
+    [report] = await _reports(client, project)
+    image = await _screenshot(client, project, report)
+    assert image.size == (900, 600)
+    # The blue block fills the top of the viewport; the page's header is not in the picture.
+    assert image.getpixel((450, 100)) == (0, 90, 200)
+    assert _count(image, lambda p: p == (17, 24, 39)) == 0

@@ -1,0 +1,43 @@
+// Screenshot of the visible part of the page, without the widget itself.
+import { domToCanvas } from "modern-screenshot";
+
+export interface Shot {
+  canvas: HTMLCanvasElement;
+  /** CSS pixels of the captured viewport. */
+  width: number;
+  height: number;
+}
+
+const MAX_PIXELS = 16_000_000;
+
+export async function captureViewport(exclude: Element): Promise<Shot> {
+  const root = document.documentElement;
+  const width = window.innerWidth;
+  const height = window.innerHeight;
+  const scale = Math.min(window.devicePixelRatio || 1, 2, Math.sqrt(MAX_PIXELS / (width * height)));
+  const sx = window.scrollX;
+  const sy = window.scrollY;
+  const bodyStyle = getComputedStyle(document.body);
+  const rootStyle = getComputedStyle(root);
+  const background =
+    rootStyle.backgroundColor !== "rgba(0, 0, 0, 0)" ? rootStyle.backgroundColor
+    : bodyStyle.backgroundColor !== "rgba(0, 0, 0, 0)" ? bodyStyle.backgroundColor
+    : "#ffffff";
+  const canvas = await domToCanvas(root, {
+    width,
+    height,
+    scale,
+    backgroundColor: background,
+    // The root keeps the viewport's size (so the layout is the one the user sees); its
+    // overflowing content is shifted so the visible part lands in the picture.
+    style: {
+      transform: `translate(${-sx}px, ${-sy}px)`,
+      transformOrigin: "0 0",
+      overflow: "visible",
+    },
+    filter: (node) => node !== exclude,
+    timeout: 8000,
+    fetch: { requestInit: { cache: "force-cache" } },
+  });
+  return { canvas, width, height };
+}
