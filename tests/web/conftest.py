@@ -3,13 +3,17 @@ server (another origin than fieldreport's) serving the team's test pages."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
+from PIL import Image, ImageChops
 
 from tests.conftest import free_port
 
@@ -41,12 +45,13 @@ class PageServer:
 
     url: str
     pages: dict[str, str] = field(default_factory=dict)
-    handlers: dict[str, Callable[[web.Request], web.StreamResponse]] = field(default_factory=dict)
+    handlers: dict[str, Callable[[web.Request], web.Response]] = field(default_factory=dict)
     requests: list[web.Request] = field(default_factory=list)
 
 
-@pytest.fixture
-async def page_server() -> AsyncIterator[PageServer]:
+@contextlib.asynccontextmanager
+async def serve_pages() -> AsyncIterator[PageServer]:
+    """A loopback web server on a free port (a new origin each time)."""
     port = free_port()
     site_state = PageServer(url=f"http://127.0.0.1:{port}")
 
@@ -56,8 +61,7 @@ async def page_server() -> AsyncIterator[PageServer]:
             return web.Response(text=site_state.pages[request.path], content_type="text/html")
         handler = site_state.handlers.get(request.path)
         if handler is not None:
-            result = handler(request)
-            return await result if hasattr(result, "__await__") else result  # type: ignore[misc]
+            return handler(request)
         return web.Response(status=404, text="not found")
 
     app = web.Application()
@@ -66,8 +70,16 @@ async def page_server() -> AsyncIterator[PageServer]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    yield site_state
-    await runner.cleanup()
+    try:
+        yield site_state
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def page_server() -> AsyncIterator[PageServer]:
+    async with serve_pages() as pages:
+        yield pages
 
 
 @pytest.fixture
@@ -78,6 +90,19 @@ async def browser() -> AsyncIterator[object]:
         await chromium.close()
 
 
-def save_screenshot(name: str) -> Path:
+async def snap(page: Any, name: str) -> Path:
+    """Save a screenshot of the page as docs/screenshots/widget-NAME.png for people to look at.
+
+    Rewritten only when it changed visibly, so running the tests does not churn the files."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS / f"widget-{name}.png"
+    path = SCREENSHOTS / f"widget-{name}.png"
+    data = await page.screenshot(animations="disabled", caret="hide")
+    if path.exists():
+        old = Image.open(path).convert("RGB")
+        new = Image.open(io.BytesIO(data)).convert("RGB")
+        if old.size == new.size:
+            box = ImageChops.difference(old, new).getbbox()
+            if box is None or (box[2] - box[0]) * (box[3] - box[1]) < 2500:
+                return path
+    path.write_bytes(data)
+    return path

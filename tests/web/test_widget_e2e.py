@@ -10,7 +10,7 @@ from PIL import Image
 
 from fieldreport.storage.projects import NewProject, set_origins
 from tests.conftest import RunningServer
-from tests.web.conftest import PageServer, save_screenshot
+from tests.web.conftest import PageServer, snap
 from tests.web.pages import script_tag, shop_page
 
 VIEWPORT = {"width": 1280, "height": 800}
@@ -84,7 +84,7 @@ async def test_annotate_and_send_a_report(
 
     launcher = page.get_by_role("button", name="Report a bug")
     await launcher.wait_for()
-    await page.screenshot(path=save_screenshot("button"))
+    await snap(page, "button")
     await launcher.click()
 
     dialog = page.get_by_role("dialog", name="Report a bug")
@@ -105,11 +105,11 @@ async def test_annotate_and_send_a_report(
         "The vase costs -12.50 €.\nI expected a positive price."
     )
     await dialog.get_by_label("Your email").fill("jane@example.com")
-    await page.screenshot(path=save_screenshot("annotate"))
+    await snap(page, "annotate")
 
     await dialog.get_by_role("button", name="Send report").click()
     await dialog.get_by_text("Thank you! Your report was sent").wait_for()
-    await page.screenshot(path=save_screenshot("sent"))
+    await snap(page, "sent")
     assert errors == []
 
     [report] = await _reports(client, project)
@@ -208,7 +208,7 @@ async def test_send_failure_keeps_the_text_and_retry_succeeds(
     alert = dialog.get_by_role("alert")
     await alert.wait_for()
     assert "could not be sent" in await alert.text_content()
-    await page.screenshot(path=save_screenshot("error"))
+    await snap(page, "error")
     assert await dialog.get_by_label("Describe the problem").input_value() == "Checkout is broken"
     assert await _reports(client, project) == []
 

@@ -97,12 +97,19 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
   }
 
   let ready: Promise<Session | null> = session ? Promise.resolve(session) : begin().then((s) => (session = s));
+  void ready.then(() => sendLate());
 
-  // A batch that could not leave before the last page was unloaded.
-  const late = load<{ token: string; events: Event[] }>(storage("session"), lateKey);
-  if (late) {
+  // Events that could not leave with the page that recorded them (see flushOnExit).
+  async function sendLate(): Promise<void> {
+    const late = load<{ token: string; events: Event[] }>(storage("session"), lateKey);
+    if (!late) return;
     save(storage("session"), lateKey, null);
-    void upload("/v1/web/late", late.token, late.events).catch(() => undefined);
+    try {
+      const r = await upload("/v1/web/late", late.token, late.events);
+      if (r.status >= 500 || r.status === 429) save(storage("session"), lateKey, late);
+    } catch {
+      save(storage("session"), lateKey, late); // offline: try again with the next flush
+    }
   }
 
   async function upload(path: string, token: string, events: Event[]): Promise<Response> {
@@ -115,6 +122,7 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
 
   async function flushNow(): Promise<void> {
     const current = await ready;
+    await sendLate();
     if (!current || !buffer.length) return;
     const events = buffer;
     buffer = [];
@@ -142,7 +150,9 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
     return sending;
   }
 
-  // Leaving the page: send what fits in a keepalive request, keep the rest for the next page.
+  // The page is hidden and may never run again: no async work (compression) can be trusted to
+  // finish. Send what fits in a keepalive request; keep the rest in sessionStorage, sent through
+  // /v1/web/late by the next flush (this page's, if it comes back, or the next page's).
   function flushOnExit(): void {
     if (!session || !buffer.length) return;
     const events = buffer;
@@ -205,7 +215,7 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
 
   const timer = window.setInterval(() => void flush(), FLUSH_MS);
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "hidden") void flush();
+    if (document.visibilityState === "hidden") flushOnExit();
   });
   window.addEventListener("pagehide", flushOnExit);
 
