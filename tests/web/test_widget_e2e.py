@@ -6,12 +6,13 @@ import io
 from typing import Any
 
 import httpx
+from aiohttp import web
 from PIL import Image
 
 from fieldreport.storage.projects import NewProject, set_origins
 from tests.conftest import RunningServer
 from tests.web.conftest import PageServer, snap
-from tests.web.pages import script_tag, shop_page
+from tests.web.pages import STYLE, script_tag, shop_page
 
 VIEWPORT = {"width": 1280, "height": 800}
 
@@ -274,3 +275,49 @@ async def test_visible_part_of_a_scrolled_page(
     # The blue block fills the top of the viewport; the page's header is not in the picture.
     assert image.getpixel((450, 100)) == (0, 90, 200)
     assert _count(image, lambda p: p == (17, 24, 39)) == 0
+
+
+async def test_works_under_a_strict_content_security_policy(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    project: NewProject,
+    page_server: PageServer,
+    browser: Any,
+) -> None:
+    """No inline styles or eval: a page that allows only our script, our API and data:/blob:
+    images (for the screenshot) gets a working widget. The one CSP violation left is the
+    screenshot library's attempt to embed web fonts (then it captures with fallback fonts)."""
+    await _allow(server, project, page_server.url)
+    html = shop_page(script_tag(server.url, project.public_key)).replace(
+        "<style>", '<link rel="stylesheet" href="/shop.css"><style media="not all">'
+    )
+    csp = (
+        f"default-src 'self'; script-src {server.url}; connect-src {server.url}; "
+        "img-src 'self' data: blob:; style-src 'self'; font-src 'self' data:"
+    )
+    page_server.handlers["/"] = lambda request: web.Response(
+        text=html, content_type="text/html", headers={"Content-Security-Policy": csp}
+    )
+    page_server.handlers["/shop.css"] = lambda request: web.Response(
+        text=STYLE, content_type="text/css"
+    )
+    page = await browser.new_page(viewport=VIEWPORT)
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    await page.goto(page_server.url + "/")
+    await page.get_by_role("button", name="Report a bug").wait_for()
+    violations.clear()  # the test page's own inline style attributes
+    await page.get_by_role("button", name="Report a bug").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_role("button", name="+ Add a note").click()
+    await dialog.get_by_role("textbox", name="Note 1").fill("Under CSP")
+    await dialog.get_by_role("button", name="Send report").click()
+    await dialog.get_by_text("Thank you!").wait_for()
+    assert len(violations) <= 1, violations
+    [report] = await _reports(client, project)
+    assert report["notelist"] == ["Under CSP"]
+    image = await _screenshot(client, project, report)
+    assert image.getpixel((10, 10)) == (17, 24, 39)  # the page, styled by its own stylesheet

@@ -44,7 +44,10 @@ export function createEditor(shot: HTMLCanvasElement, width: number, height: num
   shot.removeAttribute("style"); // the capture library sizes it in pixels; the frame scales it
   shot.classList.add("shot");
   shot.setAttribute("aria-hidden", "true");
-  const stage = h("div", { class: "stage", "data-tool": tool }, [h("div", { class: "frame", style: `aspect-ratio: ${width} / ${height}; width: min(100%, calc((96vh - 170px) * ${(width / height).toFixed(4)}))` }, [shot, overlay])]);
+  const frame = h("div", { class: "frame" }, [shot, overlay]);
+  frame.style.aspectRatio = `${width} / ${height}`;
+  frame.style.width = `min(100%, calc((96vh - 170px) * ${(width / height).toFixed(4)}))`;
+  const stage = h("div", { class: "stage", "data-tool": tool }, [frame]);
 
   const toolButtons = new Map<Tool, HTMLButtonElement>();
   const toolbar = h("div", { class: "toolbar", role: "toolbar", "aria-label": "Annotation tools" });

@@ -1,5 +1,5 @@
 // Screenshot of the visible part of the page, without the widget itself.
-import { domToCanvas } from "modern-screenshot";
+import { domToCanvas, type Options } from "modern-screenshot";
 
 export interface Shot {
   canvas: HTMLCanvasElement;
@@ -23,7 +23,7 @@ export async function captureViewport(exclude: Element): Promise<Shot> {
     rootStyle.backgroundColor !== "rgba(0, 0, 0, 0)" ? rootStyle.backgroundColor
     : bodyStyle.backgroundColor !== "rgba(0, 0, 0, 0)" ? bodyStyle.backgroundColor
     : "#ffffff";
-  const canvas = await domToCanvas(root, {
+  const options: Options = {
     width,
     height,
     scale,
@@ -38,6 +38,15 @@ export async function captureViewport(exclude: Element): Promise<Shot> {
     filter: (node) => node !== exclude,
     timeout: 8000,
     fetch: { requestInit: { cache: "force-cache" } },
-  });
+  };
+  let canvas: HTMLCanvasElement;
+  try {
+    canvas = await domToCanvas(root, options);
+  } catch (err) {
+    // Embedding web fonts needs a scratch <style>, which a strict Content-Security-Policy
+    // (style-src without 'unsafe-inline') refuses: take the picture with fallback fonts.
+    console.warn("fieldreport: retrying the screenshot without embedded fonts:", err);
+    canvas = await domToCanvas(root, { ...options, font: false });
+  }
   return { canvas, width, height };
 }

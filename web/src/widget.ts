@@ -42,7 +42,15 @@ declare global {
       host = h("div", { "data-fieldreport": "", class: "rr-block" });
       shadow = host.attachShadow({ mode: "open" });
     }
-    const style = h("style", {}, [css(config.color)]);
+    // A constructed stylesheet is not "inline style" for a Content-Security-Policy.
+    let style: HTMLStyleElement | null = null;
+    try {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(css(config.color));
+      shadow!.adoptedStyleSheets = [sheet];
+    } catch {
+      style = h("style", {}, [css(config.color)]);
+    }
     container = h("div", { class: "root" });
     launcher = null;
     if (config.button) {
@@ -55,7 +63,7 @@ declare global {
       launcher.addEventListener("click", () => void open());
       container.append(launcher);
     }
-    shadow!.replaceChildren(style, container);
+    shadow!.replaceChildren(...(style ? [style] : []), container);
     if (!host.isConnected) (document.body || document.documentElement).append(host);
   }
 
