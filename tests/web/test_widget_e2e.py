@@ -172,6 +172,11 @@ async def test_keyboard_only_focus_trap_and_labels(
     await dialog.get_by_role("button", name="+ Add a note").focus()
     await page.keyboard.press("Enter")
     assert await page.evaluate(focused) == "fr-note-1"
+    # An empty note is not sent silently: the user is told and taken back to it.
+    await dialog.get_by_label("Describe the problem").fill("Keyboard only")
+    await dialog.get_by_role("button", name="Send report").click()
+    await dialog.get_by_text("Note 1 is empty").wait_for()
+    assert await page.evaluate(focused) == "fr-note-1"
     # Escape closes and gives the focus back to the launcher.
     await page.keyboard.press("Escape")
     await dialog.wait_for(state="detached")

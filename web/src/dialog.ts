@@ -117,7 +117,13 @@ export function openDialog(root: ShadowRoot, container: HTMLElement, config: Con
     ev.preventDefault();
     keep();
     const text = comment.value.trim();
-    const notes = editor ? editor.noteTexts().filter(Boolean) : [];
+    const notes = editor ? editor.noteTexts() : [];
+    const empty = notes.findIndex((n) => !n);
+    if (empty >= 0) {
+      show("error", `Note ${empty + 1} is empty: write what is wrong there, or remove it.`);
+      root.getElementById(`fr-note-${empty + 1}`)?.focus();
+      return;
+    }
     if (!text && !notes.length) {
       show("error", "Please describe the problem (or add a note) before sending.");
       comment.focus();
