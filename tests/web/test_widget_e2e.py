@@ -326,3 +326,31 @@ async def test_works_under_a_strict_content_security_policy(
     assert report["notelist"] == ["Under CSP"]
     image = await _screenshot(client, project, report)
     assert image.getpixel((10, 10)) == (17, 24, 39)  # the page, styled by its own stylesheet
+
+
+async def test_phone_sized_screen(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    project: NewProject,
+    page_server: PageServer,
+    browser: Any,
+) -> None:
+    await _allow(server, project, page_server.url)
+    page_server.pages["/"] = shop_page(script_tag(server.url, project.public_key, color="#0f766e"))
+    page = await browser.new_page(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, has_touch=True
+    )
+    await page.goto(page_server.url + "/")
+    await page.get_by_role("button", name="Report a bug").tap()
+    dialog = page.get_by_role("dialog")
+    overlay = dialog.get_by_role("img", name="Screenshot annotations")
+    box = await overlay.bounding_box()
+    assert box and box["width"] <= 390
+    await _drag(page, box, (0.1, 0.2), (0.7, 0.4))
+    await dialog.get_by_label("Describe the problem").fill("Too small to read")
+    await snap(page, "phone")
+    await dialog.get_by_role("button", name="Send report").click()
+    await dialog.get_by_text("Thank you!").wait_for()
+    [report] = await _reports(client, project)
+    image = await _screenshot(client, project, report)
+    assert image.size == (780, 1688)  # the device's pixels

@@ -46,7 +46,7 @@ export function createEditor(shot: HTMLCanvasElement, width: number, height: num
   shot.setAttribute("aria-hidden", "true");
   const frame = h("div", { class: "frame" }, [shot, overlay]);
   frame.style.aspectRatio = `${width} / ${height}`;
-  frame.style.width = `min(100%, calc((96vh - 170px) * ${(width / height).toFixed(4)}))`;
+  frame.style.setProperty("--ratio", (width / height).toFixed(4));
   const stage = h("div", { class: "stage", "data-tool": tool }, [frame]);
 
   const toolButtons = new Map<Tool, HTMLButtonElement>();

@@ -34,7 +34,7 @@ button:disabled { cursor: default; opacity: .45; }
 .tool .icon { width: 16px; height: 16px; fill: none; stroke: currentColor; stroke-width: 1.8; stroke-linecap: round; stroke-linejoin: round; }
 .sep { flex: 1; }
 .stage { flex: 1; min-height: 0; overflow: auto; padding: 16px; display: flex; align-items: flex-start; justify-content: center; }
-.frame { position: relative; width: 100%; max-width: 100%; max-height: 100%; border-radius: 6px; overflow: hidden;
+.frame { position: relative; width: min(100%, calc((96vh - 170px) * var(--ratio, 1.6))); max-width: 100%; border-radius: 6px; overflow: hidden;
   box-shadow: 0 1px 3px rgba(15, 23, 42, .18), 0 0 0 1px rgba(15, 23, 42, .06); background: #fff; }
 .shot, .overlay { position: absolute; inset: 0; width: 100%; height: 100%; display: block; }
 .overlay { touch-action: none; cursor: crosshair; }
@@ -80,10 +80,18 @@ textarea:focus, input:focus { outline: none; border-color: var(--accent); box-sh
 .privacy { margin: 0; color: var(--muted); font-size: 12px; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 @media (max-width: 760px) {
+  .backdrop { padding: 0; }
+  .dialog { height: 100%; border-radius: 0; }
+  .head { padding: 10px 14px; }
+  .head p { display: none; }
   .body { flex-direction: column; overflow: auto; }
-  .main { border-right: 0; border-bottom: 1px solid var(--line); }
-  .side { width: auto; }
-  .stage { max-height: 50vh; }
+  .main { flex: none; border-right: 0; border-bottom: 1px solid var(--line); }
+  .toolbar { gap: 4px; padding: 8px; }
+  .tool { padding: 6px 8px; font-size: 12px; gap: 4px; }
+  .sep { flex: 1 0 0; }
+  .stage { padding: 10px; }
+  .frame { width: min(100%, calc((48vh - 20px) * var(--ratio, 0.5))); }
+  .side { width: auto; overflow: visible; }
 }
 @media (prefers-reduced-motion: reduce) { .launcher { transition: none; } }
 `;
