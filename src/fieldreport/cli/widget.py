@@ -72,7 +72,7 @@ def snippet(
 def info(as_json: bool) -> None:
     """Show the bundled widget's version, files, hashes and gzipped sizes."""
     bundle = load_bundle()
-    facts = {
+    facts: dict[str, Any] = {
         "version": bundle.version,
         "widget": {
             "url": "/widget.js",
