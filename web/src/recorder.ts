@@ -77,6 +77,16 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
   let sending: Promise<void> = Promise.resolve();
   let customCount = 0;
   let stopped = false;
+  let refused = false; // the server said no (unknown key, origin not allowed): do not insist
+  let stopRecording: (() => void) | undefined;
+  let timer = 0;
+
+  function shutdown(): void {
+    stopped = true;
+    buffer = [];
+    stopRecording?.();
+    window.clearInterval(timer);
+  }
 
   const post = (path: string, body: BodyInit, headers: Record<string, string>, keepalive = false) =>
     fetch(`${opts.endpoint}${path}`, { method: "POST", body, headers, keepalive, credentials: "omit", mode: "cors" });
@@ -85,7 +95,10 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
     try {
       const userUUID = load<string>(storage("local"), userKey);
       const r = await post("/v1/web/start", JSON.stringify({ projectKey: opts.key, trackerVersion: TRACKER, ...(userUUID ? { userUUID } : {}) }), { "Content-Type": "application/json" });
-      if (!r.ok) throw new Error(`start answered ${r.status}`);
+      if (!r.ok) {
+        refused = r.status >= 400 && r.status < 500 && r.status !== 429;
+        throw new Error(`start answered ${r.status}`);
+      }
       const body = (await r.json()) as Session;
       save(storage("local"), userKey, body.userUUID);
       save(storage("session"), sessionKey, { token: body.token, sessionID: body.sessionID, userUUID: body.userUUID });
@@ -121,9 +134,21 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
   }
 
   async function flushNow(): Promise<void> {
-    const current = await ready;
+    if (stopped) return;
+    let current = await ready;
+    if (!current && !refused) {
+      // The start failed for a passing reason (offline, 5xx, 429): try again, bounded buffer.
+      buffer = buffer.slice(-MAX_BUFFER_EVENTS);
+      ready = begin().then((s) => (session = s));
+      current = await ready;
+      if (current) record.takeFullSnapshot(true);
+    }
+    if (!current) {
+      if (refused) shutdown(); // recording is not allowed here: stop, keep no events
+      return;
+    }
     await sendLate();
-    if (!current || !buffer.length) return;
+    if (!buffer.length) return;
     const events = buffer;
     buffer = [];
     let r: Response;
@@ -177,8 +202,9 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
     }
   }
 
-  const stopRecording = record({
+  stopRecording = record({
     emit(event) {
+      if (stopped) return;
       buffer.push(event as Event);
       if (buffer.length >= FLUSH_EVENTS) void flush();
     },
@@ -213,7 +239,10 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
     failed: (info) => custom("network", { ...info }),
   });
 
-  const timer = window.setInterval(() => void flush(), FLUSH_MS);
+  timer = window.setInterval(() => void flush(), FLUSH_MS);
+  void ready.then((s) => {
+    if (!s && refused) shutdown();
+  });
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden") flushOnExit();
   });
@@ -223,11 +252,7 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
     sessionId: async () => (await ready)?.sessionID ?? null,
     current: () => session?.sessionID ?? null,
     flush,
-    stop() {
-      stopped = true;
-      stopRecording?.();
-      window.clearInterval(timer);
-    },
+    stop: shutdown,
   };
 }
 
