@@ -147,7 +147,12 @@ async def _trace_origins_and_reload(
 ) -> None:
     other = api.url
     page_server.pages["/"] = shop_page(
-        script_tag(server.url, project.public_key, record="true", **{"trace-origins": other})
+        script_tag(
+            server.url,
+            project.public_key,
+            record="true",
+            **{"trace-origins": other, "mask-inputs": "false"},
+        )
     )
 
     def cors(request: web.Request) -> web.Response:
@@ -212,3 +217,5 @@ async def _trace_origins_and_reload(
     assert "x" * 1000 in json.dumps(events)  # the big mutation arrived (late)
     session = (await client.get(f"/api/v1/sessions/{recording}", headers=auth)).json()
     assert session["batch_count"] >= 2
+    # data-mask-inputs="false": ordinary inputs are recorded, passwords still never.
+    assert "SPRING-2026" in json.dumps(events) and "hunter2" not in json.dumps(events)

@@ -17,6 +17,8 @@ export interface Config {
   email: boolean;
   /** Record the session with rrweb (loads the recorder chunk). */
   record: boolean;
+  /** Mask every input's value in recordings (passwords are masked regardless). */
+  maskInputs: boolean;
   /** Extra origins whose requests get the br-recording-uuid header. */
   traceOrigins: string[];
   /** Prefix of the report subject; the comment's first line follows. */
@@ -57,6 +59,7 @@ export function fromScript(script: HTMLScriptElement | null): Config {
     label: d.label || "Report a bug",
     email: flag(d.email, true),
     record: flag(d.record, false),
+    maskInputs: flag(d.maskInputs, true),
     traceOrigins: splitList(d.traceOrigins),
     subject: d.subject || "Bug report",
   };

@@ -8,6 +8,7 @@ export interface RecorderOptions {
   endpoint: string;
   key: string;
   traceOrigins: string[];
+  maskInputs?: boolean;
 }
 
 export interface RecorderHandle {
@@ -208,7 +209,7 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
       buffer.push(event as Event);
       if (buffer.length >= FLUSH_EVENTS) void flush();
     },
-    maskAllInputs: true,
+    maskAllInputs: opts.maskInputs !== false,
     maskInputOptions: { password: true },
     blockClass: "rr-block",
     maskTextClass: "fieldreport-mask",

@@ -69,7 +69,7 @@ declare global {
 
   function loadRecorder(): Promise<RecorderHandle | null> {
     return new Promise((resolve) => {
-      const options = { endpoint: config.endpoint, key: config.key, traceOrigins: config.traceOrigins };
+      const options = { endpoint: config.endpoint, key: config.key, traceOrigins: config.traceOrigins, maskInputs: config.maskInputs };
       if (window.__fieldreportRecorder) {
         resolve((recorderHandle = window.__fieldreportRecorder(options)));
         return;
