@@ -69,6 +69,13 @@ async def test_versioned_files_are_immutable(client: httpx.AsyncClient) -> None:
         assert resp.status_code == 200, name
         assert resp.content == body
         assert resp.headers["cache-control"] == "public, max-age=31536000, immutable"
-    for name in ["recorder.000000000000.js", "manifest.json", "widget.js", "..%2Fbundle.py"]:
+    # A page still running the previous build asks for its files: it gets this build's.
+    old_recorder = await client.get("/widget/recorder.000000000000.js")
+    assert old_recorder.status_code == 302
+    assert old_recorder.headers["location"] == bundle.recorder.name  # relative to /widget/
+    assert old_recorder.headers["access-control-allow-origin"] == "*"
+    old_widget = await client.get("/widget/widget.000000000000.js")
+    assert old_widget.status_code == 302 and old_widget.headers["location"] == "../widget.js"
+    for name in ["recorder.js", "manifest.json", "widget.js", "..%2Fbundle.py", "x.py"]:
         resp = await client.get(f"/widget/{name}")
         assert resp.status_code == 404, name

@@ -10,6 +10,7 @@ from aiohttp import web
 from PIL import Image
 
 from fieldreport.storage.projects import NewProject, set_origins
+from fieldreport.web.bundle import load_bundle
 from tests.conftest import RunningServer
 from tests.web.conftest import PageServer, snap
 from tests.web.pages import STYLE, script_tag, shop_page
@@ -354,3 +355,27 @@ async def test_phone_sized_screen(
     [report] = await _reports(client, project)
     image = await _screenshot(client, project, report)
     assert image.size == (780, 1688)  # the device's pixels
+
+
+async def test_pinned_widget_url(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    project: NewProject,
+    page_server: PageServer,
+    browser: Any,
+) -> None:
+    """The immutable /widget/widget.<hash>.js finds the API at the server's root too."""
+    await _allow(server, project, page_server.url)
+    pinned = f"{server.url}/widget/{load_bundle().versioned_widget_name}"
+    page_server.pages["/"] = shop_page(
+        f'<script src="{pinned}" data-key="{project.public_key}" async></script>'
+    )
+    page = await browser.new_page(viewport=VIEWPORT)
+    await page.goto(page_server.url + "/")
+    await page.get_by_role("button", name="Report a bug").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Describe the problem").fill("Pinned build")
+    await dialog.get_by_role("button", name="Send report").click()
+    await dialog.get_by_text("Thank you!").wait_for()
+    [report] = await _reports(client, project)
+    assert report["sendercomment"] == "Pinned build"

@@ -29,7 +29,9 @@ const POSITIONS: Position[] = ["bottom-right", "bottom-left", "top-right", "top-
 
 export function scriptBase(script: HTMLScriptElement | null): string {
   try {
-    return new URL(".", script && script.src ? script.src : location.href).href;
+    // `/widget.js` -> the server's base; the pinned `/widget/widget.<hash>.js` -> the same base.
+    const base = new URL(".", script && script.src ? script.src : location.href).href;
+    return script && /\/widget\/widget\.[0-9a-f]+\.js$/.test(new URL(script.src).pathname) ? new URL("..", base).href : base;
   } catch {
     return ""; // an inline copy on an about:blank page: init({endpoint}) must say where
   }

@@ -7,13 +7,19 @@ that pin a version) and ``/widget/recorder.<hash>.js`` (loaded by the widget) ar
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from fieldreport.ingest.errors import HTTPProblem
 from fieldreport.web.bundle import Asset, load_bundle
 
+_OLD_RECORDER = re.compile(r"^recorder\.[0-9a-f]{12}\.js$")
+_OLD_WIDGET = re.compile(r"^widget\.[0-9a-f]{12}\.js$")
+# Relative locations (they work behind a path prefix); CORS so crossorigin scripts follow them.
+_REDIRECT_HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"}
 STABLE_CACHE = "public, max-age=300, stale-while-revalidate=3600"
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 
@@ -67,18 +73,29 @@ async def widget_chunk(request: Request) -> Response:
     summary: Versioned widget files
     description: >
       `widget.<hash>.js` (the widget pinned to one build) and `recorder.<hash>.js` (the session
-      recorder, loaded by the widget when `data-record="true"`). Cached for a year.
+      recorder, loaded by the widget when `data-record="true"`). Cached for a year. Another
+      build's name (a page loaded before an upgrade) is redirected to this build's file.
     tags: [widget]
     parameters:
       - {name: name, in: path, required: true, schema: {type: string}}
     responses:
       200: {description: "JavaScript."}
+      302: {description: "Another build's file: this build's equivalent."}
       404: {$ref: '#/components/responses/Problem'}
     """
-    asset = load_bundle().by_name(request.path_params["name"])
-    if asset is None:
-        raise HTTPProblem(404, "no such widget file (an older build?)", code="not_found")
-    return _serve(request, asset, IMMUTABLE_CACHE)
+    bundle = load_bundle()
+    name = request.path_params["name"]
+    asset = bundle.by_name(name)
+    if asset is not None:
+        return _serve(request, asset, IMMUTABLE_CACHE)
+    # Another build's file (a page still running the widget from before an upgrade): answer
+    # with this build's instead of breaking it. Temporary redirects, never cached for long.
+    if _OLD_RECORDER.match(name):
+        return RedirectResponse(bundle.recorder.name, 302, headers=_REDIRECT_HEADERS)
+
+    if _OLD_WIDGET.match(name):
+        return RedirectResponse("../widget.js", 302, headers=_REDIRECT_HEADERS)
+    raise HTTPProblem(404, "no such widget file", code="not_found")
 
 
 routes = [
