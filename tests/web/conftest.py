@@ -35,7 +35,8 @@ if not shutil.which(CHROMIUM):
 
 @pytest.fixture
 def backend() -> str:
-    """Browser tests exercise the widget, not storage: run them on SQLite + local blobs."""
+    """Browser tests exercise the widget, not storage: SQLite + local blobs, except where a
+    test parametrizes ``backend`` itself (the main report test runs on PostgreSQL + S3 too)."""
     return "sqlite+local"
 
 

@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 import httpx
+import pytest
 from aiohttp import web
 from PIL import Image
 
@@ -70,7 +71,9 @@ def _is_ink(px: tuple[int, int, int]) -> bool:  # the annotation red, #e5484d
     return abs(r - 0xE5) < 20 and abs(g - 0x48) < 25 and abs(b - 0x4D) < 25
 
 
+@pytest.mark.parametrize("backend", ["sqlite+local", "postgresql+s3"])
 async def test_annotate_and_send_a_report(
+    backend: str,
     server: RunningServer,
     client: httpx.AsyncClient,
     project: NewProject,
