@@ -219,3 +219,38 @@ async def _trace_origins_and_reload(
     assert session["batch_count"] >= 2
     # data-mask-inputs="false": ordinary inputs are recorded, passwords still never.
     assert "SPRING-2026" in json.dumps(events) and "hunter2" not in json.dumps(events)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"session_max_batch_bytes": 16 * 1024}])
+async def test_a_batch_over_the_limit_is_sent_in_parts(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    project: NewProject,
+    page_server: PageServer,
+    browser: Any,
+) -> None:
+    await _allow(server, project, page_server.url)
+    page_server.pages["/"] = shop_page(script_tag(server.url, project.public_key, record="true"))
+    page = await browser.new_page(viewport=VIEWPORT)
+    await page.goto(page_server.url + "/")
+    recording = await _recording_id(page)
+    # ~50 KB gzipped of random text (one rrweb event per paragraph) in one flush: three times
+    # the server's batch limit.
+    await page.evaluate(
+        """async () => { for (let i = 0; i < 48; i++) {
+             const bytes = crypto.getRandomValues(new Uint8Array(1000));
+             const p = document.createElement('p');
+             p.textContent = `PART-${i}-` + Array.from(bytes, b => b.toString(16)).join('');
+             document.body.append(p);
+             await new Promise(resolve => setTimeout(resolve, 5)); } }"""
+    )
+    await page.get_by_role("button", name="Report a bug").click()  # the report flushes first
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Describe the problem").fill("Big page")
+    await dialog.get_by_role("button", name="Send report").click()
+    await dialog.get_by_text("Thank you!").wait_for()
+    text = json.dumps(await _events(client, project, recording))
+    assert all(f"PART-{i}-" in text for i in range(48))
+    auth = {"Authorization": f"Bearer {project.secret_key}"}
+    session = (await client.get(f"/api/v1/sessions/{recording}", headers=auth)).json()
+    assert session["batch_count"] >= 4

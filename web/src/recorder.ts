@@ -166,8 +166,24 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
       ready = begin().then((s) => (session = s));
       await ready;
       record.takeFullSnapshot(true);
-    } else if (!r.ok && r.status !== 413 && r.status !== 400) {
+    } else if (r.status === 413) {
+      await sendHalves(current.token, events, 0);
+    } else if (!r.ok && r.status !== 400) {
       buffer = events.concat(buffer).slice(-MAX_BUFFER_EVENTS);
+    }
+  }
+
+  // Too large for the server's per-batch limit: send it in halves (a single event that is still
+  // too large, e.g. a snapshot of an enormous page, is dropped with a warning).
+  async function sendHalves(token: string, events: Event[], depth: number): Promise<void> {
+    if (events.length < 2 || depth > 8) {
+      console.warn("fieldreport: a recording batch is over the server's size limit; dropped");
+      return;
+    }
+    const middle = Math.ceil(events.length / 2);
+    for (const part of [events.slice(0, middle), events.slice(middle)]) {
+      const r = await upload("/v1/web/append", token, part).catch(() => null);
+      if (r?.status === 413) await sendHalves(token, part, depth + 1);
     }
   }
 
