@@ -382,3 +382,41 @@ async def test_pinned_widget_url(
     await dialog.get_by_text("Thank you!").wait_for()
     [report] = await _reports(client, project)
     assert report["sendercomment"] == "Pinned build"
+
+
+async def test_configured_from_javascript(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    project: NewProject,
+    page_server: PageServer,
+    browser: Any,
+) -> None:
+    """No data-key: the app calls fieldreport.init() and listens for fieldreport:sent."""
+    await _allow(server, project, page_server.url)
+    page_server.pages["/"] = shop_page(
+        "<script>window.sent = null; addEventListener('fieldreport:sent', e => sent = e.detail);"
+        "addEventListener('fieldreport:ready', () => fieldreport.init({"
+        f"key: '{project.public_key}', label: 'Give feedback', position: 'top-left',"
+        " email: false}));</script>"
+        f'<script src="{server.url}/widget.js" async></script>'
+    )
+    page = await browser.new_page(viewport=VIEWPORT)
+    await page.goto(page_server.url + "/")
+    launcher = page.get_by_role("button", name="Give feedback")
+    box = await launcher.bounding_box()
+    assert box and box["x"] < 40 and box["y"] < 40  # top-left
+    await launcher.click()
+    dialog = page.get_by_role("dialog", name="Give feedback")
+    assert await dialog.get_by_label("Your email").count() == 0  # email: false
+    await dialog.get_by_label("Describe the problem").fill("From init()")
+    await dialog.get_by_role("button", name="Send report").click()
+    await dialog.get_by_text("Thank you!").wait_for()
+    sent = await page.evaluate("window.sent")
+    [report] = await _reports(client, project)
+    assert sent["reportid"] == report["reportid"] and sent["ticketnr"] == 1
+    assert report["senderemail"] in (None, "")
+    # Closing gives the page back; open() again works (a new screenshot each time).
+    await dialog.get_by_role("button", name="Close", exact=True).click()
+    await dialog.wait_for(state="detached")
+    await page.evaluate("fieldreport.open()")
+    await page.get_by_role("dialog").wait_for()

@@ -20,7 +20,7 @@ const FOCUSABLE = 'button:not([disabled]), textarea, input, [tabindex]:not([tabi
 
 export function openDialog(root: ShadowRoot, container: HTMLElement, config: Config, shot: Shot | null, kept: Kept, hooks: DialogHooks, returnFocus: HTMLElement | null): () => void {
   const titleId = "fr-title";
-  const close = h("button", { type: "button", class: "close", "aria-label": "Close" }, ["\u00d7"]);
+  const close = h("button", { type: "button", class: "close", "aria-label": "Close dialog", title: "Close (Esc)" }, ["\u00d7"]);
   const comment = h("textarea", { id: "fr-comment", name: "comment", rows: "5", maxlength: "20000", required: true, placeholder: "What happened? What did you expect instead?" });
   comment.value = kept.comment;
   const email = h("input", { id: "fr-email", name: "email", type: "email", autocomplete: "email", maxlength: "320", placeholder: "you@example.com" });
