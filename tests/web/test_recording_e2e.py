@@ -17,8 +17,6 @@ from tests.conftest import RunningServer
 from tests.web.conftest import PageServer, serve_pages
 from tests.web.pages import script_tag, shop_page
 
-pytest.importorskip("fieldreport.ingest.sessions", reason="needs the session ingest (issue 5)")
-
 VIEWPORT = {"width": 1280, "height": 800}
 HEADER = "br-recording-uuid"
 
