@@ -252,3 +252,41 @@ async def test_a_batch_over_the_limit_is_sent_in_parts(
     auth = {"Authorization": f"Bearer {project.secret_key}"}
     session = (await client.get(f"/api/v1/sessions/{recording}", headers=auth)).json()
     assert session["batch_count"] >= 4
+
+
+@pytest.mark.parametrize("settings_overrides", [{"session_rate_bytes": 1}])
+async def test_the_recorder_waits_when_asked_to_slow_down(
+    server: RunningServer,
+    client: httpx.AsyncClient,
+    project: NewProject,
+    page_server: PageServer,
+    browser: Any,
+) -> None:
+    """A 429 with Retry-After pauses the uploads (the events are kept); reports still go."""
+    await _allow(server, project, page_server.url)
+    page_server.pages["/"] = shop_page(script_tag(server.url, project.public_key, record="true"))
+    page = await browser.new_page(viewport=VIEWPORT)
+    appends: list[int] = []
+
+    async def on_response(response: Any) -> None:
+        if "/v1/web/append" in response.url and response.request.method == "POST":
+            appends.append(response.status)
+
+    page.on("response", on_response)
+    await page.goto(page_server.url + "/")
+    recording = await _recording_id(page)
+    for n in (1, 2, 3):
+        await page.get_by_role("button", name="Report a bug").click()
+        dialog = page.get_by_role("dialog")
+        await dialog.get_by_label("Describe the problem").fill(f"Report {n}")
+        await dialog.get_by_role("button", name="Send report").click()
+        await dialog.get_by_text("Thank you!").wait_for()
+        await dialog.get_by_role("button", name="Close", exact=True).click()
+    # Once refused, the later reports' flushes wait for Retry-After instead of insisting.
+    assert 429 in appends and appends.index(429) == len(appends) - 1, appends
+    auth = {"Authorization": f"Bearer {project.secret_key}"}
+    reports = (await client.get("/api/v1/reports", headers=auth)).json()["reports"]
+    assert len(reports) == 3
+    for r in reports:
+        full = (await client.get(f"/api/v1/reports/{r['reportid']}", headers=auth)).json()
+        assert full["recording"] == recording

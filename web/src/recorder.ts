@@ -81,6 +81,7 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
   let refused = false; // the server said no (unknown key, origin not allowed): do not insist
   let stopRecording: (() => void) | undefined;
   let timer = 0;
+  let pausedUntil = 0; // Retry-After of a 429/503
 
   function shutdown(): void {
     stopped = true;
@@ -135,7 +136,7 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
   }
 
   async function flushNow(): Promise<void> {
-    if (stopped) return;
+    if (stopped || Date.now() < pausedUntil) return;
     let current = await ready;
     if (!current && !refused) {
       // The start failed for a passing reason (offline, 5xx, 429): try again, bounded buffer.
@@ -159,8 +160,14 @@ export function startRecorder(opts: RecorderOptions): RecorderHandle {
       buffer = events.concat(buffer).slice(-MAX_BUFFER_EVENTS); // offline: retry with the next flush
       return;
     }
-    if (r.status === 401) {
-      // The session ended (expired token): start a new one with a fresh full snapshot.
+    if (r.status === 429 || r.status === 503 || r.status === 507) {
+      // The server asks us to slow down: keep the events, wait as long as it says.
+      buffer = events.concat(buffer).slice(-MAX_BUFFER_EVENTS);
+      const wait = Number(r.headers.get("Retry-After"));
+      pausedUntil = Date.now() + (Number.isFinite(wait) && wait > 0 ? Math.min(wait, 600) : 30) * 1000;
+    } else if (r.status === 401 || r.status === 403) {
+      // The session ended (expired token) or is not valid from here: start a new one with a
+      // fresh full snapshot.
       save(storage("session"), sessionKey, null);
       session = null;
       ready = begin().then((s) => (session = s));
