@@ -261,7 +261,9 @@ async def test_visible_part_of_a_scrolled_page(
     page_server.pages["/"] = shop_page(
         script_tag(server.url, project.public_key, button="false"),
         extra_body='<div class="spacer"></div><div id="far">Far down the page</div>'
-        '<div class="spacer"></div>',
+        '<div id="pane" style="height: 200px; overflow: auto">'
+        '<div style="height: 600px"></div><div id="end" style="height: 200px;'
+        ' background: rgb(200, 0, 120)"></div></div><div class="spacer"></div>',
     )
     page = await browser.new_page(viewport={"width": 900, "height": 600})
     await page.goto(page_server.url + "/")
@@ -273,6 +275,12 @@ async def test_visible_part_of_a_scrolled_page(
         is None
     )  # data-button="false": the team opens it from its own button
     await page.evaluate("document.getElementById('far').scrollIntoView()")
+    # An inner scrolled pane too (app layouts): its scrolled content is what is captured.
+    await page.evaluate("document.getElementById('pane').scrollTop = 600")
+    pane = await page.evaluate(
+        "(() => { const r = document.getElementById('pane').getBoundingClientRect();"
+        " return [r.left + r.width / 2, r.top + r.height / 2]; })()"
+    )
     await page.evaluate("window.fieldreport.open()")
     dialog = page.get_by_role("dialog")
     await dialog.get_by_label("Describe the problem").fill("Blue block")
@@ -284,6 +292,8 @@ async def test_visible_part_of_a_scrolled_page(
     # The blue block fills the top of the viewport; the page's header is not in the picture.
     assert image.getpixel((450, 100)) == (0, 90, 200)
     assert _count(image, lambda p: p == (17, 24, 39)) == 0
+    assert 0 < pane[1] < 600
+    assert image.getpixel((int(pane[0]), int(pane[1]))) == (200, 0, 120)
 
 
 async def test_works_under_a_strict_content_security_policy(

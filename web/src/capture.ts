@@ -15,8 +15,6 @@ export async function captureViewport(exclude: Element): Promise<Shot> {
   const width = window.innerWidth;
   const height = window.innerHeight;
   const scale = Math.min(window.devicePixelRatio || 1, 2, Math.sqrt(MAX_PIXELS / (width * height)));
-  const sx = window.scrollX;
-  const sy = window.scrollY;
   const bodyStyle = getComputedStyle(document.body);
   const rootStyle = getComputedStyle(root);
   const background =
@@ -28,13 +26,10 @@ export async function captureViewport(exclude: Element): Promise<Shot> {
     height,
     scale,
     backgroundColor: background,
-    // The root keeps the viewport's size (so the layout is the one the user sees); its
-    // overflowing content is shifted so the visible part lands in the picture.
-    style: {
-      transform: `translate(${-sx}px, ${-sy}px)`,
-      transformOrigin: "0 0",
-      overflow: "visible",
-    },
+    // The root keeps the viewport's size (so the layout is the one the user sees); the library
+    // shifts every scrolled element's content (the page itself and inner panes) by its scroll
+    // offsets, so the picture shows what is on the screen.
+    features: { restoreScrollPosition: true },
     filter: (node) => node !== exclude,
     timeout: 8000,
     fetch: { requestInit: { cache: "force-cache" } },

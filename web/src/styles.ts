@@ -1,5 +1,6 @@
 // All widget CSS lives in the shadow root: the host page cannot restyle us and we cannot leak.
-export function css(accent: string): string {
+export function css(color: string): string {
+  const accent = color.replace(/[;{}<>\\]/g, "") || "#2563eb"; // a colour, never more CSS
   return `
 :host { all: initial; }
 * { box-sizing: border-box; }
