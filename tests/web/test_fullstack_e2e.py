@@ -10,19 +10,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+import fieldreport.sdk as sdk
 from fieldreport.storage.projects import NewProject, set_origins
 from tests.conftest import RunningServer, free_port
 from tests.web.pages import script_tag, shop_page
-
-sdk = pytest.importorskip("fieldreport.sdk", reason="needs the Python SDK (issue 4)")
-pytest.importorskip("fieldreport.ingest.sessions", reason="needs the session ingest (issue 5)")
 
 
 @contextlib.asynccontextmanager
