@@ -11,14 +11,12 @@ import httpx
 import pytest
 
 from fieldreport.app import Service
+from fieldreport.delivery import worker
 from fieldreport.storage.projects import NewProject, set_origins
 from tests.conftest import RunningServer
+from tests.delivery import helpers, receivers
 from tests.web.conftest import PageServer
 from tests.web.pages import script_tag, shop_page
-
-worker = pytest.importorskip("fieldreport.delivery.worker", reason="needs delivery (the outbox)")
-helpers = pytest.importorskip("tests.delivery.helpers")
-receivers = pytest.importorskip("tests.delivery.receivers")
 
 
 @pytest.fixture
