@@ -28,6 +28,7 @@ from fieldreport.ingest.errors import HTTPProblem, handle_problem
 from fieldreport.metrics import Metrics, ObservabilityMiddleware, metrics_endpoint, route_templates
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
+from fieldreport.web import routes as web_routes
 
 log = logging.getLogger(__name__)
 _NET_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ETIMEDOUT}
@@ -86,6 +87,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *ingest_reports.routes,
         *api_reports.routes,
+        *web_routes.routes,
         *api_deliveries.routes,
         *sessions.routes,
         *session_images.routes,

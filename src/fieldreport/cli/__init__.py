@@ -14,6 +14,7 @@ from fieldreport.cli import (
     report,
     serve,
     session,
+    widget,
 )
 
 
@@ -30,6 +31,7 @@ cli.add_command(serve.serve)
 cli.add_command(serve.migrate)
 cli.add_command(project.project)
 cli.add_command(report.report)
+cli.add_command(widget.widget)
 cli.add_command(destination.destination)
 cli.add_command(delivery.delivery)
 cli.add_command(delivery.worker)
