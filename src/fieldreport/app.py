@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fieldreport import __version__, openapi
+from fieldreport import __version__, dashboard, openapi
 from fieldreport.api import reports as api_reports
 from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
@@ -54,6 +54,7 @@ def build_routes() -> list[BaseRoute]:
         *ingest_reports.routes,
         *api_reports.routes,
         *openapi.routes(),
+        *dashboard.routes(),
     ]
 
 
