@@ -115,7 +115,10 @@ async def test_one_time_password_must_be_changed(
 ) -> None:
     async with state.db.write() as conn:
         await create_user(
-            conn, "new@example.com", await hash_password("one-time-pw-123"), must_change_password=True
+            conn,
+            "new@example.com",
+            await hash_password("one-time-pw-123"),
+            must_change_password=True,
         )
     resp = await log_in(browser_client, "new@example.com", "one-time-pw-123")
     assert resp.headers["location"] == "/account/password"

@@ -6,8 +6,8 @@ from datetime import date
 
 from markupsafe import Markup
 
-WIDTH, HEIGHT = 300, 64
-PAD_TOP, PAD_BOTTOM = 4, 14
+WIDTH, HEIGHT = 300, 76
+PAD_TOP, PAD_BOTTOM = 16, 14
 
 
 def _nice_max(value: int) -> int:
