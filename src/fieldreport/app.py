@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -15,10 +19,12 @@ from fieldreport import __version__, dashboard, openapi
 from fieldreport.api import reports as api_reports
 from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
+from fieldreport.metrics import Metrics, ObservabilityMiddleware, metrics_endpoint, route_templates
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
 
 log = logging.getLogger(__name__)
+_NET_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ETIMEDOUT}
 
 # Background services started with the app (the delivery worker, retention...):
 # each takes the state and returns an async "stop" callable.
@@ -43,6 +49,26 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "version": __version__})
 
 
+def _is_unavailable(exc: BaseException) -> bool:
+    """Errors that mean "the database is unreachable right now", not "we have a bug"."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError) and exc.errno in _NET_ERRNOS
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    if not _is_unavailable(exc):
+        raise exc
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"error": "service temporarily unavailable, try again shortly", "code": "unavailable"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"error": "internal server error", "code": "internal"}, status_code=500)
@@ -51,6 +77,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def build_routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         *ingest_reports.routes,
         *api_reports.routes,
         *openapi.routes(),
@@ -81,11 +108,23 @@ def create_app(
             if own:
                 await current.close()
 
+    routes = build_routes()
+    metrics = Metrics()
     app = Starlette(
-        routes=build_routes(),
+        routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPProblem: handle_problem, Exception: _server_error},
+        middleware=[
+            Middleware(ObservabilityMiddleware, metrics=metrics, templates=route_templates(routes))
+        ],
+        exception_handlers={
+            HTTPProblem: handle_problem,
+            DBAPIError: _unavailable,
+            PoolTimeout: _unavailable,
+            OSError: _unavailable,
+            Exception: _server_error,
+        },
     )
+    app.state.metrics = metrics
     if state is not None:
         app.state.fieldreport = state
     return app

@@ -1,4 +1,8 @@
-"""The BlobStore contract, run against the local-directory store and a real S3 server."""
+"""The BlobStore contract, run against the local-directory store and a real S3 server.
+
+The session-scoped ``s3_server`` fixture (SeaweedFS) comes from ``tests/conftest.py``,
+which re-exports it from :mod:`tests.support.fixtures_s3`.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,6 @@ from fieldreport.storage.blobs import (
     open_blob_store,
 )
 from fieldreport.storage.blobs.s3 import S3BlobStore
-from tests.support.fixtures_s3 import s3_server  # noqa: F401  (fixture)
 from tests.support.seaweed import S3Server
 
 MiB = 1024 * 1024
@@ -209,8 +212,8 @@ class _PeakRSS:
 
     def __init__(self) -> None:
         self._proc = psutil.Process()
-        self.base = self._proc.memory_info().rss
-        self.peak = self.base
+        self.base: int = self._proc.memory_info().rss
+        self.peak: int = self.base
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -288,7 +291,7 @@ def test_open_blob_store_dispatches_s3() -> None:
     assert blobs.url == "s3://bucket/p"
 
 
-async def test_s3_keys_live_under_the_url_prefix(s3_server: S3Server) -> None:  # noqa: F811
+async def test_s3_keys_live_under_the_url_prefix(s3_server: S3Server) -> None:
     prefix = f"scoped-{uuid.uuid4().hex}"
     scoped = _s3_store(s3_server, f"{prefix}/blobs")
     whole_bucket = _s3_store(s3_server)
@@ -300,7 +303,7 @@ async def test_s3_keys_live_under_the_url_prefix(s3_server: S3Server) -> None:  
     assert await _keys(scoped, "reports") == ["reports/7/a.txt"]
 
 
-async def test_s3_bad_credentials_are_a_clear_store_error(s3_server: S3Server) -> None:  # noqa: F811
+async def test_s3_bad_credentials_are_a_clear_store_error(s3_server: S3Server) -> None:
     blobs = S3BlobStore(
         s3_server.url,
         endpoint=s3_server.endpoint,
@@ -317,7 +320,7 @@ async def test_s3_bad_credentials_are_a_clear_store_error(s3_server: S3Server) -
         await blobs.exists("k")
 
 
-async def test_s3_missing_bucket_is_not_a_missing_blob(s3_server: S3Server) -> None:  # noqa: F811
+async def test_s3_missing_bucket_is_not_a_missing_blob(s3_server: S3Server) -> None:
     blobs = S3BlobStore(
         "s3://no-such-bucket-here",
         endpoint=s3_server.endpoint,

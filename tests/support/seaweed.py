@@ -13,6 +13,7 @@ Startup takes about 1.5 s; shutdown 1.5 to 3 s.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -112,18 +113,32 @@ def _admin_port(taken: set[int]) -> int:
     raise RuntimeError("could not find a free port pair for the SeaweedFS admin server")
 
 
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: have the kernel SIGKILL weed if the test process dies
+    (killed pytest, crashed interpreter), so no orphaned server outlives it."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _weed_env(home: Path) -> dict[str, str]:
-    """The environment for weed: no inherited AWS/S3/WEED settings, a private HOME/TMPDIR.
+    """The environment for weed: no inherited AWS/S3/WEED settings, a private HOME.
 
     weed reads ``AWS_ACCESS_KEY_ID``/``S3_BUCKET``/``WEED_*`` variables and
     ``~/.seaweedfs/*.toml``; none of the developer's should leak into the test server.
-    It also puts its gRPC unix sockets in ``$TMPDIR``, and leaves them behind when
-    killed: keep them inside the run directory, which is deleted afterwards.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "WEED_"))}
     env["HOME"] = str(home)
-    env["TMPDIR"] = str(home)
     return env
+
+
+def _grpc_sockets(ports: dict[str, int]) -> list[Path]:
+    """The unix sockets weed creates beside its gRPC ports: always in /tmp (not $TMPDIR,
+    no flag), removed on a clean exit but left behind when weed is killed."""
+    return [Path("/tmp") / f"seaweedfs-{name}-grpc-{port}.sock" for name, port in ports.items()]
 
 
 def _log_tail(log_path: Path, lines: int = 40) -> str:
@@ -134,8 +149,9 @@ def _log_tail(log_path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate weed's process group and reap it (SIGKILL if it does not exit in time)."""
+def _stop(proc: subprocess.Popen[bytes], sockets: list[Path]) -> None:
+    """Terminate weed's process group, reap it (SIGKILL if it does not exit in time) and
+    remove the unix sockets it may have left behind."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -149,6 +165,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         # weed itself is gone; make sure nothing it started lingers.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+    for sock in sockets:
+        sock.unlink(missing_ok=True)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], server: S3Server, log_path: Path) -> None:
@@ -216,6 +234,15 @@ def seaweed_s3(bucket: str = BUCKET) -> Iterator[S3Server]:
             log_path = run / "weed.log"
             master, volume, filer, s3, master_g, volume_g, filer_g, s3_g = _free_ports(8)
             admin = _admin_port({master, volume, filer, s3, master_g, volume_g, filer_g, s3_g})
+            sockets = _grpc_sockets(
+                {
+                    "master": master_g,
+                    "volume": volume_g,
+                    "filer": filer_g,
+                    "s3": s3_g,
+                    "admin": admin + _GRPC_PORT_OFFSET,
+                }
+            )
             args = [
                 weed,
                 "-logtostderr",
@@ -262,21 +289,22 @@ def seaweed_s3(bucket: str = BUCKET) -> Iterator[S3Server]:
                     cwd=run,
                     env=_weed_env(run),
                     start_new_session=True,  # its own process group, for a clean killpg
+                    preexec_fn=_die_with_parent,
                 )
             try:
                 _wait_ready(proc, server, log_path)
             except _StartFailed:
-                _stop(proc)
+                _stop(proc, sockets)
                 if attempt == _START_ATTEMPTS:
                     raise
                 continue
             except BaseException:
-                _stop(proc)
+                _stop(proc, sockets)
                 raise
             try:
                 yield server
             finally:
-                _stop(proc)
+                _stop(proc, sockets)
             return
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import contextlib
+import signal
 from typing import Any
 
 import click
@@ -10,6 +12,7 @@ import uvicorn
 
 from fieldreport.app import create_app
 from fieldreport.cli.common import STORAGE_FIELDS, pop_settings, settings_options, with_state
+from fieldreport.logs import configure as configure_logging
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
 from fieldreport.storage.projects import list_projects
@@ -36,14 +39,33 @@ async def _serve(settings: Settings) -> None:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            log_config=None,
             timeout_graceful_shutdown=int(settings.shutdown_timeout),
             server_header=False,
             proxy_headers=False,
             lifespan="on",
         )
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        _graceful_signals(server)
+        await server.serve()
+        click.echo("fieldreport: stopped")
     finally:
         await state.close()
+
+
+def _graceful_signals(server: uvicorn.Server) -> None:
+    """SIGTERM/SIGINT: stop accepting, let in-flight requests finish, exit 0.
+    A second signal forces the exit."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
 
 
 @click.command()
@@ -55,9 +77,7 @@ def serve(**kwargs: Any) -> None:
     SIGTERM or SIGINT stops it gracefully: in-flight requests finish first.
     """
     settings = pop_settings(kwargs)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     import uvloop
 
     uvloop.run(_serve(settings))

@@ -115,8 +115,9 @@ class S3BlobStore:
         client_options: ClientConfig = {
             "allow_http": bool(endpoint and endpoint.lower().startswith("http://")),
             "connect_timeout": "10s",
-            # Per request (one PUT, one part, or a GET's response headers); a slowly
-            # consumed GET body is not cut off by it.
+            # Per HTTP request (a PUT, one part, a GET including its body). A GET body cut
+            # off by it is resumed by obstore with a ranged GET (within its retry limit,
+            # 10 by default), so a slowly consumed stream() survives it.
             "timeout": "5min",
         }
         try:
