@@ -30,21 +30,7 @@ CHROMIUM_ARGS = [
 ]
 
 # A small web shop page, rendered by the browser and sent as the report's screenshot.
-SHOP = """<!doctype html><html><body style="margin:0;font:15px system-ui,sans-serif;background:#fafafa">
-<div style="background:#0b3d2e;color:#fff;padding:14px 24px;font-weight:700">Greenleaf Shop</div>
-<div style="padding:24px;display:flex;gap:24px">
- <div style="flex:1;background:#fff;border:1px solid #ddd;border-radius:8px;padding:16px">
-  <h2 style="margin-top:0">Your cart</h2>
-  <p>Fern in ceramic pot × 2 <b style="float:right">€39.00</b></p>
-  <p>Watering can <b style="float:right">€12.50</b></p><hr>
-  <p><b>Total <span style="float:right">€51.50</span></b></p>
- </div>
- <div style="width:260px;background:#fff;border:1px solid #ddd;border-radius:8px;padding:16px">
-  <h3 style="margin-top:0">Payment</h3>
-  <div style="border:2px solid #e11d48;border-radius:6px;padding:10px;color:#e11d48">Card declined: error 0x1F</div>
-  <button style="margin-top:12px;width:100%;padding:10px;background:#999;color:#fff;border:0;border-radius:6px">Pay now</button>
- </div>
-</div></body></html>"""
+SHOP = (Path(__file__).parent / "shop.html").read_text()
 
 SUBJECTS = [
     ("Images missing on product page", "Only alt texts visible."),
@@ -117,12 +103,11 @@ async def _seed(
                         ("console.log", b"TypeError: total is undefined\n", "text/plain"),
                     ),
                 ]
-            sent.append(
-                await send_report(client, project, data, files=files, user_agent=AGENTS[(i + 1) % 4])
-            )
+            agent = AGENTS[(i + 1) % 4]
+            sent.append(await send_report(client, project, data, files=files, user_agent=agent))
     # Spread them over the last four weeks so the chart has a shape.
     async with state.db.write() as conn:
-        for i, s in enumerate(sent[:-4]):
+        for s in sent[:-4]:
             when = now - timedelta(days=rng.randint(1, 27), hours=rng.randint(0, 23))
             await conn.execute(
                 reports.update().where(reports.c.id == s["reportid"]).values(created_at=when)
