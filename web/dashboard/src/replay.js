@@ -84,6 +84,7 @@ async function main() {
   status.textContent = "";
 
   const entries = timelineEntries(events, backend.events || [], start);
+  list.replaceChildren(); // the server-rendered backend events, replaced by the full list
   const nodes = [];
   const seek = (entry) => {
     player.goto(Math.max(0, entry.offset), false);
