@@ -77,10 +77,10 @@ class Settings(BaseSettings):
     )
 
     # --- dashboard --------------------------------------------------------------------------
-    session_max_age: float = Field(
+    login_max_age: float = Field(
         default=14 * 86400.0,
         gt=0,
-        description="How long a dashboard login lasts, e.g. `14d`.",
+        description="How long a dashboard login lasts (its session cookie), e.g. `14d`.",
     )
     login_max_failures: int = Field(
         default=5,
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     def _size(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
 
-    @field_validator("shutdown_timeout", "session_max_age", "login_window", mode="before")
+    @field_validator("shutdown_timeout", "login_max_age", "login_window", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

@@ -80,7 +80,7 @@ async def start_login(request: Request, response: Response, user_id: int) -> Non
     """Create a session for ``user_id`` and set its cookie on ``response``."""
     state = app_state(request)
     token = secrets.token_urlsafe(32)
-    max_age = timedelta(seconds=state.settings.session_max_age)
+    max_age = timedelta(seconds=state.settings.login_max_age)
     async with state.db.write() as conn:
         await create_session(
             conn,
