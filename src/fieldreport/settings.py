@@ -99,7 +99,12 @@ class Settings(BaseSettings):
     def _size(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
 
-    @field_validator("shutdown_timeout", "login_max_age", "login_window", mode="before")
+    @field_validator("login_max_age", "login_window", mode="before")
+    @classmethod
+    def _login_durations(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("shutdown_timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
