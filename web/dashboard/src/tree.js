@@ -27,7 +27,7 @@ function node(key, value, depth) {
     return li;
   }
   const details = document.createElement("details");
-  if (depth < 1) details.open = true;
+  if (depth < 2) details.open = true;
   const summary = document.createElement("summary");
   if (label) summary.append(label, ": ");
   const kind = Array.isArray(value) ? `[…] ${size} item${size === 1 ? "" : "s"}` : `{…} ${size} key${size === 1 ? "" : "s"}`;
