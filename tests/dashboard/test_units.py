@@ -63,3 +63,17 @@ def test_user_agents() -> None:
     firefox = parse_agent("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
     assert firefox.browser == "Firefox 128.0" and firefox.os == "Linux"
     assert parse_agent("").browser == ""
+
+
+def test_daily_bars_split_by_delivery_outcome() -> None:
+    d1, d2 = date(2026, 5, 1), date(2026, 5, 2)
+    svg = str(
+        daily_bars(
+            [(d1, 5), (d2, 2)],
+            outcomes={d1: {"delivered": 3, "failed": 1, "dead": 1}, d2: {"pending": 2}},
+        )
+    )
+    assert svg.count('<rect class="bar') == 2
+    assert "<title>2026-05-01: 5 reports · 3 delivered · 1 in progress · 1 dead</title>" in svg
+    assert svg.count('class="seg delivered"') == 1 and svg.count('class="seg dead"') == 1
+    assert "<title>2026-05-02: 2 in progress</title>" in svg

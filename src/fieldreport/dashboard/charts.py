@@ -17,8 +17,26 @@ def _nice_max(value: int) -> int:
     return value
 
 
-def daily_bars(series: list[tuple[date, int]], *, label: str = "reports") -> Markup:
-    """A bar per day; every bar has a <title> tooltip, the chart an accessible summary."""
+# Delivery outcomes stacked from the bottom of each day's bar (the rest keeps the bar color).
+SEGMENTS = (("delivered", "delivered"), ("in progress", "progress"), ("dead", "dead"))
+
+
+def _outcomes(raw: dict[str, int]) -> dict[str, int]:
+    return {
+        "delivered": raw.get("delivered", 0),
+        "in progress": raw.get("pending", 0) + raw.get("failed", 0),
+        "dead": raw.get("dead", 0),
+    }
+
+
+def daily_bars(
+    series: list[tuple[date, int]],
+    *,
+    label: str = "reports",
+    outcomes: dict[date, dict[str, int]] | None = None,
+) -> Markup:
+    """A bar per day; every bar has a <title> tooltip, the chart an accessible summary.
+    With ``outcomes`` (delivery statuses per day), each bar is split by delivery outcome."""
     if not series:
         return Markup("")
     total = sum(n for _, n in series)
@@ -40,11 +58,14 @@ def daily_bars(series: list[tuple[date, int]], *, label: str = "reports") -> Mar
         height = plot * count / top
         x = i * slot + 1
         y = HEIGHT - PAD_BOTTOM - height
+        split = _outcomes(outcomes.get(day, {})) if outcomes is not None else {}
+        tip = "".join(f" · {n} {name}" for name, n in split.items() if n)
         parts.append(
             Markup(
                 '<rect class="bar{empty}" x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" '
-                'height="{bh:.1f}"><title>{day}: {count} {label}</title></rect>'
+                'height="{bh:.1f}"><title>{day}: {count} {label}{tip}</title></rect>'
             ).format(
+                tip=tip,
                 empty=" empty" if count == 0 else "",
                 x=x,
                 y=y if count else HEIGHT - PAD_BOTTOM - 1,
@@ -55,6 +76,21 @@ def daily_bars(series: list[tuple[date, int]], *, label: str = "reports") -> Mar
                 label=label,
             )
         )
+        bottom = HEIGHT - PAD_BOTTOM
+        for name, css in SEGMENTS:
+            n = min(split.get(name, 0), count)
+            if n <= 0:
+                continue
+            seg = plot * n / top
+            bottom -= seg
+            parts.append(
+                Markup(
+                    '<rect class="seg {css}" x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" '
+                    'height="{bh:.1f}"><title>{day}: {n} {name}</title></rect>'
+                ).format(
+                    css=css, x=x, y=bottom, bw=bar, bh=seg, day=day.isoformat(), n=n, name=name
+                )
+            )
     first, last = series[0][0], series[-1][0]
     parts.append(
         Markup(
