@@ -76,7 +76,7 @@ def daily_bars(
                 label=label,
             )
         )
-        bottom = HEIGHT - PAD_BOTTOM
+        bottom: float = HEIGHT - PAD_BOTTOM
         for name, css in SEGMENTS:
             n = min(split.get(name, 0), count)
             if n <= 0:
