@@ -18,6 +18,7 @@ from fieldreport.ingest.auth import app_state
 from fieldreport.storage.accounts import LoginSession
 from fieldreport.storage.report_search import search_reports
 from fieldreport.storage.reports import StoredFile
+from fieldreport.storage.sessions import get_session
 
 PER_PAGE = 25
 
@@ -94,6 +95,12 @@ async def report_page(request: Request, login: LoginSession) -> Response:
     report = await visible_report(request, login)
     fields = report.fields
     is_json, info = parse_json(fields.additionalinfo)
+    session_url = None
+    if fields.recording:
+        async with app_state(request).db.read() as conn:
+            session = await get_session(conn, fields.recording)
+        if session is not None and session.project_id == report.project_id:
+            session_url = f"/sessions/{session.id}"
     return render(
         request,
         "report.html",
@@ -104,6 +111,7 @@ async def report_page(request: Request, login: LoginSession) -> Response:
             "info_is_json": is_json,
             "info": info,
             "page_link": _safe_link(fields.referer),
+            "session_url": session_url,
         },
     )
 

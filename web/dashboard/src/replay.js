@@ -61,7 +61,7 @@ async function main() {
   try {
     [events, backend] = await Promise.all([
       fetchJson(root.dataset.eventsUrl),
-      fetchJson(root.dataset.backendUrl),
+      root.dataset.backendUrl ? fetchJson(root.dataset.backendUrl) : { events: [] },
     ]);
   } catch (err) {
     status.textContent = `Could not load the recording: ${err.message}`;
