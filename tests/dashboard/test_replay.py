@@ -1,5 +1,5 @@
-"""Session replay in a real browser: a recorded web session with console and network events;
-the list follows playback and a click seeks to an event."""
+"""Session replay in a real browser: a recorded web session with console, network and backend
+events; the list follows playback and a click seeks to an event."""
 
 from __future__ import annotations
 
@@ -121,7 +121,8 @@ def recording(base: int) -> list[dict[str, Any]]:
 async def record_session(
     client: httpx.AsyncClient, state: AppState, project: NewProject
 ) -> tuple[str, int]:
-    """Record a web session through the real recording API. Returns (session id, start in ms)."""
+    """Record a web session through the real recording API, and a backend exception for it
+    through the full-stack API, five seconds in. Returns (session id, start in ms)."""
     async with state.db.write() as conn:
         await set_origins(conn, project.project.id, add=[APP], remove=[])
     started = await client.post(
@@ -147,6 +148,23 @@ async def record_session(
             },
         )
         assert resp.status_code == 200, resp.text
+    sent = await client.post(
+        "/api/fullstack/v1/send",
+        headers={"Authorization": f"Bearer {project.secret_key}"},
+        json={
+            "uuid": body["sessionID"],
+            "type": "exception",
+            "level": "error",
+            "timestamp": base + 5000,
+            "title": "PaymentDeclined: card ending 4242 was declined",
+            "payload": json.dumps(
+                {"order": 1017, "amount": 51.5, "gateway": {"code": "card_declined"}}
+            ),
+            "metadata": json.dumps({"host": "api-2", "release": "4.12.0"}),
+            "origin": "checkout-service",
+        },
+    )
+    assert sent.status_code == 200, sent.text
     return str(body["sessionID"]), base
 
 
@@ -183,8 +201,8 @@ async def test_replay_follows_playback_and_seeks_to_an_event(
     await expect(page).to_have_url(f"{server.url}/sessions/{session_id}")
 
     entries = page.locator("#timeline li.entry")
-    await expect(entries).to_have_count(2)
-    network, console = entries.nth(0), entries.nth(1)
+    await expect(entries).to_have_count(3)
+    network, console = entries.nth(0), entries.nth(2)
     await expect(network).to_have_attribute("data-kind", "network")
     await expect(network.locator(".entry-title")).to_have_text("402 https://app.example/api/pay")
     await expect(console).to_have_attribute("data-kind", "console")
@@ -205,7 +223,6 @@ async def test_replay_follows_playback_and_seeks_to_an_event(
     frame = page.frame_locator(".replayer-wrapper iframe")
     await expect(frame.locator("button")).to_have_text("Payment failed", timeout=8000)
     await page.evaluate("window.fieldreportPlayer.pause()")
-    await _shot(page, "replay", backend)
     assert errors == []
     await context.close()
 
@@ -219,4 +236,66 @@ async def test_sessions_are_for_members_only(
         await log_in(client, "outsider@example.com")
         assert (await client.get(f"/sessions/{session_id}")).status_code == 404
         assert (await client.get(f"/sessions/{session_id}/events.json")).status_code == 404
+        backend_url = f"/sessions/{session_id}/backend-events.json"
+        assert (await client.get(backend_url)).status_code == 404
         assert (await client.get("/sessions/nope")).status_code == 404
+
+
+async def test_replay_and_find_the_backend_event_at_its_time(
+    server: RunningServer,
+    state: AppState,
+    project: NewProject,
+    accounts: Accounts,
+    browser: Browser,  # noqa: F811
+    backend: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        session_id, _ = await record_session(client, state, project)
+        # Without JavaScript the backend events are on the page already.
+        await log_in(client, "member@example.com")
+        html = (await client.get(f"/sessions/{session_id}")).text
+        assert "PaymentDeclined: card ending 4242 was declined" in html
+        assert "&#34;card_declined&#34;" in html
+
+    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{server.url}/sessions/{session_id}")
+    await page.fill("input[name=email]", "member@example.com")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(f"{server.url}/sessions/{session_id}")
+
+    entries = page.locator("#timeline li.entry")
+    await expect(entries).to_have_count(3)
+    await expect(entries.nth(0)).to_have_attribute("data-kind", "network")
+    await expect(entries.nth(1)).to_have_attribute("data-kind", "backend")
+    await expect(entries.nth(2)).to_have_attribute("data-kind", "console")
+    backend_entry = entries.nth(1)
+    await expect(backend_entry.locator(".entry-time")).to_have_text("0:05.0")
+    await expect(backend_entry.locator(".entry-title")).to_have_text(
+        "PaymentDeclined: card ending 4242 was declined"
+    )
+    await expect(page.locator(".replayer-wrapper iframe")).to_be_attached()
+
+    # Clicking the backend event seeks the player to its time.
+    await backend_entry.locator(".entry-head").click()
+    await expect(page.locator("#replay")).to_have_attribute("data-time", "5000")
+    await expect(backend_entry).to_have_class("entry kind-backend level-error past current")
+    await expect(entries.nth(2)).not_to_have_class("entry kind-console level-error past")
+    # Its JSON payload as a tree.
+    await backend_entry.locator("details.entry-detail > summary").click()
+    await expect(backend_entry.locator(".jsontree")).to_contain_text('"card_declined"')
+
+    # Playing on: the list follows playback, and the replayed page changes at 6 s.
+    await page.evaluate("window.fieldreportPlayer.play()")
+    await expect(entries.nth(2)).to_have_class(
+        "entry kind-console level-error past current", timeout=8000
+    )
+    frame = page.frame_locator(".replayer-wrapper iframe")
+    await expect(frame.locator("button")).to_have_text("Payment failed", timeout=8000)
+    await page.evaluate("window.fieldreportPlayer.pause()")
+    await _shot(page, "replay", backend)
+    assert errors == []
+    await context.close()

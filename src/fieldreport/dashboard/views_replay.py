@@ -1,18 +1,20 @@
-"""Session replay: rrweb-player with the recording's console and network events."""
+"""Session replay: rrweb-player with the recording's backend, console and network events."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from fieldreport.api.session_views import events_stream
 from fieldreport.dashboard.access import NotVisible
 from fieldreport.dashboard.auth import page
+from fieldreport.dashboard.jsontree import parse_json
 from fieldreport.dashboard.render import SECURITY_HEADERS, render
 from fieldreport.dashboard.useragent import parse_agent
 from fieldreport.ingest.auth import app_state
 from fieldreport.storage.accounts import LoginSession, can_see_project
+from fieldreport.storage.backend_events import backend_event_dict, events_for_recording
 from fieldreport.storage.sessions import (
     Session,
     get_session,
@@ -28,6 +30,7 @@ REPLAY_CSP = (
     "frame-src 'self' about: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+MAX_LISTED = 5000  # backend events shown with a session (the API pages through all of them)
 
 
 async def _visible_session(request: Request, login: LoginSession) -> Session:
@@ -41,11 +44,26 @@ async def _visible_session(request: Request, login: LoginSession) -> Session:
     return found
 
 
+def _event_view(event: dict[str, object]) -> dict[str, object]:
+    payload = str(event.get("payload") or "")
+    metadata = str(event.get("metadata") or "")
+    return {
+        **event,
+        "payload_json": parse_json(payload),
+        "metadata_json": parse_json(metadata),
+    }
+
+
 @page()
 async def session_page(request: Request, login: LoginSession) -> Response:
     session = await _visible_session(request, login)
     async with app_state(request).db.read() as conn:
         linked = await reports_naming_session(conn, session.project_id, session.id)
+        events = await events_for_recording(conn, session.project_id, session.id, limit=MAX_LISTED)
+    start_ms = int(session.started_at.timestamp() * 1000)
+    backend = [
+        {**_event_view(backend_event_dict(e)), "offset_ms": e.timestamp - start_ms} for e in events
+    ]
     headers = {**SECURITY_HEADERS, "Content-Security-Policy": REPLAY_CSP}
     return render(
         request,
@@ -54,6 +72,8 @@ async def session_page(request: Request, login: LoginSession) -> Response:
             "session": session,
             "agent": parse_agent(session.user_agent),
             "reports": linked,
+            "backend": backend,
+            "truncated": len(events) == MAX_LISTED,
         },
         headers=headers,
     )
@@ -74,11 +94,28 @@ async def session_events(request: Request, login: LoginSession) -> Response:
     )
 
 
+@page()
+async def session_backend_events(request: Request, login: LoginSession) -> Response:
+    session = await _visible_session(request, login)
+    async with app_state(request).db.read() as conn:
+        events = await events_for_recording(conn, session.project_id, session.id, limit=MAX_LISTED)
+    return JSONResponse(
+        {"events": [backend_event_dict(e) for e in events]},
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
 routes = [
     Route("/sessions/{session_id}", session_page, methods=["GET"], include_in_schema=False),
     Route(
         "/sessions/{session_id}/events.json",
         session_events,
+        methods=["GET"],
+        include_in_schema=False,
+    ),
+    Route(
+        "/sessions/{session_id}/backend-events.json",
+        session_backend_events,
         methods=["GET"],
         include_in_schema=False,
     ),
