@@ -141,6 +141,7 @@ async def test_log_in_filter_and_open_a_report(
     await expect(page.locator("dl.facts")).to_contain_text("Windows 10")
     await expect(page.locator("ol.notes li")).to_have_count(2)
     await expect(page.locator(".shot img")).to_be_visible()
+    await page.wait_for_function("document.querySelector('.shot img').complete")
     assert await page.locator(".shot img").evaluate("img => img.naturalWidth") == 900
     await expect(page.locator("ul.files")).to_contain_text("console.log")
     # The JSON tree: open levels show their keys; a click folds one.
