@@ -7,7 +7,13 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from fieldreport.dashboard import views_account, views_projects, views_replay, views_reports
+from fieldreport.dashboard import (
+    views_account,
+    views_deliveries,
+    views_projects,
+    views_replay,
+    views_reports,
+)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -17,6 +23,7 @@ def routes() -> list[BaseRoute]:
         *views_account.routes,
         *views_projects.routes,
         *views_reports.routes,
+        *views_deliveries.routes,
         *views_replay.routes,
         Mount("/static", StaticFiles(directory=STATIC), name="dashboard-static"),
     ]

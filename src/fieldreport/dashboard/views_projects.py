@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -10,6 +12,7 @@ from fieldreport.dashboard.access import visible_project
 from fieldreport.dashboard.auth import page
 from fieldreport.dashboard.charts import daily_bars
 from fieldreport.dashboard.render import render
+from fieldreport.dashboard.views_deliveries import destinations_context
 from fieldreport.ingest.auth import app_state
 from fieldreport.ingest.cors import normalize_origin
 from fieldreport.keys import KeyKind
@@ -22,6 +25,7 @@ from fieldreport.storage.accounts import (
     remove_member,
     visible_project_ids,
 )
+from fieldreport.storage.delivery_stats import delivery_outcomes_per_day
 from fieldreport.storage.projects import (
     Project,
     ProjectExists,
@@ -42,11 +46,29 @@ NOTICES = {
     "origin-removed": "The origin is no longer allowed.",
     "member-added": "The member was added.",
     "member-removed": "The member was removed.",
+    "destination-added": "The destination was added.",
+    "destination-enabled": "The destination is enabled again.",
+    "destination-disabled": "The destination is disabled: reports skip it.",
+    "destination-removed": "The destination was removed.",
 }
 
 
 def notice(request: Request) -> str:
     return NOTICES.get(request.query_params.get("notice", ""), "")
+
+
+def _outcome_totals(per_day: dict[date, dict[str, int]]) -> dict[str, int] | None:
+    if not per_day:
+        return None
+    total: dict[str, int] = {}
+    for statuses in per_day.values():
+        for status, n in statuses.items():
+            total[status] = total.get(status, 0) + n
+    return {
+        "delivered": total.get("delivered", 0),
+        "progress": total.get("pending", 0) + total.get("failed", 0),
+        "dead": total.get("dead", 0),
+    }
 
 
 @page()
@@ -59,12 +81,16 @@ async def projects_page(request: Request, login: LoginSession) -> Response:
             conn, [p.id for p in shown], days=CHART_DAYS, today=utcnow().date()
         )
         totals = {p.id: await count_reports(conn, p.id) for p in shown}
+        outcomes = await delivery_outcomes_per_day(
+            conn, [p.id for p in shown], days=CHART_DAYS, today=utcnow().date()
+        )
     cards = [
         {
             "project": p,
             "total": totals[p.id],
             "recent": sum(n for _, n in series[p.id]),
-            "chart": daily_bars(series[p.id]),
+            "chart": daily_bars(series[p.id], outcomes=outcomes[p.id]),
+            "outcomes": _outcome_totals(outcomes[p.id]),
         }
         for p in shown
     ]
@@ -106,23 +132,24 @@ async def new_project_page(request: Request, login: LoginSession) -> Response:
     return render(request, "project_new.html", {})
 
 
-async def _settings_context(request: Request, project: Project) -> dict[str, object]:
+async def settings_context(request: Request, project: Project) -> dict[str, object]:
     async with app_state(request).db.read() as conn:
         members = await list_members(conn, project.id)
         member_ids = {m.id for m in members}
         others = [u for u in await list_users(conn) if u.id not in member_ids]
-    return {"project": project, "members": members, "others": others}
+    destinations = await destinations_context(request, project)
+    return {"project": project, "members": members, "others": others, **destinations}
 
 
 @page(admin=True)
 async def settings_page(request: Request, login: LoginSession) -> Response:
     project = await visible_project(request, login)
-    ctx = await _settings_context(request, project)
+    ctx = await settings_context(request, project)
     return render(request, "settings.html", {**ctx, "notice": notice(request)})
 
 
 async def _settings_error(request: Request, project: Project, error: str) -> Response:
-    ctx = await _settings_context(request, project)
+    ctx = await settings_context(request, project)
     return render(request, "settings.html", {**ctx, "error": error}, status=400)
 
 
@@ -137,7 +164,7 @@ async def rotate_key_submit(request: Request, login: LoginSession) -> Response:
     async with app_state(request).db.write() as conn:
         key = await rotate_key(conn, project.id, kind)
         refreshed = await get_project(conn, project.id)
-    ctx = await _settings_context(request, refreshed or project)
+    ctx = await settings_context(request, refreshed or project)
     return render(request, "settings.html", {**ctx, "new_key": key, "new_key_kind": kind})
 
 

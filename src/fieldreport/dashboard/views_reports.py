@@ -14,13 +14,19 @@ from fieldreport.dashboard.auth import page
 from fieldreport.dashboard.jsontree import parse_json
 from fieldreport.dashboard.render import render
 from fieldreport.dashboard.useragent import parse_agent
+from fieldreport.dashboard.views_deliveries import report_deliveries
 from fieldreport.ingest.auth import app_state
 from fieldreport.storage.accounts import LoginSession
-from fieldreport.storage.report_search import search_reports
+from fieldreport.storage.delivery_stats import delivery_status_of
+from fieldreport.storage.report_search import DELIVERY_FILTERS, search_reports
 from fieldreport.storage.reports import StoredFile
 from fieldreport.storage.sessions import get_session
 
 PER_PAGE = 25
+REPORT_NOTICES = {
+    "redelivery": "The report is queued for delivery again.",
+    "no-destination": "Not queued: the project has no enabled destination.",
+}
 
 
 def _day(value: str) -> date | None:
@@ -40,6 +46,8 @@ async def reports_page(request: Request, login: LoginSession) -> Response:
     params = request.query_params
     q = params.get("q", "").strip()[:200]
     since_day, until_day = _day(params.get("from", "")), _day(params.get("to", ""))
+    delivery = params.get("delivery", "")
+    delivery = delivery if delivery in DELIVERY_FILTERS else ""
     try:
         page_no = max(1, min(100000, int(params.get("page", "1"))))
     except ValueError:
@@ -51,15 +59,18 @@ async def reports_page(request: Request, login: LoginSession) -> Response:
             q=q,
             since=_start(since_day) if since_day else None,
             until=_start(until_day) + timedelta(days=1) if until_day else None,
+            delivery=delivery or None,
             page=page_no,
             per_page=PER_PAGE,
         )
+        statuses = await delivery_status_of(conn, [r.id for r in found.reports])
     kept = {
         k: v
         for k, v in {
             "q": q,
             "from": since_day.isoformat() if since_day else "",
             "to": until_day.isoformat() if until_day else "",
+            "delivery": delivery,
         }.items()
         if v
     }
@@ -67,7 +78,10 @@ async def reports_page(request: Request, login: LoginSession) -> Response:
     def page_url(n: int) -> str:
         return f"?{urlencode({**kept, 'page': n})}"
 
-    rows = [{"report": r, "agent": parse_agent(r.fields.browser)} for r in found.reports]
+    rows = [
+        {"report": r, "agent": parse_agent(r.fields.browser), "delivery": statuses.get(r.id)}
+        for r in found.reports
+    ]
     return render(
         request,
         "reports.html",
@@ -78,6 +92,7 @@ async def reports_page(request: Request, login: LoginSession) -> Response:
             "q": q,
             "since": kept.get("from", ""),
             "until": kept.get("to", ""),
+            "delivery": delivery,
             "filtered": bool(kept),
             "prev_url": page_url(found.page - 1) if found.page > 1 else None,
             "next_url": page_url(found.page + 1) if found.page < found.pages else None,
@@ -95,6 +110,7 @@ async def report_page(request: Request, login: LoginSession) -> Response:
     report = await visible_report(request, login)
     fields = report.fields
     is_json, info = parse_json(fields.additionalinfo)
+    deliveries = await report_deliveries(request, report.id)
     session_url = None
     if fields.recording:
         async with app_state(request).db.read() as conn:
@@ -111,7 +127,10 @@ async def report_page(request: Request, login: LoginSession) -> Response:
             "info_is_json": is_json,
             "info": info,
             "page_link": _safe_link(fields.referer),
+            "deliveries": deliveries,
+            "pdf_url": f"/reports/{report.id}/report.pdf",
             "session_url": session_url,
+            "notice": REPORT_NOTICES.get(request.query_params.get("notice", ""), ""),
         },
     )
 

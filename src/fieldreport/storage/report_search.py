@@ -10,6 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.storage.reports import _REPORT_COLUMNS, Report, _files_for, _report
 from fieldreport.storage.schema.core import projects, reports
+from fieldreport.storage.schema.delivery import deliveries
+
+# Delivery filters of the reports list: name -> the delivery statuses it covers
+# ("none": reports without a delivery, e.g. sent while the project had no destination).
+DELIVERY_FILTERS = {
+    "delivered": ("delivered",),
+    "progress": ("pending", "failed"),
+    "dead": ("dead",),
+    "none": (),
+}
 
 SEARCHED = (
     reports.c.subject,
@@ -38,7 +48,11 @@ def _like_pattern(text: str) -> str:
 
 
 def _filters(
-    project_id: int, q: str, since: datetime | None, until: datetime | None
+    project_id: int,
+    q: str,
+    since: datetime | None,
+    until: datetime | None,
+    delivery: str | None = None,
 ) -> list[sa.ColumnElement[bool]]:
     where: list[sa.ColumnElement[bool]] = [reports.c.project_id == project_id]
     for word in q.split():
@@ -54,6 +68,13 @@ def _filters(
         where.append(reports.c.created_at >= since)
     if until is not None:
         where.append(reports.c.created_at < until)
+    if delivery in DELIVERY_FILTERS:
+        statuses = DELIVERY_FILTERS[delivery]
+        exists = sa.select(deliveries.c.id).where(deliveries.c.report_id == reports.c.id)
+        if statuses:
+            where.append(exists.where(deliveries.c.status.in_(statuses)).exists())
+        else:
+            where.append(~exists.exists())
     return where
 
 
@@ -64,11 +85,12 @@ async def search_reports(
     q: str = "",
     since: datetime | None = None,
     until: datetime | None = None,
+    delivery: str | None = None,
     page: int = 1,
     per_page: int = 25,
 ) -> ReportPage:
     """Newest first. Every word of ``q`` must match a text field (case-insensitive)."""
-    where = _filters(project_id, q, since, until)
+    where = _filters(project_id, q, since, until, delivery)
     total = int(
         (
             await conn.execute(sa.select(sa.func.count()).select_from(reports).where(*where))
