@@ -102,6 +102,20 @@ def recording(base: int) -> list[dict[str, Any]]:
                     },
                 },
             },
+            {  # an uncaught error, as fieldreport's recorder sends it
+                "type": 5,
+                "timestamp": base + 7000,
+                "data": {
+                    "tag": "error",
+                    "payload": {
+                        "message": "TypeError: total is undefined",
+                        "source": f"{APP}/app.js",
+                        "line": 42,
+                        "column": 7,
+                        "stack": "TypeError: total is undefined\n    at render (app.js:42:7)",
+                    },
+                },
+            },
             {
                 "type": 3,
                 "timestamp": base + 6000,
@@ -188,7 +202,7 @@ async def test_replay_follows_playback_and_seeks_to_an_event(
         assert [e["timestamp"] for e in events.json()] == sorted(
             e["timestamp"] for e in events.json()
         )
-        assert len(events.json()) == 25
+        assert len(events.json()) == 26
 
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
     page = await context.new_page()
@@ -201,8 +215,11 @@ async def test_replay_follows_playback_and_seeks_to_an_event(
     await expect(page).to_have_url(f"{server.url}/sessions/{session_id}")
 
     entries = page.locator("#timeline li.entry")
-    await expect(entries).to_have_count(3)
-    network, console = entries.nth(0), entries.nth(2)
+    await expect(entries).to_have_count(4)
+    network, console, uncaught = entries.nth(0), entries.nth(2), entries.nth(3)
+    await expect(uncaught.locator(".entry-kind")).to_have_text("uncaught error")
+    await expect(uncaught.locator(".entry-title")).to_have_text("TypeError: total is undefined")
+    await expect(uncaught.locator(".entry-time")).to_have_text("0:07.0")
     await expect(network).to_have_attribute("data-kind", "network")
     await expect(network.locator(".entry-title")).to_have_text("402 https://app.example/api/pay")
     await expect(console).to_have_attribute("data-kind", "console")
@@ -268,7 +285,7 @@ async def test_replay_and_find_the_backend_event_at_its_time(
     await expect(page).to_have_url(f"{server.url}/sessions/{session_id}")
 
     entries = page.locator("#timeline li.entry")
-    await expect(entries).to_have_count(3)
+    await expect(entries).to_have_count(4)
     await expect(entries.nth(0)).to_have_attribute("data-kind", "network")
     await expect(entries.nth(1)).to_have_attribute("data-kind", "backend")
     await expect(entries.nth(2)).to_have_attribute("data-kind", "console")

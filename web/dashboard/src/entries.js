@@ -24,6 +24,18 @@ function parseMaybeJson(text) {
 }
 
 function consoleEntry(ev, payload, offset) {
+  if (typeof payload.message === "string") {
+    // Our recorder's form: {level, message} (console) or {message, source, line, stack} (error).
+    const level = payload.level || "error";
+    return {
+      kind: "console",
+      label: payload.level ? `console.${level}` : "uncaught error",
+      level: level === "error" ? "error" : level === "warn" ? "warning" : "info",
+      title: short(payload.message),
+      offset,
+      detail: payload,
+    };
+  }
   const args = Array.isArray(payload.payload) ? payload.payload.map(parseMaybeJson) : payload.payload;
   const title = Array.isArray(args) ? args.map((a) => (typeof a === "string" ? a : short(a, 80))).join(" ") : short(args);
   return {
@@ -64,7 +76,7 @@ export function rrwebEntries(events, start) {
     } else if (ev.type === CUSTOM && ev.data && typeof ev.data.tag === "string") {
       const tag = ev.data.tag.toLowerCase();
       const payload = ev.data.payload || {};
-      if (tag.includes("console")) out.push(consoleEntry(ev, payload, offset));
+      if (tag.includes("console") || tag === "error") out.push(consoleEntry(ev, payload, offset));
       else if (tag.includes("network") || tag === "fetch" || tag === "xhr") out.push(...networkEntries(ev, payload, start));
     }
   }
