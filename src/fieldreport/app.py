@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fieldreport import __version__, openapi
+from fieldreport import __version__, dashboard, openapi
 from fieldreport.api import backend_events as api_backend_events
 from fieldreport.api import deliveries as api_deliveries
 from fieldreport.api import reports as api_reports
@@ -95,6 +95,7 @@ def build_routes() -> list[BaseRoute]:
         *ingest_fullstack.routes,
         *api_backend_events.routes,
         *openapi.routes(),
+        *dashboard.routes(),
     ]
 
 
