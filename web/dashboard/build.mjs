@@ -16,4 +16,6 @@ await build({
   outdir: out,
   legalComments: "linked",
   logLevel: "info",
+  // Ignore ../tsconfig.json (the widget's): this bundle must build the same wherever it lives.
+  tsconfigRaw: "{}",
 });
