@@ -1,0 +1,298 @@
+"""The whole benchmark: ``bench/run`` installs what it needs and runs this module.
+
+    python -m bench.suite [--quick] [--only ingest,peer,...] [--out BENCHMARKS.md]
+
+Measures fieldreport side by side with its ceilings and a peer in one run, writes the raw
+results to ``.bench/results.json`` and renders ``BENCHMARKS.md`` plus ``docs/bench/*.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import memory, payloads, peer, servers
+from bench.measure import Target, compare
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / ".bench" / "results.json"
+
+
+@dataclass
+class Plan:
+    quick: bool
+    rounds: int
+    seconds: float
+    connections: int
+
+    @classmethod
+    def make(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(quick=True, rounds=1, seconds=3, connections=64)
+        return cls(quick=False, rounds=3, seconds=5, connections=64)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --- ingest -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Endpoint:
+    name: str
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    unit_bytes: int
+
+
+def has_module(relative: str) -> bool:
+    return (ROOT / "src" / "fieldreport" / relative).exists()
+
+
+def start_session(group: servers.Fieldreport, platform: str = "web") -> tuple[str, str]:
+    """A recording session on the first server: ``(token, session id)``."""
+    resp = httpx.post(
+        group.urls(f"/v1/{platform}/start")[0],
+        json={"projectKey": group.public_key, "trackerVersion": "bench/1"},
+        timeout=10,
+    )
+    resp.raise_for_status()
+    body = resp.json()
+    return str(body["token"]), str(body["sessionID"])
+
+
+def session_batch(size: int = 20_000) -> bytes:
+    """A JSON array of rrweb-like events of at most ``size`` bytes (the sessions bench's)."""
+    from bench.sessions_append import events_batch
+
+    return events_batch(size)
+
+
+def endpoints(group: servers.Fieldreport) -> list[Endpoint]:
+    """The ingest endpoints this checkout serves, with their request bodies."""
+    shot = payloads.screenshot_png()
+    report_body, report_type = payloads.report_multipart(shot)
+    found = [
+        Endpoint(
+            "reports",
+            "/api/v1/reports",
+            report_body,
+            {"Content-Type": report_type, "X-Fieldreport-Key": group.public_key},
+            len(report_body),
+        )
+    ]
+    sessions = has_module("ingest/sessions.py")
+    token, recording = start_session(group) if sessions else ("", str(uuid.uuid4()))
+    if has_module("ingest/fullstack.py"):
+        event = payloads.fullstack_event(recording)
+        found.append(
+            Endpoint(
+                "events",
+                "/api/fullstack/v1/send",
+                event,
+                {"Content-Type": "application/json", "Authorization": f"Bearer {group.secret_key}"},
+                len(event),
+            )
+        )
+    if sessions:
+        batch = session_batch()
+        found.append(
+            Endpoint(
+                "sessions",
+                "/v1/web/append",
+                batch,
+                {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+                len(batch),
+            )
+        )
+    return found
+
+
+def ingest_case(
+    plan: Plan, backend: str, processes: int, only: set[str] | None = None
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    with servers.scratch(f"ingest-{backend}") as work:
+        pg = servers.postgres_database() if backend == "postgresql" else None
+        db_url = pg.__enter__() if pg else None
+        try:
+            with (
+                servers.bare(processes, work) as ceiling,
+                servers.fieldreport(processes, work, db_url, **memory.SESSION_SETTINGS) as fr,
+            ):
+                for ep in endpoints(fr):
+                    if only and ep.name not in only:
+                        continue
+                    log(f"ingest {ep.name} on {backend}, {processes} process(es)")
+                    c, f = compare(
+                        [
+                            Target("ceiling", ceiling.urls("/ingest"), ep.body, ep.headers,
+                                   plan.connections),
+                            Target("fieldreport", fr.urls(ep.path), ep.body, ep.headers,
+                                   plan.connections),
+                        ],
+                        rounds=plan.rounds,
+                        seconds=plan.seconds,
+                    )  # fmt: skip
+                    row = {
+                        "endpoint": ep.name,
+                        "backend": backend,
+                        "processes": processes,
+                        "body_bytes": ep.unit_bytes,
+                        "ceiling": c.summary(),
+                        "fieldreport": f.summary(),
+                        "ratio": round(f.rps / c.rps, 3) if c.rps else 0.0,
+                        "fieldreport_rss_mib": round(fr.rss_bytes() / 2**20, 1),
+                    }
+                    log(
+                        f"  ceiling {c.rps:.0f}/s  fieldreport {f.rps:.0f}/s  ratio {row['ratio']:.2f}"
+                        f"  (errors {f.errors})"
+                    )
+                    out.append(row)
+        finally:
+            if pg:
+                pg.__exit__(None, None, None)
+    return out
+
+
+def run_ingest(plan: Plan, results: dict[str, Any]) -> None:
+    rows: list[dict[str, Any]] = []
+    backends = ["sqlite"] + (["postgresql"] if servers.postgres_available() else [])
+    for backend in backends:
+        rows += ingest_case(plan, backend, 1)
+    results["ingest"] = rows
+
+
+def run_scale(plan: Plan, results: dict[str, Any]) -> None:
+    rows: list[dict[str, Any]] = []
+    for processes in (1, 2):
+        rows += ingest_case(plan, "sqlite", processes)
+    results["scale"] = rows
+
+
+def run_peer(plan: Plan, results: dict[str, Any]) -> None:
+    if not peer.installed():
+        results["peer"] = {"skipped": f"Bugsink is not installed in {peer.VENV} (run bench/run)"}
+        return
+    with (
+        servers.scratch("peer") as work,
+        servers.fieldreport(1, work, **memory.SESSION_SETTINGS) as fr,
+    ):
+        ours = next((e for e in endpoints(fr) if e.name == "events"), None)
+        if ours is None:
+            results["peer"] = {"skipped": "this checkout has no full-stack events endpoint"}
+            return
+        log("starting Bugsink (migrations take a few seconds)")
+        with peer.running(work / "bugsink") as bs:
+            log(f"peer: Bugsink {peer.version()} vs fieldreport full-stack events")
+            b, f = compare(
+                [
+                    Target("bugsink", [bs.store_url], payloads.peer_event(), bs.headers,
+                           plan.connections),
+                    Target("fieldreport", fr.urls(ours.path), ours.body, ours.headers,
+                           plan.connections),
+                ],
+                rounds=plan.rounds,
+                seconds=plan.seconds,
+            )  # fmt: skip
+            first = bs.digested()
+            wait = 5 if plan.quick else 10
+            time.sleep(wait)
+            digest_rate = (bs.digested() - first) / wait
+        results["peer"] = {
+            "name": "Bugsink",
+            "version": peer.version(),
+            "workers": bs.workers,
+            "bugsink": b.summary(),
+            "fieldreport": f.summary(),
+            "ratio": round(f.rps / b.rps, 1) if b.rps else 0.0,
+            "bugsink_digest_per_s": round(digest_rate, 1),
+            "event_bytes": len(ours.body),
+        }
+        log(f"  Bugsink {b.rps:.0f}/s (digests {digest_rate:.0f}/s)  fieldreport {f.rps:.0f}/s")
+
+
+def run_memory(plan: Plan, results: dict[str, Any]) -> None:
+    out: dict[str, Any] = {}
+    log("peak RSS: one 100 MiB upload")
+    out["upload"] = memory.upload()
+    if has_module("ingest/sessions.py"):
+        gib = 0.25 if plan.quick else 1.0
+        log(f"peak RSS: {gib} GiB of session batches")
+        out["sessions"] = memory.sessions(gib)
+    results["memory"] = out
+
+
+SECTIONS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
+    "ingest": run_ingest,
+    "scale": run_scale,
+    "peer": run_peer,
+    "memory": run_memory,
+}
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="about 2-3 minutes, 1 round each")
+    parser.add_argument(
+        "--only", default="", help="comma-separated sections: " + ",".join(SECTIONS)
+    )
+    parser.add_argument("--render-only", action="store_true", help="re-render from results.json")
+    args = parser.parse_args()
+    from bench import report
+
+    if args.render_only:
+        report.render(json.loads(RESULTS.read_text()), ROOT)
+        return
+    plan = Plan.make(args.quick)
+    chosen = [s for s in args.only.split(",") if s] or list(SECTIONS)
+    results: dict[str, Any] = {}
+    if RESULTS.exists() and args.only:
+        results = json.loads(RESULTS.read_text())  # keep the sections not re-run
+    started = time.monotonic()
+    for name in chosen:
+        log(f"== {name}")
+        SECTIONS[name](plan, results)
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=1))
+    results["meta"] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "mode": "quick" if plan.quick else "default",
+        "rounds": plan.rounds,
+        "seconds": plan.seconds,
+        "connections": plan.connections,
+        "duration_s": round(time.monotonic() - started),
+        "machine": machine(),
+        "sections": chosen,
+    }
+    RESULTS.write_text(json.dumps(results, indent=1))
+    report.render(results, ROOT)
+    log(f"done in {results['meta']['duration_s']} s: BENCHMARKS.md, docs/bench/*.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
