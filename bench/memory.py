@@ -60,7 +60,8 @@ def upload(size: int = 100 * MiB) -> dict[str, Any]:
         ).encode()
         + shot
         + (
-            f'\r\n--{b}\r\nContent-Disposition: form-data; name="attachment"; filename="dump.bin"\r\n'
+            f"\r\n--{b}\r\nContent-Disposition: form-data; "
+            'name="attachment"; filename="dump.bin"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode()
     )
@@ -122,9 +123,11 @@ def sessions(gigabytes: float) -> dict[str, Any]:
             "peak_rss_mib": round(status_kib(pid, "VmHWM") / 1024, 1),
         }
 
-    with servers.scratch("sessions-rss") as work:
-        with servers.fieldreport(1, work, **SESSION_SETTINGS) as fr:
-            return asyncio.run(go(fr))
+    with (
+        servers.scratch("sessions-rss") as work,
+        servers.fieldreport(1, work, **SESSION_SETTINGS) as fr,
+    ):
+        return asyncio.run(go(fr))
 
 
 # Session ingest has per-key rate limits; the benchmark lifts them (stated in BENCHMARKS.md).

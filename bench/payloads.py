@@ -38,7 +38,8 @@ def report_multipart(screenshot: bytes) -> tuple[bytes, str]:
     parts: list[bytes] = []
     for name, value in fields:
         parts.append(
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; "
+            f'name="{name}"\r\n\r\n{value}\r\n'.encode()
         )
     parts.append(
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="screen.png"\r\n'
@@ -60,7 +61,7 @@ def pad_json(doc: dict[str, object], pad_field: str, size: int) -> bytes:
 
 
 def fullstack_event(recording: str, size: int = 300) -> bytes:
-    """A backend log line for ``POST /api/fullstack/v1/send`` (seed 001's fields), ``size`` bytes."""
+    """A backend log line for ``POST /api/fullstack/v1/send`` (seed 001's fields)."""
     doc: dict[str, object] = {
         "uuid": recording,
         "type": "log",

@@ -8,7 +8,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 INGEST_TARGET = 0.6
 DELIVERY_TARGET = 0.5
@@ -85,6 +85,28 @@ def plot_scale(rows: list[dict[str, Any]], out: Path) -> None:
         ax.set_xlabel("server processes")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_concurrency(rows: list[dict[str, Any]], out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for ep in sorted({r["endpoint"] for r in rows}, key=list(UNITS).index):
+        sel = [r for r in rows if r["endpoint"] == ep]
+        xs = [r["connections"] for r in sel]
+        ax.plot(xs, [r["fieldreport"]["rps"] for r in sel], "o-", label=f"fieldreport {ep}")
+        ax.plot(
+            xs, [r["ceiling"]["rps"] for r in sel], "o--", alpha=0.6, label=f"ceiling ({ep} body)"
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks([4, 16, 64], ["4", "16", "64"])
+    ax.set_xlabel("concurrent connections")
+    ax.set_ylabel("requests/s (log scale)")
+    ax.set_title("Throughput vs concurrency (SQLite, 1 process)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -208,6 +230,19 @@ def render(results: dict[str, Any], root: Path) -> None:
             f"| {r['endpoint']} | {r['processes']} | {r['fieldreport_rss_mib']} |" for r in scale
         ]
         md += ["", "![scale](docs/bench/scale.png)", ""]
+    conc = results.get("concurrency", [])
+    if conc:
+        plot_concurrency(conc, plots / "concurrency.png")
+        md += ["## Throughput vs concurrent connections (SQLite, 1 process)", "",
+               "One round per point. If fieldreport were limited by CPU, more connections would not "
+               "lower its throughput; a single serialized writer whose every step waits for a busy event "
+               "loop does get slower as more requests share the loop.", "",
+               "| endpoint | connections | ceiling req/s | fieldreport req/s | ratio | fieldreport p50 ms |",
+               "|---|---|---|---|---|---|"]  # fmt: skip
+        md += [f"| {r['endpoint']} | {r['connections']} | {r['ceiling']['rps']:.0f} | "
+               f"{r['fieldreport']['rps']:.0f} | {r['ratio']:.2f} | {r['fieldreport']['p50_ms']:.0f} |"
+               for r in conc]  # fmt: skip
+        md += ["", "![concurrency](docs/bench/concurrency.png)", ""]
     peer = results.get("peer")
     if peer:
         md += ["## Peer: Bugsink", ""]
@@ -296,11 +331,16 @@ def render_delivery(delivery: dict[str, Any] | None, summary: list[str]) -> list
              f"| ratio | {ratio:.2f} |"]  # fmt: skip
     for key, label in (("idle", "idle"), ("loaded", "under load")):
         lat = delivery.get(f"latency_{key}")
-        if lat:
+        if lat and lat.get("count"):
             lines.append(
                 f"| accepted -> delivered, {label} (p50 / p99 ms, {lat['count']} reports) "
                 f"| {lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} |"
             )
+    loaded = delivery.get("latency_loaded") or {}
+    if loaded.get("ingest_rps"):
+        lines.append(
+            f"| ingest rate during the loaded latency run (reports/s) | {loaded['ingest_rps']:.0f} |"
+        )
     return [*lines, ""]
 
 
@@ -323,4 +363,49 @@ def render_profile(profile: dict[str, Any] | None) -> list[str]:
         ]
         if p.get("cpu_percent") is not None:
             lines += [f"Server CPU during the load: {p['cpu_percent']:.0f}% of one core.", ""]
+    lines += FINDINGS
     return lines
+
+
+FINDINGS = [
+    "### What the profile shows, and the proposed fix",
+    "",
+    "The server is **not CPU-bound**: under full load it uses about half of one core (above), and "
+    "py-spy's samples sit in threads waiting on SQLite (`aiosqlite`'s connection thread), on "
+    "`fsync` of blobs and directories, and in the idle event loop. Throughput does not grow with "
+    "concurrency (see the concurrency table: reports stay near the same rate from 4 to 64 "
+    "connections while latency grows linearly), which is the signature of one serialized step:",
+    "",
+    "1. **One write transaction per request, one at a time.** On SQLite all writes go through one "
+    "writer connection (`storage/db.py`, `BEGIN IMMEDIATE`); a report's transaction is BEGIN, the "
+    "ticket-number `UPDATE ... RETURNING`, the report `INSERT`, the files `INSERT` (and, with "
+    "delivery, the outbox `INSERT`), then `COMMIT` with `synchronous=FULL` (a WAL fsync). Every "
+    "statement is a round trip between the event loop and the aiosqlite thread, so each report "
+    "holds the writer for several loop iterations plus an fsync: measured here at roughly 15-20 ms "
+    "per report on disk and ~8 ms on tmpfs, i.e. a hard limit of ~50-130 reports/s per database "
+    "whatever the CPU. On PostgreSQL the same happens through the project row: the ticket-number "
+    "`UPDATE` locks the project's row until `COMMIT`, so all reports of one project serialize on "
+    "it (this benchmark, like most deployments, sends to one project).",
+    "2. **The disk is not the limit.** `python -m bench.diskceiling` on the same disk does about "
+    "1,200 durable 200 KB writes/s (temp file, fsync, rename, directory fsync, 16 threads) and "
+    "about 1,900 of 20 KB; fieldreport's blob writes run in parallel and are far below that.",
+    "3. Smaller costs per request: the public-key lookup is two reader queries (project, then its "
+    "origins), each a thread round trip; multipart parsing (`python-multipart`) and the PNG check "
+    "(Pillow's CRC pass) are a few percent of samples.",
+    "",
+    "**Proposed fix (not applied here: `ingest/accept.py`, `storage/reports.py` and the blob store "
+    "were being changed by the delivery and sessions work during this run, and the fix changes "
+    "the transaction boundaries they rely on):** group commit for reports and session batches, "
+    "as DESIGN.md already calls for and as the full-stack events path does with its event writer. "
+    "Requests write their blobs in parallel as now, then hand their rows to one writer task per "
+    "process that takes everything queued (up to N rows or a few milliseconds), allocates the "
+    "ticket numbers for the whole batch with one `UPDATE last_ticketnr = last_ticketnr + n "
+    "RETURNING`, inserts all reports, files and outbox rows with `executemany`, commits once, and "
+    "only then answers each request (201 still means durable). Per report that turns ~6 round "
+    "trips and one fsync into a share of one transaction: the writer's limit moves from "
+    "~50-130 reports/s to thousands, at which point the body reading and multipart parsing "
+    "(the CPU work the ceiling also does) become the limit. Second, cache the public-key lookup "
+    "(project and origins in one query, or a per-process cache invalidated by a database "
+    "generation counter so key rotation stays immediate).",
+    "",
+]

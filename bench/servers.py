@@ -8,6 +8,7 @@ ceiling and fieldreport are always measured with the same process count.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -63,10 +64,8 @@ class Group:
     def rss_bytes(self) -> int:
         total = 0
         for pid in self.pids:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 total += psutil.Process(pid).memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
         return total
 
     def stop(self) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from bench import memory, payloads, peer, servers
 from bench.measure import Target, compare
@@ -160,7 +161,8 @@ def ingest_case(
                         "fieldreport_rss_mib": round(fr.rss_bytes() / 2**20, 1),
                     }
                     log(
-                        f"  ceiling {c.rps:.0f}/s  fieldreport {f.rps:.0f}/s  ratio {row['ratio']:.2f}"
+                        f"  ceiling {c.rps:.0f}/s  fieldreport {f.rps:.0f}/s"
+                        f"  ratio {row['ratio']:.2f}"
                         f"  (errors {f.errors})"
                     )
                     out.append(row)
@@ -183,6 +185,35 @@ def run_scale(plan: Plan, results: dict[str, Any]) -> None:
     for processes in (1, 2):
         rows += ingest_case(plan, "sqlite", processes)
     results["scale"] = rows
+
+
+def run_concurrency(plan: Plan, results: dict[str, Any]) -> None:
+    """The same endpoints at 4, 16 and 64 connections (SQLite, 1 process, 1 round each)."""
+    rows: list[dict[str, Any]] = []
+    with (
+        servers.scratch("concurrency") as work,
+        servers.bare(1, work) as ceiling,
+        servers.fieldreport(1, work, **memory.SESSION_SETTINGS) as fr,
+    ):
+        for ep in endpoints(fr):
+            if ep.name == "events":
+                continue
+            for conns in (4, 16, 64):
+                c, f = compare(
+                    [
+                        Target("ceiling", ceiling.urls("/ingest"), ep.body, ep.headers, conns),
+                        Target("fieldreport", fr.urls(ep.path), ep.body, ep.headers, conns),
+                    ],
+                    rounds=1,
+                    seconds=plan.seconds,
+                )
+                rows.append(
+                    {"endpoint": ep.name, "connections": conns, "ceiling": c.summary(),
+                     "fieldreport": f.summary(), "ratio": round(f.rps / c.rps, 3) if c.rps else 0.0}
+                )  # fmt: skip
+                log(f"  {ep.name} @{conns}: ceiling {c.rps:.0f}/s fieldreport {f.rps:.0f}/s "
+                    f"p50 {f.p50_ms:.0f} ms")  # fmt: skip
+    results["concurrency"] = rows
 
 
 def run_peer(plan: Plan, results: dict[str, Any]) -> None:
@@ -238,11 +269,69 @@ def run_memory(plan: Plan, results: dict[str, Any]) -> None:
     results["memory"] = out
 
 
+def run_profile(plan: Plan, results: dict[str, Any]) -> None:
+    """py-spy on one server process under wrk load, per ingest endpoint (SQLite)."""
+    from bench import profile
+
+    out: dict[str, Any] = {}
+    seconds = 4 if plan.quick else 8
+    with servers.scratch("profile") as work:  # noqa: SIM117
+        with servers.fieldreport(1, work, **memory.SESSION_SETTINGS) as fr:
+            for ep in endpoints(fr):
+                log(f"profile {ep.name}: py-spy {seconds} s under load")
+                stacks = RESULTS.parent / f"profile-{ep.name}.txt"
+                proc = psutil.Process(fr.pids[0])
+                proc.cpu_percent()
+                res = profile.profile(fr, fr.urls(ep.path)[0], ep.body, ep.headers, seconds, stacks)
+                res["cpu_percent"] = proc.cpu_percent()
+                res["seconds"] = seconds
+                out[ep.name] = res
+                log(
+                    f"  {res['load']['rps']:.0f}/s under py-spy,"
+                    f" server CPU {res['cpu_percent']:.0f}%"
+                )
+    results["profile"] = out
+
+
+def run_delivery(plan: Plan, results: dict[str, Any]) -> None:
+    from bench import delivery_suite
+
+    if not delivery_suite.available():
+        results["delivery"] = {"skipped": "this checkout has no delivery worker yet"}
+        return
+    reports, rounds, lat = (300, 1, 50) if plan.quick else (1000, 3, 200)
+    log(f"delivery: bench.delivery --reports {reports} --rounds {rounds}")
+    out = delivery_suite.helper_benchmark(reports, rounds, lat)
+    out["ratio"] = round(out["worker_rps"] / out["client_rps"], 3) if out["client_rps"] else 0.0
+    log(f"  worker {out['worker_rps']:.0f}/s, client loop {out['client_rps']:.0f}/s")
+    log("delivery latency under ingest load")
+    out["latency_loaded"] = delivery_suite.latency_under_load(8 if plan.quick else 15)
+    out["method"] = DELIVERY_METHOD.format(reports=reports, rounds=rounds)
+    results["delivery"] = out
+
+
+DELIVERY_METHOD = (
+    "Throughput and idle latency come from the delivery work's own benchmark, "
+    "`bench/delivery.py`, run by `bench/run`: {reports} accepted reports (20 KB screenshot) are "
+    "pushed as multipart to a local receiver process (`bench/apps/sink.py`) by the real worker "
+    "(claim with leases, load from "
+    "the database and blob store, send, record every attempt), then the same payloads are posted "
+    "by a bare aiohttp loop with the same concurrency (64) and no database: the client ceiling; "
+    "{rounds} alternating round(s), medians. Idle latency: reports submitted one at a time to a "
+    "server with its in-process worker. Under load: `fieldreport serve` with its worker and a "
+    "destination pointing at the receiver, wrk submitting reports (20 KB screenshot) with 16 "
+    "connections, every report delivered; probe reports every 200 ms measure 201 -> arrival."
+)
+
+
 SECTIONS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
     "ingest": run_ingest,
     "scale": run_scale,
+    "concurrency": run_concurrency,
     "peer": run_peer,
+    "delivery": run_delivery,
     "memory": run_memory,
+    "profile": run_profile,
 }
 
 
