@@ -205,8 +205,8 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def scratch(prefix: str) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=f"fieldreport-bench-{prefix}-"))
+def scratch(prefix: str, base: Path | None = None) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"fieldreport-bench-{prefix}-", dir=base))
     try:
         yield path
     finally:

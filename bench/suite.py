@@ -128,7 +128,8 @@ def ingest_case(
     plan: Plan, backend: str, processes: int, only: set[str] | None = None
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    with servers.scratch(f"ingest-{backend}") as work:
+    tmpfs = Path("/dev/shm") if backend == "sqlite-tmpfs" else None
+    with servers.scratch(f"ingest-{backend}", tmpfs) as work:
         pg = servers.postgres_database() if backend == "postgresql" else None
         db_url = pg.__enter__() if pg else None
         try:
@@ -178,6 +179,20 @@ def run_ingest(plan: Plan, results: dict[str, Any]) -> None:
     for backend in backends:
         rows += ingest_case(plan, backend, 1)
     results["ingest"] = rows
+
+
+def run_diagnostics(plan: Plan, results: dict[str, Any]) -> None:
+    """Not targets: what the disk allows, and ingest with the data on tmpfs (fsync is free
+    there), to tell the cost of durable writes from the cost of the request path."""
+    from bench.diskceiling import durable_writes
+
+    out: dict[str, Any] = {"disk": {}}
+    for size in (20_000, 200_000):
+        out["disk"][str(size)] = round(durable_writes(size, seconds=3, base=Path("/tmp")))
+    log(f"  disk: durable writes/s {out['disk']}")
+    if Path("/dev/shm").is_dir():
+        out["tmpfs"] = ingest_case(plan, "sqlite-tmpfs", 1, only={"reports", "sessions"})
+    results["diagnostics"] = out
 
 
 def run_scale(plan: Plan, results: dict[str, Any]) -> None:
@@ -328,6 +343,7 @@ SECTIONS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
     "ingest": run_ingest,
     "scale": run_scale,
     "concurrency": run_concurrency,
+    "diagnostics": run_diagnostics,
     "peer": run_peer,
     "delivery": run_delivery,
     "memory": run_memory,
