@@ -207,6 +207,47 @@ def run_scale(plan: Plan, results: dict[str, Any]) -> None:
     results["scale"] = rows
 
 
+def run_fix(plan: Plan, results: dict[str, Any]) -> None:
+    """Before/after the fix the profile pointed at: the same build with SQLite group commit
+    off (the default) and on, beside the ceiling, taking turns (1 process, SQLite)."""
+    rows: list[dict[str, Any]] = []
+    with (
+        servers.scratch("fix") as work,
+        servers.bare(1, work) as ceiling,
+        servers.fieldreport(1, work / "before", **memory.SESSION_SETTINGS) as before,
+        servers.fieldreport(
+            1, work / "after", FIELDREPORT_SQLITE_GROUP_COMMIT="true", **memory.SESSION_SETTINGS
+        ) as after,
+    ):
+        for ep_before, ep_after in zip(endpoints(before), endpoints(after), strict=True):
+            log(f"fix: {ep_before.name}, group commit off vs on")
+            c, b, a = compare(
+                [
+                    Target("ceiling", ceiling.urls("/ingest"), ep_before.body, ep_before.headers,
+                           plan.connections),
+                    Target("before", before.urls(ep_before.path), ep_before.body,
+                           ep_before.headers, plan.connections),
+                    Target("after", after.urls(ep_after.path), ep_after.body, ep_after.headers,
+                           plan.connections),
+                ],
+                rounds=plan.rounds,
+                seconds=plan.seconds,
+            )  # fmt: skip
+            rows.append(
+                {
+                    "endpoint": ep_before.name,
+                    "ceiling": c.summary(),
+                    "before": b.summary(),
+                    "after": a.summary(),
+                    "ratio_before": round(b.rps / c.rps, 3) if c.rps else 0.0,
+                    "ratio_after": round(a.rps / c.rps, 3) if c.rps else 0.0,
+                    "speedup": round(a.rps / b.rps, 2) if b.rps else 0.0,
+                }
+            )
+            log(f"  ceiling {c.rps:.0f}/s  before {b.rps:.0f}/s  after {a.rps:.0f}/s")
+    results["fix"] = rows
+
+
 def run_concurrency(plan: Plan, results: dict[str, Any]) -> None:
     """The same endpoints at 4, 16 and 64 connections (SQLite, 1 process, 1 round each)."""
     rows: list[dict[str, Any]] = []
@@ -355,6 +396,7 @@ SECTIONS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
     "delivery": run_delivery,
     "memory": run_memory,
     "profile": run_profile,
+    "fix": run_fix,
 }
 
 
