@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 
 INGEST_TARGET = 0.6
 DELIVERY_TARGET = 0.5
+COLORS = {"reports": "#2f6fdf", "events": "#2a9d4a", "sessions": "#d1453b"}
 UNITS = {"reports": "reports", "events": "events", "sessions": "batches"}
 
 
@@ -64,16 +65,27 @@ def plot_scale(rows: list[dict[str, Any]], out: Path) -> None:
     for ep in endpoints:
         sel = sorted((r for r in rows if r["endpoint"] == ep), key=lambda r: r["processes"])
         procs = [r["processes"] for r in sel]
-        axes[0].plot(procs, [r["fieldreport"]["rps"] for r in sel], "o-", label=f"fieldreport {ep}")
+        axes[0].plot(
+            procs,
+            [r["fieldreport"]["rps"] for r in sel],
+            "o-",
+            color=COLORS[ep],
+            label=f"fieldreport {ep}",
+        )
         axes[0].plot(
             procs,
             [r["ceiling"]["rps"] for r in sel],
             "o--",
             alpha=0.6,
+            color=COLORS[ep],
             label=f"ceiling ({ep} body)",
         )
         axes[1].plot(
-            procs, [r["fieldreport_rss_mib"] for r in sel], "o-", label=f"fieldreport {ep}"
+            procs,
+            [r["fieldreport_rss_mib"] for r in sel],
+            "o-",
+            color=COLORS[ep],
+            label=f"fieldreport {ep}",
         )
     axes[0].set_yscale("log")
     axes[0].set_title("Throughput vs server processes (SQLite)")
@@ -95,9 +107,20 @@ def plot_concurrency(rows: list[dict[str, Any]], out: Path) -> None:
     for ep in sorted({r["endpoint"] for r in rows}, key=list(UNITS).index):
         sel = [r for r in rows if r["endpoint"] == ep]
         xs = [r["connections"] for r in sel]
-        ax.plot(xs, [r["fieldreport"]["rps"] for r in sel], "o-", label=f"fieldreport {ep}")
         ax.plot(
-            xs, [r["ceiling"]["rps"] for r in sel], "o--", alpha=0.6, label=f"ceiling ({ep} body)"
+            xs,
+            [r["fieldreport"]["rps"] for r in sel],
+            "o-",
+            color=COLORS[ep],
+            label=f"fieldreport {ep}",
+        )
+        ax.plot(
+            xs,
+            [r["ceiling"]["rps"] for r in sel],
+            "o--",
+            alpha=0.6,
+            color=COLORS[ep],
+            label=f"ceiling ({ep} body)",
         )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")

@@ -43,7 +43,7 @@ class Plan:
     def make(cls, quick: bool) -> Plan:
         if quick:
             return cls(quick=True, rounds=1, seconds=3, connections=64)
-        return cls(quick=False, rounds=3, seconds=4, connections=64)
+        return cls(quick=False, rounds=3, seconds=3, connections=64)
 
 
 def log(msg: str) -> None:
