@@ -42,7 +42,7 @@ class Plan:
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(quick=True, rounds=1, seconds=3, connections=64)
+            return cls(quick=True, rounds=1, seconds=2, connections=64)
         return cls(quick=False, rounds=3, seconds=3, connections=64)
 
 
@@ -385,7 +385,7 @@ DELIVERY_METHOD = (
 )
 
 
-QUICK_SKIPS = {"concurrency", "diagnostics"}  # --quick leaves these out (name them with --only)
+QUICK_SKIPS = {"concurrency", "diagnostics", "fix"}  # --quick leaves these out (name them with --only)
 
 SECTIONS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
     "ingest": run_ingest,
