@@ -262,6 +262,13 @@ def render(results: dict[str, Any], root: Path) -> None:
                "| measure | per second |", "|---|---|"]  # fmt: skip
         for size, rate in diag.get("disk", {}).items():
             md.append(f"| durable {int(size) / 1000:.0f} KB file writes on this disk | {rate} |")
+        app = diag.get("app_overhead")
+        if app:
+            md.append(
+                f"| the bare endpoint alone / inside fieldreport's app (its middleware: request ids, "
+                f"metrics, error handling), 300 B | {app['bare']['rps']:.0f} / {app['app']['rps']:.0f} "
+                f"(ratio {app['ratio']:.2f}) |"
+            )
         md += [""]
         if diag.get("tmpfs"):
             md += [*_ingest_table(diag["tmpfs"]), ""]
@@ -478,7 +485,14 @@ FINDINGS = [
     "durable 200 KB and 20 KB file writes per second than fieldreport stores, and with the data "
     "directory on tmpfs (no fsync cost at all) ingest gets only 2-3x faster and stays far below "
     "the ceiling: most of the per-request time is the serialized round trips, not the fsyncs.",
-    "3. Smaller costs per request: the public-key lookup is two reader queries (project, then its "
+    "3. **The app itself costs about a third before any endpoint code runs** (diagnostics: the "
+    "same do-nothing endpoint inside fieldreport's app vs alone). py-spy on that endpoint: the "
+    "middleware chain (request id with `uuid4`, Prometheus `labels()` and histogram, Starlette's "
+    "error and exception middleware wrapping every `send`) and Starlette's linear route matching "
+    "(`Route.matches` + `Router.app`, ~17% of samples for a route at the end of the list; the "
+    "benchmark route is last, so that part is the worst case). Proposed: put the ingest routes "
+    "first, and record metrics once per response rather than through wrapped `send` callables.",
+    "4. Smaller costs per request: the public-key lookup is two reader queries (project, then its "
     "origins), each a thread round trip; multipart parsing (`python-multipart`) and the PNG check "
     "(Pillow's CRC pass) are a few percent of samples.",
     "",

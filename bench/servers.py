@@ -118,6 +118,33 @@ def bare(n: int, workdir: Path) -> Iterator[Group]:
         group.stop()
 
 
+@contextmanager
+def app_bare(workdir: Path) -> Iterator[Group]:
+    """The bare endpoint mounted inside fieldreport's own app (``bench.apps.fullstack``): the
+    same middleware as the real endpoints (request ids, metrics, error handling). Path:
+    ``/bench/bare``."""
+    group = Group("app-bare")
+    data_dir = workdir / "app-bare-data"
+    try:
+        port = free_port()
+        log = workdir / f"app-bare-{port}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "bench.apps.fullstack:app",
+                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                 "--loop", "uvloop", "--http", "httptools", "--no-access-log"],
+                env=child_env(FIELDREPORT_DATA_DIR=str(data_dir), FIELDREPORT_LOG_LEVEL="warning"),
+                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+            )  # fmt: skip
+        group.procs.append(proc)
+        group.ports.append(port)
+        group.logs.append(log)
+        _wait_ready(proc, f"http://127.0.0.1:{port}/healthz", log)
+        yield group
+    finally:
+        group.stop()
+
+
 @dataclass
 class Fieldreport(Group):
     settings: dict[str, str] = field(default_factory=dict)

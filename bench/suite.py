@@ -192,6 +192,24 @@ def run_diagnostics(plan: Plan, results: dict[str, Any]) -> None:
     for size in (20_000, 200_000):
         out["disk"][str(size)] = round(durable_writes(size, seconds=3, base=Path("/tmp")))
     log(f"  disk: durable writes/s {out['disk']}")
+    if (ROOT / "bench" / "apps" / "fullstack.py").exists():
+        with (
+            servers.scratch("app-bare") as work,
+            servers.bare(1, work) as bare,
+            servers.app_bare(work) as app,
+        ):
+            body = payloads.fullstack_event(str(uuid.uuid4()))
+            b, a = compare(
+                [
+                    Target("bare", bare.urls("/ingest"), body, {}, plan.connections),
+                    Target("app", app.urls("/bench/bare"), body, {}, plan.connections),
+                ],
+                rounds=plan.rounds,
+                seconds=plan.seconds,
+            )
+        out["app_overhead"] = {"bare": b.summary(), "app": a.summary(),
+                               "ratio": round(a.rps / b.rps, 3) if b.rps else 0.0}  # fmt: skip
+        log(f"  bare endpoint alone {b.rps:.0f}/s, inside fieldreport's app {a.rps:.0f}/s")
     if Path("/dev/shm").is_dir():
         out["tmpfs"] = ingest_case(plan, "sqlite-tmpfs", 1, only={"reports", "sessions"})
     results["diagnostics"] = out
@@ -385,7 +403,11 @@ DELIVERY_METHOD = (
 )
 
 
-QUICK_SKIPS = {"concurrency", "diagnostics", "fix"}  # --quick leaves these out (name them with --only)
+QUICK_SKIPS = {
+    "concurrency",
+    "diagnostics",
+    "fix",
+}  # --quick leaves these out (name them with --only)
 
 SECTIONS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
     "ingest": run_ingest,
