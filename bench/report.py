@@ -205,7 +205,11 @@ def render(results: dict[str, Any], root: Path) -> None:
         f"Run: {meta.get('date', '?')}, mode `{meta.get('mode', '?')}`, {meta.get('duration_s', '?')} s, "
         f"machine: {meta.get('machine', {}).get('cpus', '?')} cores, Python "
         f"{meta.get('machine', {}).get('python', '?')}, load average at the end "
-        f"{meta.get('machine', {}).get('load_average', '?')}.",
+        f"{meta.get('machine', {}).get('load_average', '?')}."
+        + "".join(
+            f" Re-run afterwards with `--only {','.join(r['sections'])}`: {r['date']} ({r['duration_s']} s)."
+            for r in meta.get("reruns", [])
+        ),
         "",
         "## How this is measured",
         "",

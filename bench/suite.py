@@ -457,7 +457,7 @@ def main() -> None:
         SECTIONS[name](plan, results)
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1))
-    results["meta"] = {
+    meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mode": "quick" if plan.quick else "default",
         "rounds": plan.rounds,
@@ -467,9 +467,16 @@ def main() -> None:
         "machine": machine(),
         "sections": chosen,
     }
+    previous = results.get("meta")
+    if args.only and previous:  # a partial re-run: keep the main run's facts, note this one
+        previous.setdefault("reruns", []).append(
+            {k: meta[k] for k in ("date", "mode", "duration_s", "sections")}
+        )
+        meta = previous
+    results["meta"] = meta
     RESULTS.write_text(json.dumps(results, indent=1))
     report.render(results, ROOT)
-    log(f"done in {results['meta']['duration_s']} s: BENCHMARKS.md, docs/bench/*.png")
+    log(f"done in {round(time.monotonic() - started)} s: BENCHMARKS.md, docs/bench/*.png")
 
 
 if __name__ == "__main__":
