@@ -36,7 +36,7 @@ class AppState:
 async def open_state(settings: Settings, *, migrate: bool = True) -> AppState:
     """Open the database (creating and migrating it if needed) and the blob store."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, group_commit=settings.sqlite_group_commit)
     if migrate:
         await upgrade(db)
     secret = settings.s3_secret_access_key

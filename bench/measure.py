@@ -1,0 +1,90 @@
+"""Side-by-side throughput measurement: targets take turns, medians of repeated short runs.
+
+On a small, shared machine the absolute numbers drift by tens of percent from minute to
+minute; a ratio between two servers measured in alternation (A, B, A, B, ...) within the same
+minute is far steadier than either number alone.
+"""
+
+from __future__ import annotations
+
+import statistics
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from bench import wrk
+
+
+@dataclass
+class Target:
+    label: str
+    urls: list[str]
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    connections: int = 64
+
+
+@dataclass
+class Series:
+    label: str
+    runs: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return statistics.median(r["rps"] for r in self.runs) if self.runs else 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(r["p50_ms"] for r in self.runs) if self.runs else 0.0
+
+    @property
+    def p99_ms(self) -> float:
+        return statistics.median(r["p99_ms"] for r in self.runs) if self.runs else 0.0
+
+    @property
+    def errors(self) -> int:
+        return int(sum(r["errors"] + r.get("socket_errors", 0) for r in self.runs))
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "rps": round(self.rps, 1),
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "errors": self.errors,
+            "runs": [r["rps"] for r in self.runs],
+        }
+
+
+def load(target: Target, seconds: float) -> dict[str, float]:
+    """One wrk run; with several URLs (one per server process) one wrk per URL, concurrently,
+    the connections split between them; requests/s add up."""
+    per = max(1, target.connections // len(target.urls))
+    with ThreadPoolExecutor(len(target.urls)) as pool:
+        results = list(
+            pool.map(
+                lambda url: wrk.run(
+                    url, seconds=seconds, body=target.body, headers=target.headers, connections=per
+                ),
+                target.urls,
+            )
+        )
+    return {
+        "rps": sum(r["rps"] for r in results),
+        "errors": sum(r["errors"] for r in results),
+        "socket_errors": sum(r["socket_errors"] for r in results),
+        "p50_ms": max(r["p50_ms"] for r in results),
+        "p99_ms": max(r["p99_ms"] for r in results),
+    }
+
+
+def compare(
+    targets: list[Target], *, rounds: int, seconds: float, warmup: float = 1
+) -> list[Series]:
+    """Each round runs every target once, in turn; returns one series per target."""
+    for t in targets:
+        load(t, warmup)
+    series = [Series(t.label) for t in targets]
+    for _ in range(rounds):
+        for t, s in zip(targets, series, strict=True):
+            s.runs.append(load(t, seconds))
+    return series

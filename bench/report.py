@@ -1,0 +1,525 @@
+"""Render ``BENCHMARKS.md`` and ``docs/bench/*.png`` from the results of ``bench.suite``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+INGEST_TARGET = 0.6
+DELIVERY_TARGET = 0.5
+COLORS = {"reports": "#2f6fdf", "events": "#2a9d4a", "sessions": "#d1453b"}
+UNITS = {"reports": "reports", "events": "events", "sessions": "batches"}
+
+
+def _ok(value: float, target: float) -> str:
+    return "yes" if value >= target else "**no**"
+
+
+def _bar_pairs(
+    ax: Any, labels: list[str], a: list[float], b: list[float], names: tuple[str, str]
+) -> None:
+    xs = range(len(labels))
+    w = 0.38
+    ax.bar([x - w / 2 for x in xs], a, w, label=names[0], color="#9aa5b1")
+    ax.bar([x + w / 2 for x in xs], b, w, label=names[1], color="#2f6fdf")
+    ax.set_xticks(list(xs), labels, fontsize=8)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def plot_ingest(rows: list[dict[str, Any]], out: Path) -> None:
+    labels = [f"{r['endpoint']}\n{r['backend']}" for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    _bar_pairs(ax1, labels, [r["ceiling"]["rps"] for r in rows],
+               [r["fieldreport"]["rps"] for r in rows], ("bare ceiling", "fieldreport"))  # fmt: skip
+    ax1.set_yscale("log")
+    ax1.set_ylim(top=ax1.get_ylim()[1] * 4)  # room for the legend above the bars
+    ax1.legend(fontsize=8, loc="upper left", ncols=2)
+    ax1.set_ylabel("requests/s (log scale, median)")
+    ax1.set_title("Ingest throughput, 1 server process")
+    ratios = [r["ratio"] for r in rows]
+    ax2.bar(
+        range(len(rows)),
+        ratios,
+        color=["#2a9d4a" if x >= INGEST_TARGET else "#d1453b" for x in ratios],
+    )
+    ax2.axhline(INGEST_TARGET, color="black", ls="--", lw=1, label=f"target {INGEST_TARGET}")
+    ax2.set_xticks(range(len(rows)), labels, fontsize=8)
+    ax2.set_ylim(0, max(1.0, *ratios) * 1.1)
+    ax2.set_ylabel("fieldreport / ceiling")
+    ax2.set_title("Ratio to the ceiling")
+    ax2.legend(fontsize=8)
+    for i, x in enumerate(ratios):
+        ax2.text(i, x + 0.02, f"{x:.2f}", ha="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_scale(rows: list[dict[str, Any]], out: Path) -> None:
+    endpoints = sorted({r["endpoint"] for r in rows}, key=list(UNITS).index)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ep in endpoints:
+        sel = sorted((r for r in rows if r["endpoint"] == ep), key=lambda r: r["processes"])
+        procs = [r["processes"] for r in sel]
+        axes[0].plot(
+            procs,
+            [r["fieldreport"]["rps"] for r in sel],
+            "o-",
+            color=COLORS[ep],
+            label=f"fieldreport {ep}",
+        )
+        axes[0].plot(
+            procs,
+            [r["ceiling"]["rps"] for r in sel],
+            "o--",
+            alpha=0.6,
+            color=COLORS[ep],
+            label=f"ceiling ({ep} body)",
+        )
+        axes[1].plot(
+            procs,
+            [r["fieldreport_rss_mib"] for r in sel],
+            "o-",
+            color=COLORS[ep],
+            label=f"fieldreport {ep}",
+        )
+    axes[0].set_yscale("log")
+    axes[0].set_title("Throughput vs server processes (SQLite)")
+    axes[0].set_ylabel("requests/s (log scale)")
+    axes[1].set_title("Total RSS of the server processes after the run")
+    axes[1].set_ylabel("MiB")
+    for ax in axes:
+        ax.set_xticks([1, 2])
+        ax.set_xlabel("server processes")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_concurrency(rows: list[dict[str, Any]], out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for ep in sorted({r["endpoint"] for r in rows}, key=list(UNITS).index):
+        sel = [r for r in rows if r["endpoint"] == ep]
+        xs = [r["connections"] for r in sel]
+        ax.plot(
+            xs,
+            [r["fieldreport"]["rps"] for r in sel],
+            "o-",
+            color=COLORS[ep],
+            label=f"fieldreport {ep}",
+        )
+        ax.plot(
+            xs,
+            [r["ceiling"]["rps"] for r in sel],
+            "o--",
+            alpha=0.6,
+            color=COLORS[ep],
+            label=f"ceiling ({ep} body)",
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks([4, 16, 64], ["4", "16", "64"])
+    ax.set_xlabel("concurrent connections")
+    ax.set_ylabel("requests/s (log scale)")
+    ax.set_title("Throughput vs concurrency (SQLite, 1 process)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_peer(peer: dict[str, Any], out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    labels = ["Bugsink\naccepted", "Bugsink\ndigested", "fieldreport\nfull-stack events"]
+    values = [peer["bugsink"]["rps"], peer["bugsink_digest_per_s"], peer["fieldreport"]["rps"]]
+    ax.bar(labels, values, color=["#9aa5b1", "#c8ced6", "#2f6fdf"])
+    for i, v in enumerate(values):
+        ax.text(i, v, f"{v:.0f}/s", ha="center", va="bottom", fontsize=9)
+    ax.set_ylabel("events/s (median)")
+    ax.set_title(f"Small JSON events, same machine, same run ({peer['event_bytes']} B)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_memory(mem: dict[str, Any], out: Path) -> None:
+    labels, before, peak = [], [], []
+    up = mem.get("upload", {})
+    for key, label in (
+        ("fieldreport", "fieldreport\n100 MiB upload"),
+        ("ceiling", "bare ceiling\n100 MiB upload"),
+    ):
+        if key in up:
+            labels.append(label)
+            before.append(up[key]["rss_before_mib"])
+            peak.append(up[key]["peak_rss_mib"])
+    if "sessions" in mem:
+        s = mem["sessions"]
+        labels.append(f"fieldreport\n{s['gib']} GiB sessions")
+        before.append(s["rss_before_mib"])
+        peak.append(s["peak_rss_mib"])
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    _bar_pairs(ax, labels, before, peak, ("RSS before", "peak RSS (VmHWM)"))
+    ax.set_ylabel("MiB")
+    ax.set_title("Server memory")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _ingest_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| endpoint | body | backend | processes | ceiling req/s | fieldreport req/s | MB/s in | "
+        "ratio | target 0.6 | p50 / p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        f = r["fieldreport"]
+        mbs = f["rps"] * r["body_bytes"] / 1e6
+        lines.append(
+            f"| {r['endpoint']} | {r['body_bytes'] / 1000:.1f} KB | {r['backend']} | {r['processes']} "
+            f"| {r['ceiling']['rps']:.0f} | {f['rps']:.0f} | {mbs:.1f} | {r['ratio']:.2f} "
+            f"| {_ok(r['ratio'], INGEST_TARGET)} | {f['p50_ms']:.0f} / {f['p99_ms']:.0f} | {f['errors']} |"
+        )
+    return lines
+
+
+def render(results: dict[str, Any], root: Path) -> None:
+    meta = results.get("meta", {})
+    plots = root / "docs" / "bench"
+    plots.mkdir(parents=True, exist_ok=True)
+    md: list[str] = [
+        "# Benchmarks",
+        "",
+        "Generated by `bench/run` (the numbers below are from a real run; re-run it to refresh them).",
+        f"Run: {meta.get('date', '?')}, mode `{meta.get('mode', '?')}`, {meta.get('duration_s', '?')} s, "
+        f"machine: {meta.get('machine', {}).get('cpus', '?')} cores, Python "
+        f"{meta.get('machine', {}).get('python', '?')}, load average at the end "
+        f"{meta.get('machine', {}).get('load_average', '?')}."
+        + "".join(
+            f" Re-run afterwards with `--only {','.join(r['sections'])}`: {r['date']} ({r['duration_s']} s)."
+            for r in meta.get("reruns", [])
+        ),
+        "",
+        "## How this is measured",
+        "",
+        "- Everything runs on loopback on one machine: servers, load generator, peer. The load comes "
+        "from a second process, [wrk](https://github.com/wg/wrk) (1 thread, "
+        f"{meta.get('connections', 64)} connections, keep-alive, a fixed POST body from a Lua script; "
+        "with 2 server processes, one wrk per process with half the connections each, like a load "
+        "balancer in front).",
+        f"- **Side by side:** the servers compared run at the same time and take turns: each round runs "
+        f"every target once for {meta.get('seconds', '?')} s; {meta.get('rounds', '?')} round(s), after a 1 s "
+        "warm-up each. The table shows **medians** of those runs. The machine is small (2 cores) and "
+        "shared (other jobs, e.g. test suites, run at the same time), so absolute numbers drift by tens "
+        "of percent between runs; ratios measured in the same minute are far steadier.",
+        "- **Ceiling:** the same stack (Starlette on uvicorn with uvloop and httptools, same process "
+        "count) with an endpoint that only reads the body and answers a small JSON "
+        "(`bench/apps/bare.py`), fed the same request bodies.",
+        "- **fieldreport:** `fieldreport serve` with default settings except `--log-level warning` (the "
+        "ceiling does not log either) and, for session batches, the per-key session rate limits turned "
+        "off. Every 2xx answer means the data is durably stored: SQLite in WAL mode with "
+        "`synchronous=FULL`, blobs written to a temporary file, fsync'd, renamed and the directory "
+        "fsync'd. PostgreSQL: the local server (127.0.0.1:5432), a fresh database; blobs stay local.",
+        "- Bodies: a **report** is multipart/form-data with a 200 KB PNG screenshot and 11 text fields "
+        "(12 form fields); a **full-stack event** is 300 bytes of JSON (seed 001's fields); a **session "
+        "batch** is a 20 KB JSON array of rrweb-like events (`/v1/web/append`).",
+        "",
+    ]
+    summary: list[str] = []
+    ingest = results.get("ingest", [])
+    if ingest:
+        plot_ingest(ingest, plots / "ingest.png")
+        md += ["## Ingest vs the bare-framework ceiling", "", *_ingest_table(ingest), "",
+               "![ingest](docs/bench/ingest.png)", ""]  # fmt: skip
+        for r in ingest:
+            summary.append(
+                f"| ingest {r['endpoint']} ({r['backend']}) | >= {INGEST_TARGET} of ceiling | "
+                f"{r['ratio']:.2f} | {_ok(r['ratio'], INGEST_TARGET)} |"
+            )
+    scale = results.get("scale", [])
+    if scale:
+        plot_scale(scale, plots / "scale.png")
+        md += ["## 1 vs 2 server processes (SQLite)", "",
+               "Two `fieldreport serve` processes share one database and blob directory; two ceiling "
+               "processes likewise. RSS is the sum over the processes, read after the run.", "",
+               *_ingest_table(scale), "",
+               "| endpoint | processes | fieldreport RSS MiB |", "|---|---|---|"]  # fmt: skip
+        md += [
+            f"| {r['endpoint']} | {r['processes']} | {r['fieldreport_rss_mib']} |" for r in scale
+        ]
+        md += ["", "![scale](docs/bench/scale.png)", ""]
+    diag = results.get("diagnostics")
+    if diag:
+        md += ["## Diagnostics (not targets)", "",
+               "What the disk allows (`bench/diskceiling.py`: temp file, write, fsync, rename, directory "
+               "fsync, 16 threads, no HTTP or database), and the same ingest with the data directory on "
+               "tmpfs (`/dev/shm`, where fsync costs nothing; not durable, for comparison only).", "",
+               "| measure | per second |", "|---|---|"]  # fmt: skip
+        for size, rate in diag.get("disk", {}).items():
+            md.append(f"| durable {int(size) / 1000:.0f} KB file writes on this disk | {rate} |")
+        app = diag.get("app_overhead")
+        if app:
+            md.append(
+                f"| the bare endpoint alone / inside fieldreport's app (its middleware: request ids, "
+                f"metrics, error handling), 300 B | {app['bare']['rps']:.0f} / {app['app']['rps']:.0f} "
+                f"(ratio {app['ratio']:.2f}) |"
+            )
+        md += [""]
+        if diag.get("tmpfs"):
+            md += [*_ingest_table(diag["tmpfs"]), ""]
+    conc = results.get("concurrency", [])
+    if conc:
+        plot_concurrency(conc, plots / "concurrency.png")
+        md += ["## Throughput vs concurrent connections (SQLite, 1 process)", "",
+               "One round per point. A server limited by one serialized step keeps the same rate "
+               "whatever the concurrency and only its latency grows; waits that can overlap (parallel "
+               "fsyncs, reads) let the rate grow with more connections.", "",
+               "| endpoint | connections | ceiling req/s | fieldreport req/s | ratio | fieldreport p50 ms |",
+               "|---|---|---|---|---|---|"]  # fmt: skip
+        md += [f"| {r['endpoint']} | {r['connections']} | {r['ceiling']['rps']:.0f} | "
+               f"{r['fieldreport']['rps']:.0f} | {r['ratio']:.2f} | {r['fieldreport']['p50_ms']:.0f} |"
+               for r in conc]  # fmt: skip
+        md += ["", "![concurrency](docs/bench/concurrency.png)", ""]
+    peer = results.get("peer")
+    if peer:
+        md += ["## Peer: Bugsink", ""]
+        if "skipped" in peer:
+            md += [f"Not measured in this run: {peer['skipped']}.", ""]
+        else:
+            plot_peer(peer, plots / "peer.png")
+            b, f = peer["bugsink"], peer["fieldreport"]
+            md += [
+                f"[Bugsink](https://www.bugsink.com/) {peer['version']} (PyPI `bugsink`), installed by "
+                "`bench/run` into its own virtual environment (`.bench/bugsink-venv`) and set up as its "
+                "single-server guide says: `bugsink-create-conf --template=singleserver` (SQLite for data "
+                f"and for its task queue), migrations, gunicorn serving `bugsink.wsgi` with {peer['workers']} "
+                "workers (one per core) and `bugsink-runsnappea` digesting in the background. Deviations: "
+                "no nginx in front (gunicorn on 127.0.0.1 directly) and the event quotas lifted (they "
+                "would answer 429 after 1,000 events per 5 minutes). It receives small JSON events "
+                f"({peer['event_bytes']} bytes, a fresh `event_id` each) on its Sentry-compatible store "
+                "endpoint (`POST /api/<project>/store/`); fieldreport receives full-stack events "
+                f"({peer['event_bytes']} bytes) on `POST /api/fullstack/v1/send`, both in the same run, "
+                "taking turns.",
+                "",
+                "| server | accepted events/s | p50 / p99 ms | errors |",
+                "|---|---|---|---|",
+                f"| Bugsink | {b['rps']:.0f} | {b['p50_ms']:.0f} / {b['p99_ms']:.0f} | {b['errors']} |",
+                f"| fieldreport | {f['rps']:.0f} | {f['p50_ms']:.0f} / {f['p99_ms']:.0f} | {f['errors']} |",
+                "",
+                f"fieldreport accepts **{peer['ratio']}x** Bugsink's rate. Bugsink's answer means "
+                '"written to its ingest directory and queued"; it then digested '
+                f"{peer['bugsink_digest_per_s']:.0f} events/s while its backlog lasted. fieldreport's 200 "
+                "means the event row is committed (its event writer groups commits).",
+                "",
+                "![peer](docs/bench/peer.png)",
+                "",
+            ]
+            summary.append(
+                f"| peer: full-stack events vs Bugsink | in our favour (> 1x) | {peer['ratio']}x | "
+                f"{_ok(peer['ratio'], 1.0)} |"
+            )
+    md += render_delivery(results.get("delivery"), summary)
+    mem = results.get("memory")
+    if mem:
+        plot_memory(mem, plots / "memory.png")
+        md += ["## Memory", "", "Peak resident set size (`VmHWM`) of a fresh server process.", "",
+               "| case | status | RSS before MiB | peak RSS MiB |", "|---|---|---|---|"]  # fmt: skip
+        up = mem.get("upload", {})
+        if "fieldreport" in up:
+            r = up["fieldreport"]
+            md.append(f"| fieldreport, one report with a {up['size_mib']:.0f} MiB attachment (streamed) "
+                      f"| {r['status']} | {r['rss_before_mib']} | {r['peak_rss_mib']} |")  # fmt: skip
+        if "ceiling" in up:
+            r = up["ceiling"]
+            md.append(f"| bare ceiling reading the same body (`await request.body()`) | {r['status']} "
+                      f"| {r['rss_before_mib']} | {r['peak_rss_mib']} |")  # fmt: skip
+        if "sessions" in mem:
+            s = mem["sessions"]
+            md.append(f"| fieldreport, {s['gib']} GiB of session batches ({s['batches']} x "
+                      f"{s['batch_bytes'] / 1000:.0f} KB, 8 concurrent, {s['mb_per_s']} MB/s) | 200 "
+                      f"| {s['rss_before_mib']} | {s['peak_rss_mib']} |")  # fmt: skip
+        md += ["", "![memory](docs/bench/memory.png)", ""]
+    md += render_profile(results.get("profile"))
+    md += render_fix(results.get("fix"))
+    if summary:
+        head = [
+            "## Targets at a glance",
+            "",
+            "| measure | target | measured | met |",
+            "|---|---|---|---|",
+        ]
+        at = md.index("## How this is measured")
+        md[at:at] = [*head, *summary, ""]
+    (root / "BENCHMARKS.md").write_text("\n".join(md) + "\n")
+
+
+def render_delivery(delivery: dict[str, Any] | None, summary: list[str]) -> list[str]:
+    if not delivery:
+        return []
+    if "skipped" in delivery:
+        return ["## Delivery", "", f"Not measured in this run: {delivery['skipped']}.", ""]
+    ratio = delivery["ratio"]
+    summary.append(
+        f"| delivery vs bare client loop | >= {DELIVERY_TARGET} | {ratio:.2f} | {_ok(ratio, DELIVERY_TARGET)} |"
+    )
+    lines = ["## Delivery", "", delivery.get("method", ""), "",
+             "| measure | value |", "|---|---|",
+             f"| worker deliveries/s | {delivery['worker_rps']:.0f} |",
+             f"| bare client loop posts/s (same payloads) | {delivery['client_rps']:.0f} |",
+             f"| ratio | {ratio:.2f} |"]  # fmt: skip
+    for key, label in (("idle", "idle"), ("loaded", "under load")):
+        lat = delivery.get(f"latency_{key}")
+        if lat and lat.get("count"):
+            lines.append(
+                f"| accepted -> delivered, {label} (p50 / p99 ms, {lat['count']} reports) "
+                f"| {lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} |"
+            )
+    loaded = delivery.get("latency_loaded") or {}
+    if loaded.get("ingest_rps"):
+        lines.append(
+            f"| ingest rate during the loaded latency run (reports/s) | {loaded['ingest_rps']:.0f} |"
+        )
+    return [*lines, ""]
+
+
+def plot_fix(rows: list[dict[str, Any]], out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    labels = [r["endpoint"] for r in rows]
+    _bar_pairs(ax, labels, [r["ratio_before"] for r in rows], [r["ratio_after"] for r in rows],
+               ("group commit off (default)", "group commit on"))  # fmt: skip
+    ax.axhline(INGEST_TARGET, color="black", ls="--", lw=1)
+    ax.set_ylim(0, max(INGEST_TARGET, *(r["ratio_after"] for r in rows)) * 1.15)
+    ax.set_ylabel("fieldreport / ceiling")
+    ax.set_title("Before / after: SQLite group commit (same run, 1 process)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def render_fix(rows: list[dict[str, Any]] | None) -> list[str]:
+    if not rows:
+        return []
+    plot_fix(rows, Path(__file__).resolve().parents[1] / "docs" / "bench" / "fix.png")
+    lines = [
+        "## Before / after: SQLite group commit",
+        "",
+        "The first part of the fix above, at the storage layer where it touches no endpoint: "
+        "`FIELDREPORT_SQLITE_GROUP_COMMIT=true` (`storage/db.py`) runs concurrent write "
+        "transactions as savepoints of one shared SQLite transaction and commits once (one WAL "
+        "fsync) for all of them; each request is still answered only after that commit. Three "
+        "servers take turns in the same run: the ceiling, this build with the setting off (the "
+        "default) and with it on (SQLite, 1 process, medians).",
+        "",
+        "| endpoint | ceiling req/s | off req/s | on req/s | ratio off | ratio on | speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['endpoint']} | {r['ceiling']['rps']:.0f} | {r['before']['rps']:.0f} | "
+            f"{r['after']['rps']:.0f} | {r['ratio_before']:.2f} | {r['ratio_after']:.2f} | "
+            f"{r['speedup']:.2f}x |"
+        )
+    lines += [
+        "",
+        "The gain depends on how long the commit's fsync waits: in a run made while a test suite "
+        "was loading the same disk it was 1.6x for reports (42 -> 69 reports/s), on a quieter disk "
+        "(this run) it is small, and for full-stack events, which already group their commits in "
+        "their own writer, the extra savepoint round trips make it slightly slower. So it is not "
+        "the fix that reaches the target, and it stays off by default: it changes the transaction boundaries every "
+        "writer relies on, and the delivery, full-stack and session work was still landing while "
+        "this was measured; its tests (`tests/storage/test_group_commit.py`) and the whole suite "
+        "with it forced on pass. The remaining serialized cost is the per-statement round trips "
+        "of each request's block (savepoint, ticket number, inserts), which only batching the "
+        "rows themselves (the writer task described above) removes.",
+        "",
+        "![fix](docs/bench/fix.png)",
+        "",
+    ]
+    return lines
+
+
+def render_profile(profile: dict[str, Any] | None) -> list[str]:
+    if not profile:
+        return []
+    lines = ["## Profile of the hottest path", ""]
+    for name, p in profile.items():
+        lines += [
+            f"### {name}",
+            "",
+            f"py-spy sampled one server process at 200 Hz for {p['seconds']} s under wrk load "
+            f"({p['load']['rps']:.0f} req/s during the sample; {p['samples']} samples over all threads). "
+            "Own time (where the samples were):",
+            "",
+            "| % | function |",
+            "|---|---|",
+            *[f"| {pct} | `{fn}` |" for fn, pct in p["own"]],
+            "",
+        ]
+        if p.get("cpu_percent") is not None:
+            lines += [f"Server CPU during the load: {p['cpu_percent']:.0f}% of one core.", ""]
+    lines += FINDINGS
+    return lines
+
+
+FINDINGS = [
+    "### What the profile shows, and the proposed fix",
+    "",
+    "The server is **not CPU-bound**: under full load it uses about half of one core (above), and "
+    "py-spy's samples sit in threads waiting on SQLite (`aiosqlite`'s connection thread), on "
+    "`fsync` of blobs and directories, and in the idle event loop. Throughput does not grow with "
+    "concurrency (see the concurrency table: reports stay near the same rate from 4 to 64 "
+    "connections while latency grows linearly), which is the signature of one serialized step:",
+    "",
+    "1. **One write transaction per request, one at a time.** On SQLite all writes go through one "
+    "writer connection (`storage/db.py`, `BEGIN IMMEDIATE`); a report's transaction is BEGIN, the "
+    "ticket-number `UPDATE ... RETURNING`, the report `INSERT`, the files `INSERT` (and, with "
+    "delivery, the outbox `INSERT`), then `COMMIT` with `synchronous=FULL` (a WAL fsync). Every "
+    "statement is a round trip between the event loop and the aiosqlite thread, so each report "
+    "holds the writer for several iterations of a busy event loop plus an fsync (about 8-20 ms per "
+    "report in these runs): a limit of roughly 50-130 reports/s **per server process** whatever "
+    "the CPU. The 1-vs-2-process table shows a second process nearly doubling it, so the SQLite "
+    "lock itself is not the limit; the round trips through each process's loop are. On PostgreSQL the same happens through the project row: the ticket-number "
+    "`UPDATE` locks the project's row until `COMMIT`, so all reports of one project serialize on "
+    "it (this benchmark, like most deployments, sends to one project).",
+    "2. **The disk is not the limit.** The diagnostics above show this disk doing many times more "
+    "durable 200 KB and 20 KB file writes per second than fieldreport stores, and with the data "
+    "directory on tmpfs (no fsync cost at all) ingest gets at most about 2x faster and stays far "
+    "below the ceiling: most of the per-request time is the serialized round trips, not the fsyncs.",
+    "3. **The app itself costs about a third before any endpoint code runs** (diagnostics: the "
+    "same do-nothing endpoint inside fieldreport's app vs alone). py-spy on that endpoint: the "
+    "middleware chain (request id with `uuid4`, Prometheus `labels()` and histogram, Starlette's "
+    "error and exception middleware wrapping every `send`) and Starlette's linear route matching "
+    "(`Route.matches` + `Router.app`, ~17% of samples for a route at the end of the list; the "
+    "benchmark route is last, so that part is the worst case). Proposed: put the ingest routes "
+    "first, and record metrics once per response rather than through wrapped `send` callables.",
+    "4. Smaller costs per request: the public-key lookup is two reader queries (project, then its "
+    "origins), each a thread round trip; multipart parsing (`python-multipart`) and the PNG check "
+    "(Pillow's CRC pass) are a few percent of samples.",
+    "",
+    "**Proposed fix (not applied here: `ingest/accept.py`, `storage/reports.py` and the blob store "
+    "were being changed by the delivery and sessions work during this run, and the fix changes "
+    "the transaction boundaries they rely on):** group commit for reports and session batches, "
+    "as DESIGN.md already calls for and as the full-stack events path does with its event writer. "
+    "Requests write their blobs in parallel as now, then hand their rows to one writer task per "
+    "process that takes everything queued (up to N rows or a few milliseconds), allocates the "
+    "ticket numbers for the whole batch with one `UPDATE last_ticketnr = last_ticketnr + n "
+    "RETURNING`, inserts all reports, files and outbox rows with `executemany`, commits once, and "
+    "only then answers each request (201 still means durable). Per report that turns ~6 round "
+    "trips and one fsync into a share of one transaction: the writer's limit moves from "
+    "~50-130 reports/s to thousands, at which point the body reading and multipart parsing "
+    "(the CPU work the ceiling also does) become the limit. Second, cache the public-key lookup "
+    "(project and origins in one query, or a per-process cache invalidated by a database "
+    "generation counter so key rotation stays immediate).",
+    "",
+]

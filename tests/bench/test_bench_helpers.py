@@ -1,0 +1,107 @@
+"""The benchmark's own parts that can be checked without load: bodies, wrk output parsing,
+and the report renderer (the measurements themselves live in bench/, run by bench/run)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from bench.measure import Series
+from PIL import Image
+
+from bench import payloads, report, wrk
+
+WRK_OUTPUT = """Running 3s test @ http://127.0.0.1:8000/ingest
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     9.10ms    3.20ms  40.00ms   80.00%
+  Latency Distribution
+     50%    8.50ms
+     75%   10.00ms
+     90%   12.00ms
+     99%    1.20s
+  21000 requests in 3.00s, 3.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 1000
+Requests/sec:   7000.00
+"""
+
+
+def test_wrk_output_counts_only_2xx_answers() -> None:
+    parsed = wrk.parse(WRK_OUTPUT)
+    assert parsed["requests"] == 21000
+    assert parsed["errors"] == 1000
+    assert parsed["socket_errors"] == 3
+    assert parsed["rps"] == pytest.approx(7000 * 20000 / 21000, rel=1e-3)
+    assert parsed["p50_ms"] == 8.5
+    assert parsed["p99_ms"] == 1200.0
+
+
+def test_wrk_lua_reads_the_body_from_a_file_and_templates_ids(tmp_path: Path) -> None:
+    fixed = wrk._lua(tmp_path / "body", {"X-Key": "k"}, templated=False)
+    assert "wrk.body = body" in fixed and "request = function" not in fixed
+    templated = wrk._lua(tmp_path / "body", {}, templated=True)
+    assert "request = function" in templated and "%08x" in templated
+
+
+def test_report_body_is_a_real_multipart_report_with_12_fields() -> None:
+    shot = payloads.screenshot_png()
+    assert 190_000 <= len(shot) <= 210_000
+    Image.open(io.BytesIO(shot)).verify()
+    body, ctype = payloads.report_multipart(shot)
+    boundary = ctype.split("boundary=")[1].encode()
+    assert body.count(b"--" + boundary + b"\r\n") == 12
+    assert body.endswith(b"--" + boundary + b"--\r\n")
+
+
+def test_event_bodies_have_the_stated_size() -> None:
+    event = payloads.fullstack_event("3f1c2a9e-0000-4000-8000-000000000000")
+    assert len(event) == 300
+    assert set(json.loads(event)) >= {"uuid", "type", "payload", "level", "timestamp"}
+    peer = payloads.peer_event()
+    assert wrk.ID_MARKER in peer
+    assert len(peer.replace(wrk.ID_MARKER, b"0" * 32)) == 300
+
+
+def test_series_medians() -> None:
+    s = Series("x", [{"rps": r, "p50_ms": 1, "p99_ms": 2, "errors": 0} for r in (5, 1, 3)])
+    assert s.rps == 3
+    assert s.summary()["runs"] == [5, 1, 3]
+
+
+def test_render_writes_markdown_and_plots(tmp_path: Path) -> None:
+    def side(rps: float) -> dict[str, object]:
+        return {"rps": rps, "p50_ms": 5.0, "p99_ms": 9.0, "errors": 0, "runs": [rps]}
+
+    row = {"endpoint": "events", "backend": "sqlite", "processes": 1, "body_bytes": 300,
+           "ceiling": side(1000), "fieldreport": side(700), "ratio": 0.7,
+           "fieldreport_rss_mib": 90.0}  # fmt: skip
+    results = {
+        "meta": {"date": "today", "mode": "quick", "rounds": 1, "seconds": 2, "connections": 64},
+        "ingest": [row],
+        "scale": [row, {**row, "processes": 2, "fieldreport_rss_mib": 170.0}],
+        "peer": {
+            "name": "Bugsink",
+            "version": "2.6.1",
+            "workers": 2,
+            "bugsink": side(100),
+            "fieldreport": side(700),
+            "ratio": 7.0,
+            "bugsink_digest_per_s": 50.0,
+            "event_bytes": 300,
+        },
+        "memory": {
+            "upload": {
+                "size_mib": 100,
+                "fieldreport": {"status": 201, "rss_before_mib": 80, "peak_rss_mib": 90},
+            }
+        },
+    }
+    report.render(results, tmp_path)
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "| ingest events (sqlite) | >= 0.6 of ceiling | 0.70 | yes |" in text
+    assert "| peer: full-stack events vs Bugsink | in our favour (> 1x) | 7.0x | yes |" in text
+    for name in ("ingest", "scale", "peer", "memory"):
+        assert (tmp_path / "docs" / "bench" / f"{name}.png").stat().st_size > 1000
