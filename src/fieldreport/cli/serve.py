@@ -34,7 +34,9 @@ async def _serve(settings: Settings, *, with_worker: bool = True) -> None:
                 "fieldreport: no projects yet. Create one to get its keys:\n"
                 f"    fieldreport project create my-app{flags}\n"
                 "  then embed the public key in your app and send reports to "
-                f"{url}/api/v1/reports (API docs: {url}/docs)"
+                f"{url}/api/v1/reports (API docs: {url}/docs)\n"
+                "  and create a dashboard login:\n"
+                f"    fieldreport user create you@example.com --admin{flags}   ({url}/login)"
             )
         load_secret(settings)  # created in the data dir on first start unless set
         services = [start_retention, *([worker_service()] if with_worker else [])]
