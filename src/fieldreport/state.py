@@ -10,7 +10,9 @@ from datetime import datetime
 from fieldreport.settings import Settings
 from fieldreport.storage.blobs import BlobStore, open_blob_store
 from fieldreport.storage.db import Database
+from fieldreport.storage.group_commit import GroupCommit
 from fieldreport.storage.migrate import upgrade
+from fieldreport.storage.report_writer import NewReport, WrittenReport, write_reports
 from fieldreport.storage.schema.base import utcnow
 
 
@@ -23,6 +25,11 @@ class AppState:
     delivery_wake: asyncio.Event = field(default_factory=asyncio.Event)
     # The current time; tests replace it to move time without sleeping.
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Accepted reports' rows: concurrent reports share a transaction (group commit).
+    reports: GroupCommit[NewReport, WrittenReport] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reports = GroupCommit(self.db, write_reports)
 
     @property
     def public_url(self) -> str:

@@ -311,3 +311,23 @@ async def test_client_ip_from_trusted_proxy_only(
         )
     ).json()
     assert got["ipaddress"] == "127.0.0.1"  # no trusted proxies configured
+
+
+async def test_concurrent_reports_share_commits_and_all_get_distinct_tickets(
+    client: httpx.AsyncClient, state: AppState, project: NewProject
+) -> None:
+    import asyncio
+
+    shot = png_bytes()
+
+    async def post(i: int) -> httpx.Response:
+        return await client.post(
+            URL,
+            data={"key": project.public_key, "subject": f"c{i}"},
+            files={"file": ("s.png", shot, "image/png")},
+        )
+
+    responses = await asyncio.gather(*(post(i) for i in range(40)))
+    assert all(r.status_code == 201 for r in responses), [r.text for r in responses]
+    assert sorted(r.json()["ticketnr"] for r in responses) == list(range(1, 41))
+    assert await _counts(state) == (40, 40, 40)

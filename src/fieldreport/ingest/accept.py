@@ -23,9 +23,9 @@ from fieldreport.ingest.files import IncomingFile
 from fieldreport.ingest.report_input import IncomingReport
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
-from fieldreport.storage.deliveries import enqueue_report
 from fieldreport.storage.projects import Project
-from fieldreport.storage.reports import ReportFields, StoredFile, insert_report
+from fieldreport.storage.report_writer import NewReport
+from fieldreport.storage.reports import ReportFields, StoredFile
 from fieldreport.storage.schema.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -114,28 +114,26 @@ async def accept_report(
                 headers={"Retry-After": "30"},
             ) from exc
         try:
-            async with state.db.write() as conn:
-                ticketnr = await insert_report(
-                    conn,
-                    report_id=report_id,
-                    project_id=project.id,
-                    created_at=utcnow(),
-                    fields=fields,
-                    files=stored,
+            # The report's rows and its delivery (outbox) row commit together, possibly in
+            # one transaction with other reports arriving at the same moment.
+            try:
+                written = await state.reports.submit(
+                    NewReport(report_id, project.id, utcnow(), fields, stored)
                 )
-                # The delivery outbox: its row commits atomically with the report.
-                delivery_id = await enqueue_report(
-                    conn, report_id=report_id, project_id=project.id, now=utcnow()
-                )
+            except asyncio.CancelledError:
+                # The client went away, but its group may still commit these rows: keep
+                # the blobs (an uncommitted leftover is an orphan for gc, never a dangling row).
+                stored = []
+                raise
         except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
             log.error("database write failed for report %s: %s", report_id, exc)
             raise unavailable("database unavailable, try again shortly") from exc
     except BaseException:
         await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))
         raise
-    if delivery_id is not None:
+    if written.delivery_id is not None:
         state.delivery_wake.set()
-    return AcceptedReport(report_id, ticketnr, ticket_url(state.public_url, report_id))
+    return AcceptedReport(report_id, written.ticketnr, ticket_url(state.public_url, report_id))
 
 
 async def _delete_blobs(state: AppState, keys: list[str]) -> None:
