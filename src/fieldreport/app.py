@@ -25,6 +25,10 @@ from fieldreport.state import AppState, open_state
 
 log = logging.getLogger(__name__)
 _NET_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ETIMEDOUT}
+# PostgreSQL SQLSTATEs that mean "not reachable now": class 08 (connection exception),
+# 57P01-57P03 (shutting down, crashed, starting up / not yet accepting connections) and
+# 53300 (too many connections). asyncpg reports them as plain DBAPIErrors.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 # Background services started with the app (the delivery worker, retention...):
 # each takes the state and returns an async "stop" callable.
@@ -53,8 +57,12 @@ def _is_unavailable(exc: BaseException) -> bool:
     """Errors that mean "the database is unreachable right now", not "we have a bug"."""
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
     return isinstance(exc, OSError) and exc.errno in _NET_ERRNOS
 
 
