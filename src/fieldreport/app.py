@@ -10,9 +10,10 @@ from contextlib import asynccontextmanager
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fieldreport import __version__, openapi
@@ -77,6 +78,24 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no such route, wrong method...) as JSON problems for API
+    clients; a browser asking for HTML gets the plain text it would have had."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    if "text/html" in request.headers.get("accept", ""):
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)
+    code = _CODES.get(exc.status_code, "error")
+    return JSONResponse(
+        {"error": exc.detail, "code": code}, status_code=exc.status_code, headers=headers
+    )
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"error": "internal server error", "code": "internal"}, status_code=500)
@@ -125,6 +144,7 @@ def create_app(
         ],
         exception_handlers={
             HTTPProblem: handle_problem,
+            HTTPException: _http_exception,
             DBAPIError: _unavailable,
             PoolTimeout: _unavailable,
             OSError: _unavailable,
