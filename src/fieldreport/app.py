@@ -18,7 +18,9 @@ from starlette.routing import BaseRoute, Route
 
 from fieldreport import __version__, openapi
 from fieldreport.api import reports as api_reports
+from fieldreport.api import sessions as api_sessions
 from fieldreport.ingest import reports as ingest_reports
+from fieldreport.ingest import session_images, sessions
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
 from fieldreport.metrics import Metrics, ObservabilityMiddleware, metrics_endpoint, route_templates
 from fieldreport.settings import Settings
@@ -107,6 +109,9 @@ def build_routes() -> list[BaseRoute]:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *ingest_reports.routes,
         *api_reports.routes,
+        *sessions.routes,
+        *session_images.routes,
+        *api_sessions.routes,
         *openapi.routes(),
     ]
 

@@ -23,6 +23,7 @@ COMPONENTS: dict[str, Any] = {
     "securitySchemes": {
         "publicKey": {"type": "apiKey", "in": "header", "name": "X-Fieldreport-Key"},
         "secretKey": {"type": "http", "scheme": "bearer"},
+        "sessionToken": {"type": "http", "scheme": "bearer", "description": "from `start`"},
     },
     "responses": {
         "Problem": {
@@ -120,6 +121,83 @@ COMPONENTS: dict[str, Any] = {
                     "type": "array",
                     "items": {"$ref": "#/components/schemas/StoredFile"},
                 },
+            },
+        },
+        "SessionStart": {
+            "type": "object",
+            "required": ["trackerVersion"],
+            "properties": {
+                "projectKey": {"type": "string", "description": "the public key (or projectID)"},
+                "projectID": {"type": ["integer", "string"], "description": "the project's id"},
+                "trackerVersion": _STR,
+                "revID": _STR,
+                "userUUID": _STR,
+                "userOSVersion": _STR,
+                "userDevice": _STR,
+                "userDeviceType": {"type": "integer"},
+                "performance": {},
+            },
+        },
+        "SessionStarted": {
+            "type": "object",
+            "required": ["imagesHashList", "token", "userUUID", "sessionID"],
+            "properties": {
+                "imagesHashList": {"type": "array", "items": _STR},
+                "token": _STR,
+                "userUUID": _STR,
+                "sessionID": {"type": "string", "format": "uuid"},
+                "expiresAt": {"type": "integer", "description": "token expiry, ms since epoch"},
+                "maxBatchBytes": {"type": "integer"},
+            },
+        },
+        "BatchStored": {"type": "object", "properties": {"seq": {"type": "integer"}}},
+        "ImagesStored": {
+            "type": "object",
+            "properties": {"stored": {"type": "integer"}, "known": {"type": "integer"}},
+        },
+        "Session": {
+            "type": "object",
+            "required": ["id", "project_id", "platform", "started_at"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "project": _STR,
+                "project_id": {"type": "integer"},
+                "platform": {"type": "string", "enum": ["web", "ios", "android", "mobile"]},
+                "user_uuid": _STR,
+                "tracker_version": _STR,
+                "rev_id": _STR,
+                "user_os_version": _STR,
+                "user_device": _STR,
+                "user_device_type": {"type": ["integer", "null"]},
+                "user_agent": _STR,
+                "performance": {},
+                "started_at": {"type": "string", "format": "date-time"},
+                "first_batch_at": {"type": ["string", "null"], "format": "date-time"},
+                "last_batch_at": {"type": ["string", "null"], "format": "date-time"},
+                "batch_count": {"type": "integer"},
+                "byte_count": {"type": "integer"},
+                "events_url": _STR,
+                "reports": {"type": "array", "items": {"type": "object"}},
+                "batches": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "seq": {"type": "integer"},
+                            "late": {"type": "boolean"},
+                            "received_at": {"type": "string", "format": "date-time"},
+                            "size": {"type": "integer"},
+                            "encoding": {"type": "string", "enum": ["identity", "gzip"]},
+                        },
+                    },
+                },
+            },
+        },
+        "SessionList": {
+            "type": "object",
+            "properties": {
+                "sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}},
+                "next_before": {"type": ["string", "null"]},
             },
         },
         "ReportList": {

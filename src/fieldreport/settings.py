@@ -84,12 +84,75 @@ class Settings(BaseSettings):
         description="Seconds to let in-flight requests finish after SIGTERM/SIGINT, e.g. `30s`.",
     )
 
-    @field_validator("max_report_bytes", mode="before")
+    # --- session recording --------------------------------------------------------------
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret that signs session tokens. Default: generated into "
+        "`DATA_DIR/session-secret` on first use; set it when several servers share a database.",
+    )
+    session_max_length: float = Field(
+        default=7200.0,
+        gt=0,
+        description="Longest recording: a session token expires this long after start, e.g. `2h`.",
+    )
+    session_late_grace: float = Field(
+        default=86400.0,
+        ge=0,
+        description="How long after expiry a token is still accepted by `late` uploads, "
+        "e.g. `24h`.",
+    )
+    session_max_batch_bytes: int = Field(
+        default=1 * MiB,
+        gt=0,
+        description="Largest session batch as sent (after any gzip), e.g. `1MiB`; larger get 413.",
+    )
+    session_max_inflated_bytes: int = Field(
+        default=16 * MiB,
+        gt=0,
+        description="Largest gzip batch once decompressed, e.g. `16MiB`; more is refused (413).",
+    )
+    session_max_images_bytes: int = Field(
+        default=16 * MiB,
+        gt=0,
+        description="Largest mobile image upload request (all files), e.g. `16MiB`.",
+    )
+    session_rate_sessions: int = Field(
+        default=600,
+        ge=0,
+        description="Sessions a project may start per minute (per server process; 0: no limit).",
+    )
+    session_rate_bytes: int = Field(
+        default=256 * MiB,
+        ge=0,
+        description="Batch bytes a project may send per minute (per server process; 0: no limit), "
+        "e.g. `256MiB`.",
+    )
+    session_retention: float = Field(
+        default=0.0,
+        ge=0,
+        description="Delete session recordings older than this once a day inside the server, "
+        "e.g. `30d` (0: never).",
+    )
+
+    @field_validator(
+        "max_report_bytes",
+        "session_max_batch_bytes",
+        "session_max_inflated_bytes",
+        "session_max_images_bytes",
+        "session_rate_bytes",
+        mode="before",
+    )
     @classmethod
     def _size(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
 
-    @field_validator("shutdown_timeout", mode="before")
+    @field_validator(
+        "shutdown_timeout",
+        "session_max_length",
+        "session_late_grace",
+        "session_retention",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

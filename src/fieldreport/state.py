@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from fieldreport.settings import Settings
 from fieldreport.storage.blobs import BlobStore, open_blob_store
 from fieldreport.storage.db import Database
 from fieldreport.storage.migrate import upgrade
+from fieldreport.storage.schema.base import utcnow
 
 
 @dataclass
@@ -15,6 +18,8 @@ class AppState:
     settings: Settings
     db: Database
     blobs: BlobStore
+    # The current time; tests replace it to move time without sleeping.
+    clock: Callable[[], datetime] = field(default=utcnow)
 
     @property
     def public_url(self) -> str:

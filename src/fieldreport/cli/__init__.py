@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from fieldreport import __version__
-from fieldreport.cli import project, report, serve
+from fieldreport.cli import project, report, serve, session
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,6 +21,8 @@ cli.add_command(serve.serve)
 cli.add_command(serve.migrate)
 cli.add_command(project.project)
 cli.add_command(report.report)
+cli.add_command(session.session)
+cli.add_command(session.gc)
 
 
 def main() -> None:

@@ -12,7 +12,9 @@ import uvicorn
 
 from fieldreport.app import create_app
 from fieldreport.cli.common import STORAGE_FIELDS, pop_settings, settings_options, with_state
+from fieldreport.ingest.session_tokens import load_secret
 from fieldreport.logs import configure as configure_logging
+from fieldreport.retention import start_retention
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
 from fieldreport.storage.projects import list_projects
@@ -33,7 +35,8 @@ async def _serve(settings: Settings) -> None:
                 "  then embed the public key in your app and send reports to "
                 f"{url}/api/v1/reports (API docs: {url}/docs)"
             )
-        app = create_app(settings, state=state)
+        load_secret(settings)  # created in the data dir on first start unless set
+        app = create_app(settings, state=state, services=[start_retention])
         config = uvicorn.Config(
             app,
             host=settings.host,

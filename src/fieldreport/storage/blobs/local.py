@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 from fieldreport.storage.blobs.base import (
     CHUNK_SIZE,
@@ -53,11 +54,11 @@ class LocalBlobStore:
                 async for chunk in chunks:
                     size += len(chunk)
                     await asyncio.to_thread(fh.write, chunk)
-                await asyncio.to_thread(fh.flush)
-                await asyncio.to_thread(os.fsync, fh.fileno())
+                # flush, fsync, close, rename, fsync the directory: one trip to a thread.
+                await asyncio.to_thread(self._finish, fh, tmp, target)
             finally:
-                await asyncio.to_thread(fh.close)
-            await asyncio.to_thread(self._commit, tmp, target)
+                if not fh.closed:
+                    await asyncio.to_thread(fh.close)
         except OSError as exc:
             await asyncio.to_thread(tmp.unlink, True)
             if exc.errno == errno.ENOSPC:
@@ -67,6 +68,15 @@ class LocalBlobStore:
             await asyncio.to_thread(tmp.unlink, True)
             raise
         return size
+
+    @classmethod
+    def _finish(cls, fh: BinaryIO, tmp: Path, target: Path) -> None:
+        try:
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            fh.close()
+        cls._commit(tmp, target)
 
     @staticmethod
     def _commit(tmp: Path, target: Path) -> None:

@@ -1,0 +1,233 @@
+"""Session batch bodies: streamed, bounded, checked on the way to the blob store.
+
+A batch is stored exactly as sent (gzip stays gzip), but while its chunks stream to the
+blob store they are also checked: the wire size against the batch limit, a gzip body is
+inflated incrementally (at most ``INFLATE_STEP`` bytes at a time, never whole) against the
+inflated limit, and a web batch is parsed incrementally to prove it is one JSON array of
+objects (rrweb events). A failed check raises :class:`HTTPProblem` from inside the stream,
+which aborts the blob write.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import AsyncIterator, Iterator
+
+import ijson
+from starlette.requests import ClientDisconnect, Request
+
+from fieldreport.ingest.body import check_content_length
+from fieldreport.ingest.errors import HTTPProblem, too_large
+
+INFLATE_STEP = 64 * 1024
+GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+def bad_gzip(detail: str) -> HTTPProblem:
+    return HTTPProblem(400, f"invalid gzip body: {detail}", code="invalid_gzip")
+
+
+def inflated_too_large(limit: int) -> HTTPProblem:
+    return HTTPProblem(
+        413,
+        f"the batch inflates past the limit of {limit} bytes (refused unread)",
+        code="too_large",
+    )
+
+
+class GzipInflater:
+    """Incremental gzip decompression with a hard cap on the output size."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.inflated = 0
+        self._d = zlib.decompressobj(GZIP_WBITS)
+        self._members = 0
+        self._fed = False  # the current member has received input
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            self._fed = True
+            try:
+                out = self._d.decompress(data, INFLATE_STEP)
+            except zlib.error as exc:
+                raise bad_gzip(str(exc)) from exc
+            self.inflated += len(out)
+            if self.inflated > self.limit:
+                raise inflated_too_large(self.limit)
+            if out:
+                yield out
+            if self._d.eof:  # a gzip member ended; another may follow (RFC 1952)
+                self._members += 1
+                data = self._d.unused_data
+                self._d = zlib.decompressobj(GZIP_WBITS)
+                self._fed = False
+            else:
+                data = self._d.unconsumed_tail
+
+    def finish(self) -> None:
+        if self._members == 0 or self._fed:
+            raise bad_gzip("the stream ends before the end of the gzip data")
+
+
+_OBJECT = object()
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=lambda pairs: _OBJECT, parse_constant=_no_constants)
+
+
+def _bad_batch(detail: str) -> HTTPProblem:
+    return HTTPProblem(
+        400, f"a web batch must be a JSON array of rrweb events: {detail}", code="invalid_batch"
+    )
+
+
+class _StreamingArrayCheck:
+    """The incremental parser behind :class:`EventsArrayCheck`, for large batches."""
+
+    def __init__(self) -> None:
+        self._events = ijson.sendable_list()
+        self._coro = ijson.basic_parse_coro(self._events)
+        self._depth = 0
+        self._started = False
+        self.count = 0
+
+    def feed(self, data: bytes) -> None:
+        try:
+            self._coro.send(data)
+        except ijson.JSONError as exc:
+            raise _bad_batch(str(exc)[:200]) from exc
+        self._check()
+
+    def _check(self) -> None:
+        for event, _value in self._events:
+            if not self._started:
+                if event != "start_array":
+                    raise _bad_batch("the body is not an array")
+                self._started = True
+                self._depth = 1
+                continue
+            if self._depth == 0:
+                raise _bad_batch("content after the array")
+            if self._depth == 1 and event not in ("start_map", "end_array"):
+                raise _bad_batch("an item is not an object")
+            if event in ("start_map", "start_array"):
+                if self._depth == 1:
+                    self.count += 1
+                self._depth += 1
+            elif event in ("end_map", "end_array"):
+                self._depth -= 1
+        del self._events[:]
+
+    def finish(self) -> None:
+        try:
+            self._coro.close()
+        except ijson.JSONError as exc:
+            raise _bad_batch(str(exc)[:200]) from exc
+        self._check()
+        if not self._started or self._depth != 0:
+            raise _bad_batch("the array is incomplete")
+
+
+class EventsArrayCheck:
+    """Proves that a body is one JSON array whose items are objects.
+
+    Typical batches (up to ``memory_limit`` bytes of JSON) are checked in one go by the
+    standard library's C parser, with objects discarded as soon as they are parsed (a
+    sentinel stands in for each), which is ~5x faster than an incremental parse. A larger
+    batch switches to an incremental parser (ijson/yajl) that holds no more than a chunk.
+    """
+
+    def __init__(self, memory_limit: int = 2 * 1024 * 1024) -> None:
+        self.memory_limit = memory_limit
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._stream: _StreamingArrayCheck | None = None
+        self.count = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._stream is None:
+            self._buffer.append(data)
+            self._buffered += len(data)
+            if self._buffered <= self.memory_limit:
+                return
+            self._stream = _StreamingArrayCheck()
+            data = b"".join(self._buffer)
+            self._buffer = []
+        self._stream.feed(data)
+        self.count = self._stream.count
+
+    def finish(self) -> None:
+        if self._stream is not None:
+            self._stream.finish()
+            self.count = self._stream.count
+            return
+        try:
+            text = b"".join(self._buffer).decode("utf-8")
+            value = _DECODER.decode(text)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise _bad_batch(str(exc)[:200]) from exc
+        finally:
+            self._buffer = []
+        if not isinstance(value, list):
+            raise _bad_batch("the body is not an array")
+        if not all(item is _OBJECT for item in value):
+            raise _bad_batch("an item is not an object")
+        self.count = len(value)
+
+
+class BatchBody:
+    """Streams a request body once, checking it; ``chunks()`` feeds the blob store."""
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        limit: int,
+        inflated_limit: int,
+        gzip: bool,
+        json_events: bool,
+    ) -> None:
+        check_content_length(request, limit)
+        self.request = request
+        self.limit = limit
+        self.size = 0
+        self.inflater = GzipInflater(inflated_limit) if gzip else None
+        self.events = EventsArrayCheck() if json_events else None
+
+    def _check(self, data: bytes) -> None:
+        if self.inflater is not None:
+            for plain in self.inflater.feed(data):
+                if self.events is not None:
+                    self.events.feed(plain)
+        elif self.events is not None:
+            self.events.feed(data)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self.request.stream():
+                if not chunk:
+                    continue
+                self.size += len(chunk)
+                if self.size > self.limit:
+                    raise too_large(self.limit)
+                self._check(chunk)
+                yield chunk
+        except ClientDisconnect as exc:
+            raise HTTPProblem(
+                400, "the client disconnected before the body was complete", code="malformed_body"
+            ) from exc
+
+    def finish(self) -> None:
+        """Checks that need the whole body (gzip trailer, closing bracket)."""
+        if self.size == 0:
+            raise HTTPProblem(400, "empty batch", code="empty_batch")
+        if self.inflater is not None:
+            self.inflater.finish()
+        if self.events is not None:
+            self.events.finish()
