@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -46,10 +47,25 @@ MAX_EXAMPLES = 25
 class Target:
     def __init__(self, url: str, project: dict[str, Any]) -> None:
         self.url = url
-        self.headers = {
-            "X-Fieldreport-Key": project["public_key"],
-            "Authorization": f"Bearer {project['secret_key']}",
-        }
+        self.public_key = project["public_key"]
+        self.secret_key = project["secret_key"]
+        started = httpx.post(
+            f"{url}/v1/ios/start",
+            json={"projectKey": self.public_key, "trackerVersion": "1.0"},
+            timeout=10,
+        )
+        started.raise_for_status()
+        self.session_token = started.json()["token"]
+
+    def headers(self, operation: schemathesis.APIOperation) -> dict[str, str]:
+        """Valid credentials for the operation: its session token, else the secret key."""
+        security = operation.definition.raw.get("security") or []
+        token = (
+            self.session_token
+            if any("sessionToken" in item for item in security)
+            else self.secret_key
+        )
+        return {"X-Fieldreport-Key": self.public_key, "Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +93,7 @@ def _fuzz(operation: schemathesis.APIOperation, mode: GenerationMode, target: Ta
     def run(case: schemathesis.Case) -> None:
         nonlocal sent
         sent += 1
-        headers = {**target.headers, **(case.headers or {})}
+        headers = {**target.headers(operation), **(case.headers or {})}
         case.call_and_validate(base_url=target.url, headers=headers, checks=CHECKS)
 
     run()
