@@ -22,6 +22,7 @@ from fieldreport.state import AppState
 from fieldreport.storage.projects import NewProject
 from fieldreport.storage.schema.core import projects, reports
 from tests.conftest import RunningServer
+from tests.reliability.conftest import Record
 from tests.support.images import png_bytes
 
 URL = "/api/v1/reports"
@@ -74,7 +75,11 @@ async def _shed_while_blocked(
 
 
 async def test_slow_database_sheds_load(
-    client: httpx.AsyncClient, server: RunningServer, state: AppState, project: NewProject
+    client: httpx.AsyncClient,
+    server: RunningServer,
+    state: AppState,
+    project: NewProject,
+    record: Record,
 ) -> None:
     async with state.db.write() as conn:
         # Lock the project's row (and, on SQLite, the only writer) like a slow database.
@@ -89,6 +94,14 @@ async def test_slow_database_sheds_load(
     assert await _report_count(state) == LIMIT  # the refused ones left nothing behind
     resp = await _post(client, project, 999)  # and the limit is free again
     assert resp.status_code == 201, resp.text
+    record(
+        "load",
+        f"a slow database (the project's row / the SQLite writer locked by another "
+        f"transaction) with FIELDREPORT_INGEST_MAX_IN_FLIGHT={LIMIT}: {LIMIT} reports wait, "
+        "5 more arrive",
+        "the 5 get 503 `overloaded` + Retry-After at once; the waiting ones are stored when "
+        "the lock goes; nothing of the refused ones is kept",
+    )
 
 
 class _GatedBlobs:
@@ -107,7 +120,11 @@ class _GatedBlobs:
 
 
 async def test_slow_blob_store_sheds_load(
-    client: httpx.AsyncClient, server: RunningServer, state: AppState, project: NewProject
+    client: httpx.AsyncClient,
+    server: RunningServer,
+    state: AppState,
+    project: NewProject,
+    record: Record,
 ) -> None:
     gate = asyncio.Event()
     real = state.blobs
@@ -121,6 +138,12 @@ async def test_slow_blob_store_sheds_load(
     assert [r.status_code for r in done] == [201] * LIMIT
     assert await _report_count(state) == LIMIT
     assert len([k async for k in real.list("reports")]) == LIMIT
+    record(
+        "load",
+        f"a stalled blob store (injected: writes wait on an event) with {LIMIT} reports "
+        "in flight, 5 more arriving",
+        "503 `overloaded` + Retry-After at once for the 5; the others complete afterwards",
+    )
 
 
 def test_in_flight_counts_per_route() -> None:
