@@ -17,8 +17,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fieldreport import __version__, openapi
+from fieldreport.api import backend_events as api_backend_events
 from fieldreport.api import reports as api_reports
 from fieldreport.api import sessions as api_sessions
+from fieldreport.ingest import fullstack as ingest_fullstack
 from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest import session_images, sessions
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
@@ -112,6 +114,8 @@ def build_routes() -> list[BaseRoute]:
         *sessions.routes,
         *session_images.routes,
         *api_sessions.routes,
+        *ingest_fullstack.routes,
+        *api_backend_events.routes,
         *openapi.routes(),
     ]
 
@@ -131,9 +135,11 @@ def create_app(
         current = state if state is not None else await open_state(settings)
         app.state.fieldreport = current
         stops = [await start(current) for start in services or []]
+        await ingest_fullstack.start_event_writer(app, current)
         try:
             yield
         finally:
+            await ingest_fullstack.stop_event_writer(app)  # commits what is queued
             for stop in reversed(stops):
                 await stop()
             if own:

@@ -210,6 +210,114 @@ COMPONENTS: dict[str, Any] = {
     },
 }
 
+# --- full-stack API (seed 001) and backend events ----------------------------------------------
+_EVENT_OUT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "uuid": _STR,
+        "type": {"type": "string", "enum": ["log", "exception"]},
+        "level": _STR,
+        "timestamp": {"type": "integer", "description": "unix milliseconds"},
+        "title": _STR,
+        "payload": _STR,
+        "metadata": _STR,
+        "origin": _STR,
+        "received_at": {"type": "string", "format": "date-time"},
+    },
+}
+_FULLSTACK_ERROR = {
+    "type": "object",
+    "required": ["success", "error"],
+    "properties": {
+        "success": {"type": "string", "enum": ["false"]},
+        "error": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["error_name", "message"],
+                "properties": {"error_name": _STR, "message": _STR},
+            },
+        },
+    },
+}
+_FULLSTACK_OK = {
+    "type": "object",
+    "required": ["success", "data"],
+    "properties": {
+        "success": {"type": "string", "enum": ["true"]},
+        "data": {
+            "type": "object",
+            "properties": {
+                "data": {"type": "object", "properties": {"ok": _EVENT_OUT}},
+                "success": {"type": "boolean"},
+            },
+        },
+    },
+}
+COMPONENTS["schemas"].update(
+    {
+        "BackendEventIn": {
+            "type": "object",
+            "required": ["uuid", "type", "payload", "timestamp"],
+            "properties": {
+                "uuid": {"type": "string", "description": "the recording UUID (br-recording-uuid)"},
+                "type": {"type": "string", "enum": ["log", "exception"]},
+                "payload": {"type": "string", "description": "text, XML or JSON as a string"},
+                "level": _STR,
+                "timestamp": {"type": "integer", "description": "unix milliseconds"},
+                "metadata": _STR,
+                "title": _STR,
+                "origin": _STR,
+            },
+        },
+        "BackendEventBatch": {
+            "type": "array",
+            "maxItems": 1000,
+            "items": {"$ref": "#/components/schemas/BackendEventIn"},
+        },
+        "BackendEvent": _EVENT_OUT,
+        "BackendEventList": {
+            "type": "object",
+            "properties": {
+                "recording": _STR,
+                "recording_known": {"type": "boolean"},
+                "events": {"type": "array", "items": _EVENT_OUT},
+                "next_offset": {"type": ["integer", "null"]},
+            },
+        },
+        "FullstackOk": _FULLSTACK_OK,
+        "FullstackError": _FULLSTACK_ERROR,
+        "FullstackBatchResult": {
+            "type": "object",
+            "properties": {
+                "success": {"type": "string", "enum": ["true", "false"]},
+                "results": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "description": "`status` plus the body `send` would have answered",
+                        "properties": {"status": {"type": "integer"}},
+                    },
+                },
+            },
+        },
+    }
+)
+COMPONENTS["responses"].update(
+    {
+        name: {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+        }
+        for name, description in (
+            ("FullstackOk", "Stored (seed 001's success body)."),
+            ("FullstackError", "Refused (seed 001's error body, one entry per problem)."),
+            ("FullstackBatchResult", "One result per event."),
+        )
+    }
+)
+
 schemas = SchemaGenerator(
     {
         "openapi": "3.1.0",

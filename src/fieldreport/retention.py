@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from fieldreport.state import AppState
+from fieldreport.storage.backend_events import delete_events_of_sessions
 from fieldreport.storage.sessions import (
     count_inactive_since,
     delete_images_unused_since,
@@ -77,6 +78,7 @@ async def collect_garbage(state: AppState, older_than: float, *, dry_run: bool) 
     while True:
         async with state.db.write() as conn:
             ids = await sessions_inactive_since(conn, cutoff, PAGE)
+            await delete_events_of_sessions(conn, ids)  # unless a report names them
             keys = await delete_sessions(conn, ids)
         deleted += len(ids)
         errors += await _delete_blobs(state, keys)

@@ -84,6 +84,36 @@ class Settings(BaseSettings):
         description="Seconds to let in-flight requests finish after SIGTERM/SIGINT, e.g. `30s`.",
     )
 
+    # --- full-stack API (backend events) -------------------------------------------------------
+    fullstack_max_payload_bytes: int = Field(
+        default=256 * 1024,
+        gt=0,
+        description="Largest `payload` (and `metadata`) of one backend event, e.g. `256KiB`; "
+        "larger ones are refused with a validation error.",
+    )
+    fullstack_pending_ttl: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long backend events for a recording that has not started yet are kept "
+        "waiting for it, e.g. `10m`; `0` refuses them at once.",
+    )
+    fullstack_max_pending: int = Field(
+        default=10_000,
+        ge=0,
+        description="Most backend events one project may have waiting for recordings that have "
+        "not started yet; past it they are refused.",
+    )
+
+    @field_validator("fullstack_max_payload_bytes", mode="before")
+    @classmethod
+    def _fullstack_size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("fullstack_pending_ttl", mode="before")
+    @classmethod
+    def _fullstack_duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
     # --- session recording --------------------------------------------------------------
     session_secret: SecretStr | None = Field(
         default=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from fieldreport import __version__
-from fieldreport.cli import project, report, serve, session
+from fieldreport.cli import events, project, report, serve, session
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -23,6 +23,7 @@ cli.add_command(project.project)
 cli.add_command(report.report)
 cli.add_command(session.session)
 cli.add_command(session.gc)
+cli.add_command(events.events)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -107,6 +108,21 @@ async def get_project(conn: AsyncConnection, name_or_id: str | int) -> Project |
 async def project_by_key(conn: AsyncConnection, key: str, kind: KeyKind) -> Project | None:
     column = projects.c.public_key_hash if kind == "public" else projects.c.secret_key_hash
     return await _one(conn, column == hash_key(key))
+
+
+async def projects_for_secret_hashes(
+    conn: AsyncConnection, hashes: Iterable[str]
+) -> dict[str, int]:
+    """Secret key hash -> project id, for the hashes that still belong to a project."""
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        sa.select(projects.c.secret_key_hash, projects.c.id).where(
+            projects.c.secret_key_hash.in_(wanted)
+        )
+    )
+    return {h: int(pid) for h, pid in rows}
 
 
 async def list_projects(conn: AsyncConnection) -> list[Project]:

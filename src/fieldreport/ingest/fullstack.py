@@ -1,0 +1,307 @@
+"""The full-stack API (seed 001): backends attach logs and exceptions to a recording.
+
+``POST /api/fullstack/v1/send`` takes one event, ``POST /api/fullstack/v1/send-batch`` a
+JSON array of them. Authenticated by the project's secret key (``Authorization: Bearer``).
+Every answer, errors included, uses the seed's body shapes; the status codes are ours:
+
+=====  ===================================================================================
+200    stored durably (committed). With the header ``X-Fieldreport-Pending``: no session or
+       report of the project names the recording *yet* (the backend was faster than the
+       browser); the event waits for it for FIELDREPORT_FULLSTACK_PENDING_TTL
+400    validation: one error entry per problem; also a body that is not JSON
+401    missing or unknown key (``ErrUserNotLoggedIn``)
+404    no such recording for this project (another project's session, or nothing to wait for)
+413    the request body is larger than any valid event could be
+415    the Content-Type is not application/json
+503    the database is unavailable or the writer is overloaded; retry after ``Retry-After``
+=====  ===================================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from fieldreport.ingest.auth import app_state, bearer_token
+from fieldreport.ingest.fullstack_input import (
+    NO_RECORDING,
+    NOT_LOGGED_IN,
+    check_event,
+    error_body,
+    ok_body,
+)
+from fieldreport.keys import hash_key
+from fieldreport.state import AppState
+from fieldreport.storage.backend_events import NewEvent, StoreResult
+from fieldreport.storage.event_writer import EventWriter, KeyRevoked, WriterOverloaded
+from fieldreport.storage.projects import projects_for_secret_hashes
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_ITEMS = 1000
+PENDING_HEADER = "X-Fieldreport-Pending"
+
+
+class Refusal(Exception):
+    """A whole-request error, answered in the seed's error shape."""
+
+    def __init__(
+        self, status: int, *messages: str, name: str = "", headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(messages[0] if messages else "")
+        self.status = status
+        self.body = error_body(*messages, name=name)
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
+
+
+def event_writer(app: Starlette, state: AppState) -> EventWriter:
+    """The app's group-commit writer (created on first use, stopped with the app)."""
+    writer: EventWriter | None = getattr(app.state, "event_writer", None)
+    if writer is None:
+        writer = EventWriter(
+            state.db,
+            pending_ttl=timedelta(seconds=state.settings.fullstack_pending_ttl),
+            max_pending=state.settings.fullstack_max_pending,
+        )
+        app.state.event_writer = writer
+    return writer
+
+
+async def start_event_writer(app: Starlette, state: AppState) -> None:
+    event_writer(app, state).start()  # also sweeps pending events while the server runs
+
+
+async def stop_event_writer(app: Starlette) -> None:
+    writer: EventWriter | None = getattr(app.state, "event_writer", None)
+    if writer is not None:
+        await writer.stop()  # kept: a request arriving after this gets 503, not a new writer
+
+
+class KeyCache:
+    """Secret key hash -> project id, remembered for ``ttl`` seconds so the hot path needs no
+    database read per request. Only a hint: the writer checks the key again inside the
+    transaction that stores the events, so a rotated key stops working at once."""
+
+    def __init__(
+        self, ttl: float = 60.0, size: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._entries: dict[str, tuple[int, float]] = {}
+
+    def get(self, key_hash: str) -> int | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[1] < self.clock():
+            return None
+        return entry[0]
+
+    def put(self, key_hash: str, project_id: int) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key_hash] = (project_id, self.clock() + self.ttl)
+
+    def forget(self, key_hash: str) -> None:
+        self._entries.pop(key_hash, None)
+
+
+def _key_cache(app: Starlette) -> KeyCache:
+    cache: KeyCache | None = getattr(app.state, "fullstack_keys", None)
+    if cache is None:
+        cache = app.state.fullstack_keys = KeyCache()
+    return cache
+
+
+def _not_logged_in() -> Refusal:
+    name, message = NOT_LOGGED_IN
+    return Refusal(401, message, name=name)
+
+
+async def _authenticate(state: AppState, request: Request) -> tuple[int, str]:
+    """The project id and the key's hash; answers 401 before the body is read."""
+    token = bearer_token(request)
+    if token is None:
+        raise _not_logged_in()
+    key_hash = hash_key(token)
+    cache = _key_cache(request.app)
+    project_id = cache.get(key_hash)
+    if project_id is not None:
+        return project_id, key_hash
+    try:
+        async with state.db.read() as conn:
+            found = await projects_for_secret_hashes(conn, [key_hash])
+    except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
+        raise _unavailable("database unavailable, try again shortly") from exc
+    if key_hash not in found:
+        raise _not_logged_in()
+    cache.put(key_hash, found[key_hash])
+    return found[key_hash], key_hash
+
+
+def _unavailable(message: str) -> Refusal:
+    return Refusal(503, message, name="ErrUnavailable", headers={"Retry-After": "5"})
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json":
+        raise Refusal(415, "Content-Type must be application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Refusal(413, f"Request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    seen = 0
+    try:
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                raise Refusal(413, f"Request body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # nobody to answer; nothing stored
+        raise Refusal(400, "The client disconnected before sending the whole body") from exc
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Refusal(400, f"Request body is not valid JSON: {exc}") from exc
+
+
+def _send_limit(state: AppState) -> int:
+    # payload and metadata may each reach the limit; JSON escaping can double them.
+    return 4 * state.settings.fullstack_max_payload_bytes + 64 * 1024
+
+
+async def _store(
+    request: Request, state: AppState, events: list[NewEvent], key_hash: str
+) -> list[StoreResult]:
+    try:
+        return await event_writer(request.app, state).store(events, key_hash=key_hash)
+    except KeyRevoked as exc:
+        _key_cache(request.app).forget(key_hash)
+        raise _not_logged_in() from exc
+    except WriterOverloaded as exc:
+        raise _unavailable(f"too busy to store events now ({exc}), try again shortly") from exc
+    except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
+        raise _unavailable("database unavailable, try again shortly") from exc
+
+
+def _result_response(result: StoreResult) -> tuple[int, dict[str, Any]]:
+    if result.status == "no_recording" or result.event is None:
+        return 404, error_body(NO_RECORDING)
+    return 200, ok_body(result.event)
+
+
+def _pending_note(state: AppState) -> str:
+    ttl = int(state.settings.fullstack_pending_ttl)
+    return f"recording not started yet; kept for {ttl}s waiting for it"
+
+
+async def send(request: Request) -> Response:
+    """Attach one log or exception to a recording (seed 001).
+    ---
+    summary: Send a backend event
+    description: >
+      Seed 001's full-stack "send". 200: committed; with the header X-Fieldreport-Pending
+      when its recording has not started yet (kept waiting for it for
+      FIELDREPORT_FULLSTACK_PENDING_TTL). Errors use the seed's shape, one entry per problem.
+    tags: [fullstack]
+    security: [{secretKey: []}]
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/BackendEventIn'}
+    responses:
+      200: {$ref: '#/components/responses/FullstackOk'}
+      400: {$ref: '#/components/responses/FullstackError'}
+      401: {$ref: '#/components/responses/FullstackError'}
+      404: {$ref: '#/components/responses/FullstackError'}
+      413: {$ref: '#/components/responses/FullstackError'}
+      415: {$ref: '#/components/responses/FullstackError'}
+      503: {$ref: '#/components/responses/FullstackError'}
+    """
+    state = app_state(request)
+    try:
+        project_id, key_hash = await _authenticate(state, request)
+        item = await _json_body(request, _send_limit(state))
+        checked = check_event(
+            item, project_id, max_payload=state.settings.fullstack_max_payload_bytes
+        )
+        if checked.event is None:
+            raise Refusal(400, *checked.errors)
+        [result] = await _store(request, state, [checked.event], key_hash)
+    except Refusal as refusal:
+        return refusal.response()
+    status, body = _result_response(result)
+    headers = {PENDING_HEADER: _pending_note(state)} if result.status == "pending" else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def send_batch(request: Request) -> Response:
+    """Send up to 1000 events at once, with one result per event.
+    ---
+    summary: Send backend events in a batch
+    description: >
+      A JSON array of events as for `send`. The answer (200 once the batch was processed) has
+      `success` "true" when every event was stored, and `results`: for each event in order,
+      its `status` (what `send` would have answered), `pending: true` when its recording
+      has not started yet, and `send`'s body.
+    tags: [fullstack]
+    security: [{secretKey: []}]
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/BackendEventBatch'}
+    responses:
+      200: {$ref: '#/components/responses/FullstackBatchResult'}
+      400: {$ref: '#/components/responses/FullstackError'}
+      401: {$ref: '#/components/responses/FullstackError'}
+      413: {$ref: '#/components/responses/FullstackError'}
+      415: {$ref: '#/components/responses/FullstackError'}
+      503: {$ref: '#/components/responses/FullstackError'}
+    """
+    state = app_state(request)
+    max_payload = state.settings.fullstack_max_payload_bytes
+    try:
+        project_id, key_hash = await _authenticate(state, request)
+        items = await _json_body(request, max(32 * 1024 * 1024, _send_limit(state)))
+        if not isinstance(items, list):
+            raise Refusal(400, "The body must be a JSON array of events")
+        if len(items) > MAX_BATCH_ITEMS:
+            raise Refusal(400, f"A batch holds at most {MAX_BATCH_ITEMS} events, got {len(items)}")
+        checked = [check_event(item, project_id, max_payload=max_payload) for item in items]
+        valid = [c.event for c in checked if c.event is not None]
+        stored = iter(await _store(request, state, valid, key_hash) if valid else [])
+    except Refusal as refusal:
+        return refusal.response()
+    results: list[dict[str, Any]] = []
+    for c in checked:
+        if c.event is None:
+            results.append({"status": 400, **error_body(*c.errors)})
+        else:
+            result = next(stored)
+            status, body = _result_response(result)
+            pending = {"pending": True} if result.status == "pending" else {}
+            results.append({"status": status, **pending, **body})
+    all_ok = all(r["status"] == 200 for r in results)
+    return JSONResponse({"success": "true" if all_ok else "false", "results": results})
+
+
+routes = [
+    Route("/api/fullstack/v1/send", send, methods=["POST"]),
+    Route("/api/fullstack/v1/send-batch", send_batch, methods=["POST"]),
+]
