@@ -24,6 +24,7 @@ from fieldreport.storage.schema.core import projects, reports
 from tests.conftest import RunningServer
 from tests.reliability.conftest import Record
 from tests.support.images import png_bytes
+from tests.support.recordings import start_session
 
 URL = "/api/v1/reports"
 LIMIT = 3
@@ -154,3 +155,54 @@ def test_in_flight_counts_per_route() -> None:
     counters.leave("reports")
     assert counters.try_enter("reports")
     assert counters.shed == {"reports": 1}
+
+
+async def test_slow_database_sheds_full_stack_events(
+    client: httpx.AsyncClient,
+    server: RunningServer,
+    state: AppState,
+    project: NewProject,
+    record: Record,
+) -> None:
+    recording = await start_session(state, project.project.id)
+    auth = {"Authorization": f"Bearer {project.secret_key}"}
+
+    def send(n: int) -> Any:
+        event = {
+            "uuid": recording,
+            "type": "log",
+            "payload": f'{{"n": {n}}}',
+            "level": "info",
+            "timestamp": 1622706694345 + n,
+            "title": f"event {n}",
+            "origin": "test",
+        }
+        return client.post("/api/fullstack/v1/send", json=event, headers=auth)
+
+    async with state.db.write() as conn:
+        if state.db.is_sqlite:  # the single writer is taken
+            await conn.execute(sa.text("UPDATE projects SET name = name"))
+        else:  # inserts referencing these rows wait (their foreign-key lock conflicts)
+            await conn.execute(sa.text("SELECT 1 FROM projects FOR UPDATE"))
+            await conn.execute(sa.text("SELECT 1 FROM sessions FOR UPDATE"))
+        blocked = [asyncio.create_task(send(i)) for i in range(LIMIT)]
+        for _ in range(1000):
+            counters: InFlight | None = getattr(server.server.config.app.state, "in_flight", None)
+            if counters is not None and counters.current.get("fullstack.send", 0) == LIMIT:
+                break
+            await asyncio.sleep(0.01)
+        extra = await asyncio.gather(*[send(100 + i) for i in range(5)])
+        for resp in extra:
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["success"] == "false"  # the seed's error shape
+            assert resp.json()["error"][0]["error_name"] == "ErrUnavailable"
+            assert int(resp.headers["retry-after"]) > 0
+    done = await asyncio.gather(*blocked)
+    assert [r.status_code for r in done] == [200] * LIMIT, [r.text for r in done]
+    record(
+        "load",
+        f"a slow database under the full-stack API: {LIMIT} events wait on locked rows, "
+        "5 more arrive",
+        "503 `ErrUnavailable` (seed 001's error shape) + Retry-After at once for the 5; the "
+        "waiting ones are stored when the lock goes",
+    )

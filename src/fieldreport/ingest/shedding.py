@@ -63,8 +63,14 @@ def in_flight(request: Request) -> InFlight:
     return counters
 
 
-def shed_load(route: str) -> Callable[[Endpoint], Endpoint]:
-    """Decorate an ingest endpoint: at most the configured number of its requests at once."""
+def shed_load(
+    route: str, refuse: Callable[[], Response] | None = None
+) -> Callable[[Endpoint], Endpoint]:
+    """Decorate an ingest endpoint: at most the configured number of its requests at once.
+
+    ``refuse`` builds the 503 for APIs whose error bodies a seed dictates (it must carry
+    ``Retry-After``); the default is our JSON problem with code ``overloaded``.
+    """
 
     def decorate(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
@@ -72,7 +78,7 @@ def shed_load(route: str) -> Callable[[Endpoint], Endpoint]:
             counters = in_flight(request)
             if not counters.try_enter(route):
                 log.warning("shedding %s: %d requests in flight", route, counters.limit)
-                return problem_response(overloaded())
+                return refuse() if refuse is not None else problem_response(overloaded())
             try:
                 return await endpoint(request)
             finally:
