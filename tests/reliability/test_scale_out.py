@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 pytest.importorskip("fieldreport.delivery.worker", reason="needs the delivery worker")
 
@@ -208,6 +210,30 @@ async def _overlapping_attempts(database_url: str) -> int:
     return overlaps
 
 
+async def _scrape(url: str) -> dict[str, float]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(url + "/metrics")).text
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
+async def _settled_metrics(url: str, delivered: int) -> dict[str, float]:
+    """/metrics of a `serve --no-worker` once the workers have recorded every result."""
+    for _ in range(100):
+        metrics = await _scrape(url)
+        if (
+            metrics.get("fieldreport_deliveries{status=delivered}") == delivered
+            and metrics.get("fieldreport_delivery_leases") == 0
+        ):
+            return metrics
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the delivery gauges never settled: {metrics}")
+
+
 def _summary(rx: CountingReceiver, load: LoadResult) -> dict[str, Any]:
     accepted = set(load.accepted.values())
     duplicates = sum(n - 1 for r, n in rx.received.items() if r in accepted)
@@ -230,13 +256,20 @@ async def test_two_servers_two_workers_deliver_everything(cluster: Cluster, reco
     assert await _overlapping_attempts(cluster.database_url) == 0
     summary = _summary(rx, result)
     assert summary["duplicates"] == 0  # no fault, no redelivery
+    # The delivery gauges on a server that runs no worker itself (read from the database).
+    metrics = await _settled_metrics(cluster.urls[0], len(accepted))
+    assert metrics["fieldreport_delivery_attempts{outcome=delivered}"] == len(accepted)
+    assert metrics["fieldreport_delivery_attempts{outcome=in_flight}"] == 0
+    assert metrics["fieldreport_delivery_oldest_due_seconds"] == 0
+    assert metrics["fieldreport_deliveries{status=pending}"] == 0
     record(
         "load",
         f"2 `serve --no-worker` + 2 `worker` processes on PostgreSQL and SeaweedFS S3; "
         f"{load.concurrency} clients sent {load.total} reports (with a screenshot) to both "
         "servers; one HTTP multipart destination",
         "every accepted report reached the receiver exactly once; no delivery sent by two "
-        "workers at once (receiver and attempts table)",
+        "workers at once (receiver and attempts table); /metrics of a worker-less server "
+        "shows them delivered, no leases, nothing due",
         **summary,
         reports_per_second=round(len(accepted) / result.seconds, 1),
         last_delivery_after_load_s=round(waited, 2),
