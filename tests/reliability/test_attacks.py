@@ -18,6 +18,7 @@ from fieldreport.storage.projects import NewProject, create_project
 from fieldreport.storage.schema.core import report_files, reports
 from tests.reliability.conftest import Record
 from tests.support.images import png_bytes
+from tests.support.recordings import start_session
 from tests.support.sessions import FakeClock, bearer, start
 
 URL = "/api/v1/reports"
@@ -213,14 +214,36 @@ async def test_attack_replayed_expired_session_token(
     )
 
 
-async def test_attack_project_id_past_bigint(
+async def test_attack_project_id_past_the_integer_range(
     client: httpx.AsyncClient, project: NewProject, record: Record
 ) -> None:
-    for value in (2**64, "9" * 40, -1, 0):
+    for value in (2**31, 2**40, 2**64, "9" * 40, str(2**35), -1, 0):
         resp = await start(client, "ios", {"projectID": value, "trackerVersion": "1"})
         assert resp.status_code in (400, 404), resp.text
     record(
         "attack",
-        "session start with projectID past BIGINT (found by schemathesis: it was a 500)",
+        "session start with projectID past the INTEGER range (2^31 … 10^40; found by schemathesis: it was a 500)",
         "404 unknown project",
+    )
+
+
+async def test_query_integers_past_the_integer_range(
+    client: httpx.AsyncClient, state: AppState, project: NewProject, record: Record
+) -> None:
+    auth = {"Authorization": f"Bearer {project.secret_key}"}
+    huge = str(10**22)
+    resp = await client.get(URL, params={"before": huge}, headers=auth)
+    assert resp.status_code == 200, resp.text
+    recording = await start_session(state, project.project.id)
+    for name in ("since", "until", "offset"):
+        for value in (huge, "-" + huge):
+            resp = await client.get(
+                f"/api/v1/sessions/{recording}/backend-events", params={name: value}, headers=auth
+            )
+            assert resp.status_code in (200, 400), (name, value, resp.text)
+    record(
+        "input",
+        "query integers past the column ranges (`before`, `since`, `until`, `offset` = ±10^22; found "
+        "by schemathesis: `before` was a 500)",
+        "clamped to the column's range: an ordinary answer",
     )

@@ -58,7 +58,7 @@ def _platform(request: Request) -> str:
     return platform
 
 
-_MAX_ID = 2**63 - 1  # ids are BIGINT-sized; anything larger names no project
+_MAX_ID = 2**31 - 1  # project ids are INTEGER columns; anything larger names no project
 
 
 async def _project_by_id(conn: Any, project_id: int) -> Project | None:
