@@ -222,7 +222,8 @@ async def test_attack_project_id_past_the_integer_range(
         assert resp.status_code in (400, 404), resp.text
     record(
         "attack",
-        "session start with projectID past the INTEGER range (2^31 … 10^40; found by schemathesis: it was a 500)",
+        "session start with projectID past the INTEGER range (2^31 … 10^40; found by "
+        "schemathesis: it was a 500)",
         "404 unknown project",
     )
 
@@ -243,7 +244,7 @@ async def test_query_integers_past_the_integer_range(
             assert resp.status_code in (200, 400), (name, value, resp.text)
     record(
         "input",
-        "query integers past the column ranges (`before`, `since`, `until`, `offset` = ±10^22; found "
-        "by schemathesis: `before` was a 500)",
+        "query integers past the column ranges (`before`, `since`, `until`, `offset` = "
+        "±10^22; found by schemathesis: `before` was a 500)",
         "clamped to the column's range: an ordinary answer",
     )
