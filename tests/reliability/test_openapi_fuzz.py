@@ -37,7 +37,7 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 30
 FRAMING = {"content-length", "transfer-encoding", "host", "connection", "expect", "upgrade"}
 # Not checked: negative_data_rejection. Unknown query parameters are ignored on purpose
 # (old clients keep working), and every request carries our valid keys, so "a required
