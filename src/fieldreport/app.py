@@ -18,8 +18,10 @@ from starlette.routing import BaseRoute, Route
 
 from fieldreport import __version__, openapi
 from fieldreport.api import backend_events as api_backend_events
+from fieldreport.api import deliveries as api_deliveries
 from fieldreport.api import reports as api_reports
 from fieldreport.api import sessions as api_sessions
+from fieldreport.delivery import metrics as delivery_metrics
 from fieldreport.ingest import fullstack as ingest_fullstack
 from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest import session_images, sessions
@@ -111,6 +113,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *ingest_reports.routes,
         *api_reports.routes,
+        *api_deliveries.routes,
         *sessions.routes,
         *session_images.routes,
         *api_sessions.routes,
@@ -163,6 +166,7 @@ def create_app(
         },
     )
     app.state.metrics = metrics
+    delivery_metrics.register(metrics, lambda: getattr(app.state, "fieldreport", None))
     if state is not None:
         app.state.fieldreport = state
     return app

@@ -84,6 +84,39 @@ class Settings(BaseSettings):
         description="Seconds to let in-flight requests finish after SIGTERM/SIGINT, e.g. `30s`.",
     )
 
+    # --- delivery ---------------------------------------------------------------------------
+    allow_private_destinations: bool = Field(
+        default=False,
+        description="Allow destinations that resolve to loopback, private, link-local or "
+        "cloud-metadata addresses (on-premise receivers, tests). Default: refused.",
+    )
+    delivery_concurrency: int = Field(
+        default=64, ge=1, le=4096, description="Deliveries one worker sends at the same time."
+    )
+    delivery_per_destination: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Deliveries one worker sends to the same destination at the same time.",
+    )
+    delivery_lease: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a claimed delivery stays with its worker without a heartbeat; "
+        "after that (a dead worker) another worker takes it over, e.g. `60s`.",
+    )
+    delivery_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often an idle worker looks for due deliveries (new reports accepted "
+        "by the same process wake it at once), e.g. `1s`.",
+    )
+    delivery_link_ttl: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="How long the signed file links in JSON pushes stay valid, e.g. `7d`.",
+    )
+
     # --- full-stack API (backend events) -------------------------------------------------------
     fullstack_max_payload_bytes: int = Field(
         default=256 * 1024,
@@ -178,6 +211,9 @@ class Settings(BaseSettings):
 
     @field_validator(
         "shutdown_timeout",
+        "delivery_lease",
+        "delivery_poll_interval",
+        "delivery_link_ttl",
         "session_max_length",
         "session_late_grace",
         "session_retention",

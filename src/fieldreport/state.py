@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,8 @@ class AppState:
     settings: Settings
     db: Database
     blobs: BlobStore
+    # Set when a report with deliveries commits, so an in-process delivery worker starts at once.
+    delivery_wake: asyncio.Event = field(default_factory=asyncio.Event)
     # The current time; tests replace it to move time without sleeping.
     clock: Callable[[], datetime] = field(default=utcnow)
 

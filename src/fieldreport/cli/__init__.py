@@ -5,7 +5,16 @@ from __future__ import annotations
 import click
 
 from fieldreport import __version__
-from fieldreport.cli import events, project, report, serve, session
+from fieldreport.cli import (
+    delivery,
+    destination,
+    events,
+    project,
+    receive,
+    report,
+    serve,
+    session,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,6 +30,10 @@ cli.add_command(serve.serve)
 cli.add_command(serve.migrate)
 cli.add_command(project.project)
 cli.add_command(report.report)
+cli.add_command(destination.destination)
+cli.add_command(delivery.delivery)
+cli.add_command(delivery.worker)
+cli.add_command(receive.receive)
 cli.add_command(session.session)
 cli.add_command(session.gc)
 cli.add_command(events.events)

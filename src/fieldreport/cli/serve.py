@@ -12,6 +12,7 @@ import uvicorn
 
 from fieldreport.app import create_app
 from fieldreport.cli.common import STORAGE_FIELDS, pop_settings, settings_options, with_state
+from fieldreport.delivery.worker import worker_service
 from fieldreport.ingest.session_tokens import load_secret
 from fieldreport.logs import configure as configure_logging
 from fieldreport.retention import start_retention
@@ -20,7 +21,7 @@ from fieldreport.state import AppState, open_state
 from fieldreport.storage.projects import list_projects
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, *, with_worker: bool = True) -> None:
     state = await open_state(settings)
     try:
         async with state.db.read() as conn:
@@ -36,7 +37,8 @@ async def _serve(settings: Settings) -> None:
                 f"{url}/api/v1/reports (API docs: {url}/docs)"
             )
         load_secret(settings)  # created in the data dir on first start unless set
-        app = create_app(settings, state=state, services=[start_retention])
+        services = [start_retention, *([worker_service()] if with_worker else [])]
+        app = create_app(settings, state=state, services=services)
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -72,8 +74,13 @@ def _graceful_signals(server: uvicorn.Server) -> None:
 
 
 @click.command()
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Do not run the delivery worker in this process (run `fieldreport worker` elsewhere).",
+)
 @settings_options()
-def serve(**kwargs: Any) -> None:
+def serve(no_worker: bool, **kwargs: Any) -> None:
     """Run the HTTP server (ingest, API, docs at /docs).
 
     With no settings it runs embedded: SQLite and blobs in ./fieldreport-data.
@@ -83,7 +90,7 @@ def serve(**kwargs: Any) -> None:
     configure_logging(settings.log_level, settings.log_format)
     import uvloop
 
-    uvloop.run(_serve(settings))
+    uvloop.run(_serve(settings, with_worker=not no_worker))
 
 
 @click.command()

@@ -23,6 +23,7 @@ from fieldreport.ingest.files import IncomingFile
 from fieldreport.ingest.report_input import IncomingReport
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
+from fieldreport.storage.deliveries import enqueue_report
 from fieldreport.storage.projects import Project
 from fieldreport.storage.reports import ReportFields, StoredFile, insert_report
 from fieldreport.storage.schema.base import utcnow
@@ -122,13 +123,18 @@ async def accept_report(
                     fields=fields,
                     files=stored,
                 )
-                # Seam: the delivery outbox adds its rows here, in this same transaction.
+                # The delivery outbox: its row commits atomically with the report.
+                delivery_id = await enqueue_report(
+                    conn, report_id=report_id, project_id=project.id, now=utcnow()
+                )
         except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
             log.error("database write failed for report %s: %s", report_id, exc)
             raise unavailable("database unavailable, try again shortly") from exc
     except BaseException:
         await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))
         raise
+    if delivery_id is not None:
+        state.delivery_wake.set()
     return AcceptedReport(report_id, ticketnr, ticket_url(state.public_url, report_id))
 
 

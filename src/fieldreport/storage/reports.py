@@ -177,6 +177,21 @@ async def get_report(conn: AsyncConnection, report_id: str) -> Report | None:
     return _report(row._mapping, files[report_id])
 
 
+async def get_reports(conn: AsyncConnection, report_ids: list[str]) -> dict[str, Report]:
+    """Several reports by id, in two queries (the delivery worker loads a batch at once)."""
+    if not report_ids:
+        return {}
+    rows = (
+        await conn.execute(
+            sa.select(*_REPORT_COLUMNS)
+            .join_from(reports, projects, reports.c.project_id == projects.c.id)
+            .where(reports.c.id.in_(report_ids))
+        )
+    ).all()
+    files = await _files_for(conn, [r._mapping["id"] for r in rows])
+    return {r._mapping["id"]: _report(r._mapping, files[r._mapping["id"]]) for r in rows}
+
+
 async def list_reports(
     conn: AsyncConnection,
     *,

@@ -1,0 +1,1 @@
+"""Rendering a report into a document a person reads (PDF)."""

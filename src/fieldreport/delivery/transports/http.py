@@ -1,0 +1,169 @@
+"""The HTTP(S) transport: one shared aiohttp session, SSRF-checked on every send,
+redirects never followed, every outcome described as a :class:`SendResult`."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from fieldreport import __version__
+from fieldreport.delivery.bundle import ReportBundle
+from fieldreport.delivery.formats.jsonbody import LinkMaker, json_body
+from fieldreport.delivery.formats.multipart import multipart_form
+from fieldreport.delivery.policy import classify_http_status, parse_retry_after
+from fieldreport.delivery.signing import message_id, webhook_headers
+from fieldreport.delivery.ssrf import BlockedDestination, guarded_connector, resolve_checked
+from fieldreport.delivery.transports.base import SendResult
+from fieldreport.delivery.urls import scrub, url_secrets
+from fieldreport.storage.destinations import Destination
+
+EXCERPT_BYTES = 1024
+USER_AGENT = f"fieldreport/{__version__} (+https://github.com/fieldreport/fieldreport)"
+INLINE_FRAGMENT = "inline"
+
+
+def split_target(url: str) -> tuple[str, bool]:
+    """The URL to POST to (without fragment) and whether files go inline (``#inline``)."""
+    parts = urlsplit(url)
+    inline = parts.fragment.lower() == INLINE_FRAGMENT
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, "")), inline
+
+
+def check_http_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an HTTP destination looks like https://host/path")
+    if parts.fragment and parts.fragment.lower() != INLINE_FRAGMENT:
+        raise ValueError("the only URL fragment understood is #inline (JSON files inline)")
+    try:
+        parts.port  # noqa: B018  (validates the port)
+    except ValueError as exc:
+        raise ValueError(f"invalid port in destination URL: {exc}") from None
+
+
+class HttpTransport:
+    def __init__(self, *, allow_private: bool, limit: int = 256) -> None:
+        self.allow_private = allow_private
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=guarded_connector(
+                    allow_private=self.allow_private, limit=self._limit, limit_per_host=0
+                ),
+                headers={"User-Agent": USER_AGENT},
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(
+        self,
+        dest: Destination,
+        bundle: ReportBundle,
+        *,
+        link: LinkMaker | None = None,
+        expires_at: datetime | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> SendResult:
+        started = time.perf_counter()
+        secrets = [dest.token, dest.secret, *url_secrets(dest.url), *(v for _, v in dest.headers)]
+
+        def elapsed() -> int:
+            return int((time.perf_counter() - started) * 1000)
+
+        def failed(error: str, *, permanent: bool = False) -> SendResult:
+            return SendResult(
+                ok=False, duration_ms=elapsed(), error=scrub(error, secrets), permanent=permanent
+            )
+
+        target, inline = split_target(dest.url)
+        parts = urlsplit(target)
+        host = parts.hostname or ""
+        if _is_literal(host):
+            # aiohttp does not resolve literal IPs, so check them here; names are checked by
+            # the guarded resolver at connection time (after DNS, so rebinding cannot pass).
+            try:
+                await resolve_checked(host, 0, allow_private=self.allow_private)
+            except BlockedDestination as exc:
+                return failed(str(exc), permanent=True)
+
+        headers: dict[str, str] = {}
+        data: Any
+        if dest.format == "json":
+            data = json_body(
+                bundle, token=dest.token, inline=inline, link=link, expires_at=expires_at
+            )
+            headers["Content-Type"] = "application/json"
+            headers.update(webhook_headers(dest.secret, message_id(bundle.reportid), data, clock()))
+        elif dest.format == "xml":
+            from fieldreport.delivery.formats.xml import xml_body
+
+            data = xml_body(bundle, token=dest.token)
+            headers["Content-Type"] = "application/xml; charset=utf-8"
+            headers.update(webhook_headers(dest.secret, message_id(bundle.reportid), data, clock()))
+        else:
+            data = multipart_form(bundle, dest.token)
+            headers["webhook-id"] = message_id(bundle.reportid)
+        for name, value in dest.headers:
+            headers[name] = value
+        try:
+            async with self._client().post(
+                target,
+                data=data,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=dest.timeout),
+            ) as resp:
+                excerpt_bytes = await resp.content.read(EXCERPT_BYTES)
+                status = resp.status
+                location = resp.headers.get("Location")
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
+        except TimeoutError:
+            return failed(f"timed out after {dest.timeout:g}s")
+        except BlockedDestination as exc:
+            return failed(str(exc), permanent=True)
+        except aiohttp.ClientConnectorError as exc:
+            cause = exc.os_error
+            if isinstance(cause, BlockedDestination):
+                return failed(str(cause), permanent=True)
+            return failed(f"cannot connect to {host}: {cause.strerror or cause}")
+        except aiohttp.ClientError as exc:
+            return failed(f"{type(exc).__name__}: {exc}")
+        except OSError as exc:
+            return failed(f"network error: {exc}")
+        ok, permanent = classify_http_status(status)
+        excerpt = scrub(excerpt_bytes.decode("utf-8", "replace"), secrets)
+        error = None
+        if not ok:
+            error = f"HTTP {status}"
+            if 300 <= status < 400:
+                error += f": redirect to {location or '?'} not followed"
+        return SendResult(
+            ok=ok,
+            duration_ms=elapsed(),
+            status_code=status,
+            response_excerpt=excerpt,
+            error=scrub(error, secrets) if error else None,
+            retry_after=retry_after if status in (429, 503) else None,
+            permanent=permanent,
+        )
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

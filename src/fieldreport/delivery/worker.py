@@ -1,0 +1,405 @@
+"""The delivery worker: claims due deliveries, sends them, records every attempt.
+
+Runs inside ``fieldreport serve`` (a :data:`~fieldreport.app.Service`) and standalone as
+``fieldreport worker``; any number of workers may share a PostgreSQL database. Each claim is
+leased; the worker renews the leases of what it is sending, so a worker that dies loses its
+deliveries to another after ``delivery_lease``. Finished attempts are written in batches
+(one transaction for everything that finished meanwhile), which keeps the database from
+being the bottleneck. What happens after an attempt is decided by :mod:`.policy` (pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from fieldreport.delivery.breaker import CircuitBreakers
+from fieldreport.delivery.bundle import ReportBundle
+from fieldreport.delivery.links import link_key
+from fieldreport.delivery.loader import bundle_for, load_reports
+from fieldreport.delivery.notify import Listener
+from fieldreport.delivery.policy import DEFAULT_SCHEDULE, Action, decide, random_source
+from fieldreport.delivery.signing import signed_link
+from fieldreport.delivery.transports.base import SendResult
+from fieldreport.delivery.transports.http import HttpTransport
+from fieldreport.delivery.transports.registry import HTTP_SCHEMES, plugin_for
+from fieldreport.delivery.urls import redact_url, scheme_of, scrub, url_secrets
+from fieldreport.state import AppState
+from fieldreport.storage.deliveries import Claim, Finish, claim_due, extend_leases, finish, release
+from fieldreport.storage.destinations import Destination
+from fieldreport.storage.reports import Report
+from fieldreport.storage.schema.base import utcnow
+
+log = logging.getLogger(__name__)
+BATCH_WINDOW = 0.005  # seconds
+PREFETCH = 2
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+async def render_pdf_async(bundle: ReportBundle) -> bytes:
+    from fieldreport.delivery.render.pdf import render_pdf
+
+    return await asyncio.to_thread(render_pdf, bundle)
+
+
+class Sender:
+    """Sends one bundle to one destination, whatever its transport."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.allow_private = state.settings.allow_private_destinations
+        self.http = HttpTransport(allow_private=self.allow_private)
+
+    async def send(self, dest: Destination, bundle: ReportBundle) -> SendResult:
+        scheme = scheme_of(dest.url)
+        if scheme in HTTP_SCHEMES:
+            if dest.format == "xml" and bundle.pdf is None:
+                bundle = dataclasses.replace(bundle, pdf=await render_pdf_async(bundle))
+            if dest.format == "json":
+                key = await link_key(self.state)
+                ttl = self.state.settings.delivery_link_ttl
+                expires = int(time.time() + ttl)
+                base = self.state.public_url
+
+                def link(name: str) -> str:
+                    return signed_link(base, key, bundle.reportid, name, expires)
+
+                expires_at = datetime.fromtimestamp(expires, tz=utcnow().tzinfo)
+                return await self.http.send(dest, bundle, link=link, expires_at=expires_at)
+            return await self.http.send(dest, bundle)
+        module = plugin_for(scheme)
+        if bundle.pdf is None:
+            bundle = dataclasses.replace(bundle, pdf=await render_pdf_async(bundle))
+        result: SendResult = await module.send(
+            dest.url,
+            bundle,
+            token=dest.token,
+            timeout=dest.timeout,
+            allow_private=self.allow_private,
+        )
+        return result
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+class Worker:
+    def __init__(
+        self,
+        state: AppState,
+        *,
+        name: str | None = None,
+        now: Callable[[], datetime] | None = None,
+        rand: Callable[[], float] | None = None,
+        breakers: CircuitBreakers | None = None,
+    ) -> None:
+        s = state.settings
+        self.state = state
+        self.name = name or worker_name()
+        self.now = now or state.clock
+        self.rand = rand or random_source()
+        self.breakers = breakers or CircuitBreakers()
+        self._concurrency = s.delivery_concurrency
+        self.per_destination = s.delivery_per_destination
+        self.lease = s.delivery_lease
+        self.poll = s.delivery_poll_interval
+        self.sender = Sender(state)
+        self._inflight: dict[int, tuple[asyncio.Task[None], int | None]] = {}
+        self._per_dest: dict[int, int] = {}
+        self._finished: list[Finish] = []
+        self._flushed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(self._concurrency)
+        self._stopping = False
+        self._drain_timeout = 30.0
+        self.sent = 0
+
+    @property
+    def concurrency(self) -> int:
+        return self._concurrency
+
+    @concurrency.setter
+    def concurrency(self, value: int) -> None:
+        """Change the number of simultaneous sends (before :meth:`run`)."""
+        self._concurrency = value
+        self._slots = asyncio.Semaphore(value)
+
+    # --- claiming -----------------------------------------------------------------------
+    def _room(self) -> dict[int, int]:
+        room: dict[int, int] = {}
+        for dest, n in self._per_dest.items():
+            room[dest] = self.per_destination - n
+        for dest, allowed in self.breakers.limits().items():
+            room[dest] = min(room.get(dest, self.per_destination), allowed)
+        return room
+
+    async def claim(self) -> list[Claim]:
+        # Claim up to twice the concurrency: the extra ones wait for a send slot, so the pipe
+        # stays full while results are written and the next batch is claimed.
+        free = PREFETCH * self.concurrency - len(self._inflight)
+        if free <= 0 or self._stopping:
+            return []
+        async with self.state.db.write() as conn:
+            claims = await claim_due(
+                conn,
+                owner=self.name,
+                now=self.now(),
+                lease=self.lease,
+                limit=free,
+                room=self._room(),
+                default_room=self.per_destination,
+                label=redact_url,
+            )
+        reports = await load_reports(self.state, [c.report_id for c in claims]) if claims else {}
+        for c in claims:
+            dest_id = c.destination.id if c.destination else None
+            if dest_id is not None:
+                self._per_dest[dest_id] = self._per_dest.get(dest_id, 0) + 1
+                self.breakers.started(dest_id)
+            task = asyncio.create_task(
+                self._deliver(c, reports.get(c.report_id)), name=f"delivery-{c.delivery_id}"
+            )
+            self._inflight[c.delivery_id] = (task, dest_id)
+            task.add_done_callback(self._on_done(c.delivery_id, dest_id))
+        return claims
+
+    def _on_done(
+        self, delivery_id: int, dest_id: int | None
+    ) -> Callable[[asyncio.Task[None]], None]:
+        return lambda _task: self._done(delivery_id, dest_id)
+
+    def _done(self, delivery_id: int, dest_id: int | None) -> None:
+        self._inflight.pop(delivery_id, None)
+        if dest_id is not None:
+            left = self._per_dest.get(dest_id, 1) - 1
+            if left > 0:
+                self._per_dest[dest_id] = left
+            else:
+                self._per_dest.pop(dest_id, None)
+        self._wake.set()
+
+    # --- one attempt ----------------------------------------------------------------------
+    async def _deliver(self, claim: Claim, report: Report | None) -> None:
+        async with self._slots:
+            await self._deliver_now(claim, report)
+
+    async def _deliver_now(self, claim: Claim, report: Report | None) -> None:
+        started = self.now()
+        dest = claim.destination
+        if dest is None:
+            self._record(
+                claim,
+                started,
+                SendResult(ok=False, duration_ms=0, error="destination removed or disabled"),
+                Action.GIVE_UP,
+            )
+            return
+        try:
+            if report is None:
+                result = SendResult(ok=False, duration_ms=0, error="report deleted", permanent=True)
+            else:
+                result = await self.sender.send(dest, await bundle_for(self.state, report))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            secret_parts = [dest.token, dest.secret, *url_secrets(dest.url)]
+            message = scrub(f"internal error: {type(exc).__name__}: {exc}", secret_parts)
+            # The message is scrubbed of the destination's secrets; the traceback (which may
+            # quote them) only at debug level.
+            log.error("delivery %s: %s", claim.delivery_id, message)
+            log.debug("delivery %s: traceback", claim.delivery_id, exc_info=True)
+            result = SendResult(
+                ok=False,
+                duration_ms=int((self.now() - started).total_seconds() * 1000),
+                error=message,
+            )
+        self.breakers.record(dest.id, result.ok)
+        decision = decide(
+            result,
+            attempts=claim.attempts + 1,
+            schedule=dest.retry_schedule or DEFAULT_SCHEDULE,
+            now=self.now(),
+            rand=self.rand,
+        )
+        if not result.ok:
+            log.info(
+                "delivery %s to %s failed: %s (%s)",
+                claim.delivery_id,
+                redact_url(dest.url),
+                result.error,
+                decision.reason,
+            )
+        self._record(claim, started, result, decision.action, decision)
+
+    def _record(
+        self,
+        claim: Claim,
+        started: datetime,
+        result: SendResult,
+        action: Action,
+        decision: object | None = None,
+    ) -> None:
+        next_at = getattr(decision, "next_attempt_at", None)
+        self._finished.append(
+            Finish(
+                delivery_id=claim.delivery_id,
+                attempt_id=claim.attempt_id,
+                owner=self.name,
+                started_at=started,
+                duration_ms=result.duration_ms,
+                status_code=result.status_code,
+                response_excerpt=result.response_excerpt,
+                error=result.error,
+                action=action.value,
+                next_attempt_at=next_at,
+                disable_destination=bool(getattr(decision, "disable_destination", False)),
+                reason=str(getattr(decision, "reason", "")),
+            )
+        )
+        self.sent += 1
+        self._flushed.clear()
+        self._wake.set()
+
+    async def flush(self) -> int:
+        """Write every finished attempt in one transaction."""
+        if not self._finished:
+            return 0
+        batch, self._finished = self._finished, []
+        try:
+            async with self.state.db.write() as conn:
+                await finish(conn, batch, self.now())
+        except Exception:
+            self._finished[:0] = batch
+            raise
+        if not self._finished:
+            self._flushed.set()
+        return len(batch)
+
+    async def _heartbeat(self) -> None:
+        ids = list(self._inflight)
+        if ids:
+            async with self.state.db.write() as conn:
+                until = self.now() + timedelta(seconds=self.lease)
+                await extend_leases(conn, self.name, ids, until)
+
+    # --- loops ------------------------------------------------------------------------------
+    async def run_until_idle(self, *, max_rounds: int = 1000) -> int:
+        """Claim and send until nothing is due (tests, ``delivery test``). Returns attempts."""
+        total = 0
+        for _ in range(max_rounds):
+            claims = await self.claim()
+            while self._inflight:
+                await asyncio.wait([t for t, _ in self._inflight.values()])
+            await self.flush()
+            total += len(claims)
+            if not claims:
+                break
+        return total
+
+    async def run(self) -> None:
+        """Until :meth:`request_stop`: claim what is due, send, flush, sleep when idle; then
+        let in-flight sends finish (up to the drain timeout) and give back the rest."""
+        listener = None
+        if not self.state.db.is_sqlite:
+            listener = Listener(self.state.db.url, self.state.delivery_wake)
+            await listener.start()
+        try:
+            await self._loop()
+        finally:
+            if listener is not None:
+                await listener.close()
+            await self._drain()
+
+    async def _loop(self) -> None:
+        last_beat = time.monotonic()
+        state_wake = self.state.delivery_wake
+        while not self._stopping:
+            try:
+                await self.flush()
+                await self.claim()
+            except Exception:
+                log.exception("delivery worker: database error; retrying shortly")
+                await asyncio.sleep(min(self.poll, 2.0))
+                continue
+            if time.monotonic() - last_beat > self.lease / 3:
+                last_beat = time.monotonic()
+                try:
+                    await self._heartbeat()
+                except Exception:
+                    log.warning("delivery worker: could not renew leases", exc_info=True)
+            self._wake.clear()
+            if self._stopping:
+                break
+            if not self._finished:
+                waiters: list[asyncio.Future[object]] = [
+                    asyncio.ensure_future(self._wake.wait()),
+                    asyncio.ensure_future(state_wake.wait()),
+                ]
+                await asyncio.wait(
+                    waiters, timeout=min(self.poll, self.lease / 3), return_when="FIRST_COMPLETED"
+                )
+                for w in waiters:
+                    w.cancel()
+                state_wake.clear()
+            if self._inflight and len(self._finished) < self.concurrency // 2:
+                # Busy: let results and free slots gather for a moment, so that one
+                # transaction records many attempts and claims many deliveries.
+                await asyncio.sleep(BATCH_WINDOW)
+
+    def request_stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming; :meth:`run` then drains for at most ``timeout`` seconds and returns."""
+        self._stopping = True
+        self._drain_timeout = timeout
+        self._wake.set()
+
+    async def _drain(self) -> None:
+        self._stopping = True
+        tasks = [t for t, _ in self._inflight.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self._drain_timeout)
+        left = list(self._inflight)
+        for task, _ in list(self._inflight.values()):
+            task.cancel()
+        try:
+            await self.flush()
+            if left:
+                async with self.state.db.write() as conn:
+                    await release(conn, self.name, left)
+        except Exception:
+            log.warning("delivery worker: could not record the last attempts", exc_info=True)
+        await self.sender.close()
+
+
+def worker_service(
+    **kwargs: object,
+) -> Callable[[AppState], Awaitable[Callable[[], Awaitable[None]]]]:
+    """The worker as a background :data:`~fieldreport.app.Service` of the server."""
+
+    async def start(state: AppState) -> Callable[[], Awaitable[None]]:
+        worker = Worker(state, **kwargs)  # type: ignore[arg-type]
+        task = asyncio.create_task(worker.run(), name="delivery-worker")
+        log.info("delivery worker %s started", worker.name)
+
+        async def stop() -> None:
+            worker.request_stop(timeout=min(state.settings.shutdown_timeout, 30.0))
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=60)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        return stop
+
+    return start
