@@ -93,12 +93,19 @@ class WorkerProcess:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> WorkerProcess:
+    def start(self, timeout: float = 30) -> WorkerProcess:
+        """Start ``fieldreport worker`` and wait until it says it is delivering."""
+        seen = self.log.read_text().count(": delivering") if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                fieldreport_cmd("worker"), env=subprocess_env(**self.env), stdout=out,
-                stderr=subprocess.STDOUT,
+                fieldreport_cmd("worker"), env=subprocess_env(PYTHONUNBUFFERED="1", **self.env),
+                stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while self.log.read_text().count(": delivering") == seen:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
         return self
 
     def kill(self) -> None:
@@ -300,7 +307,7 @@ async def test_kills_and_receiver_outage_during_load(cluster: Cluster, record: R
     await rx_ctx.__aexit__(None, None, None)  # the receiver goes down ...
     await asyncio.sleep(2.0)
     await asyncio.to_thread(cluster.servers[0].start)
-    cluster.workers[0].start()
+    await asyncio.to_thread(cluster.workers[0].start)
     rx_ctx = running_receiver(rx, cluster.receiver_port)  # ... and comes back
     await rx_ctx.__aenter__()
     try:

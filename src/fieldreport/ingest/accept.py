@@ -25,7 +25,7 @@ from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
 from fieldreport.storage.deliveries import enqueue_report
 from fieldreport.storage.projects import Project
-from fieldreport.storage.reports import ReportFields, StoredFile, insert_report
+from fieldreport.storage.reports import ReportFields, StoredFile, get_report, insert_report
 from fieldreport.storage.schema.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ async def accept_report(
                 code="storage_unavailable",
                 headers={"Retry-After": "30"},
             ) from exc
+        committing = False
         try:
             async with state.db.write() as conn:
                 ticketnr = await insert_report(
@@ -127,15 +128,38 @@ async def accept_report(
                 delivery_id = await enqueue_report(
                     conn, report_id=report_id, project_id=project.id, now=utcnow()
                 )
+                committing = True  # leaving the block commits
         except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
             log.error("database write failed for report %s: %s", report_id, exc)
             raise unavailable("database unavailable, try again shortly") from exc
     except BaseException:
-        await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))
+        if committing:
+            # The COMMIT itself failed (e.g. the connection died while it was on its way):
+            # it may have been applied, and a committed report must keep its files.
+            await asyncio.shield(_delete_blobs_unless_committed(state, report_id, stored))
+        else:
+            await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))
         raise
     if delivery_id is not None:
         state.delivery_wake.set()
     return AcceptedReport(report_id, ticketnr, ticket_url(state.public_url, report_id))
+
+
+async def _delete_blobs_unless_committed(
+    state: AppState, report_id: str, stored: list[StoredFile]
+) -> None:
+    """After a COMMIT of unknown outcome: delete the files only if the report is surely
+    not there; when the database cannot tell us now, keep them (an orphan costs space; a
+    committed report without its files could never be delivered)."""
+    keys = [f.blob_key for f in stored]
+    try:
+        async with state.db.read() as conn:
+            committed = await get_report(conn, report_id) is not None
+    except Exception:
+        log.warning("report %s: commit outcome unknown; keeping its files %s", report_id, keys)
+        return
+    if not committed:
+        await _delete_blobs(state, keys)
 
 
 async def _delete_blobs(state: AppState, keys: list[str]) -> None:
