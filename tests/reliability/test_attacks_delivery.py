@@ -19,7 +19,6 @@ pytest.importorskip("fieldreport.delivery.receiver", reason="needs the reference
 
 from fieldreport.delivery.formats.xml import NAMESPACE
 from fieldreport.delivery.receiver import ReceiverConfig, receiver_app
-
 from tests.reliability.conftest import Record
 
 SECRET_TEXT = "top-secret-line-from-the-receivers-disk"
@@ -80,4 +79,28 @@ async def test_attack_xml_entity_expansion_bomb_against_the_receiver(
         "not expanded: answered at once, nothing large stored",
         status=resp.status_code,
         seconds=round(elapsed, 3),
+    )
+
+
+async def test_attack_forged_file_links(
+    client: httpx.AsyncClient, project: object, record: Record
+) -> None:
+    """Signed download links with forged, non-ASCII or odd-digit signatures and expiries."""
+    report_id = str(uuid.uuid4())
+    for query in (
+        {"expires": "9999999999", "sig": "0" * 40},
+        {"expires": "9999999999", "sig": "ë.Ò\x15"},
+        {"expires": "³", "sig": "abc"},
+        {"expires": "-1", "sig": "abc"},
+        {"expires": str(10**30), "sig": "abc"},
+    ):
+        resp = await client.get(f"/api/v1/delivery-files/{report_id}/screenshot", params=query)
+        assert resp.status_code == 403, (query, resp.text)
+    resp = await client.get("/api/v1/delivery-files/..%2F..%2Fetc/passwd", params=query)
+    assert resp.status_code in (403, 404)
+    record(
+        "attack",
+        "forged signed file links: wrong, non-ASCII and odd-digit signatures and expiries, "
+        "traversal in the path (found by schemathesis: non-ASCII was a 500)",
+        "403 for each; nothing served",
     )

@@ -93,6 +93,7 @@ async def accept_report(
     report_id = str(uuid.uuid4())
     prefix = f"reports/{project.id}/{report_id}"
     stored: list[StoredFile] = []
+    committing = False
     try:
         try:
             if incoming.screenshot is not None:
@@ -113,7 +114,6 @@ async def accept_report(
                 code="storage_unavailable",
                 headers={"Retry-After": "30"},
             ) from exc
-        committing = False
         try:
             async with state.db.write() as conn:
                 ticketnr = await insert_report(
