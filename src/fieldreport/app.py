@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from fieldreport import __version__, openapi
+from fieldreport import __version__, dashboard, openapi
 from fieldreport.api import backend_events as api_backend_events
 from fieldreport.api import deliveries as api_deliveries
 from fieldreport.api import reports as api_reports
@@ -29,6 +29,7 @@ from fieldreport.ingest.errors import HTTPProblem, handle_problem
 from fieldreport.metrics import Metrics, ObservabilityMiddleware, metrics_endpoint, route_templates
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
+from fieldreport.web import routes as web_routes
 
 log = logging.getLogger(__name__)
 _NET_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ETIMEDOUT}
@@ -113,6 +114,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *ingest_reports.routes,
         *api_reports.routes,
+        *web_routes.routes,
         *api_deliveries.routes,
         *sessions.routes,
         *session_images.routes,
@@ -120,6 +122,7 @@ def build_routes() -> list[BaseRoute]:
         *ingest_fullstack.routes,
         *api_backend_events.routes,
         *openapi.routes(),
+        *dashboard.routes(),
     ]
 
 

@@ -84,6 +84,24 @@ class Settings(BaseSettings):
         description="Seconds to let in-flight requests finish after SIGTERM/SIGINT, e.g. `30s`.",
     )
 
+    # --- dashboard --------------------------------------------------------------------------
+    login_max_age: float = Field(
+        default=14 * 86400.0,
+        gt=0,
+        description="How long a dashboard login lasts (its session cookie), e.g. `14d`.",
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed dashboard logins allowed per account within `LOGIN_WINDOW` "
+        "(four times as many per client IP); more are refused with 429.",
+    )
+    login_window: float = Field(
+        default=900.0,
+        gt=0,
+        description="The sliding window for `LOGIN_MAX_FAILURES`, e.g. `15m`.",
+    )
+
     # --- delivery ---------------------------------------------------------------------------
     allow_private_destinations: bool = Field(
         default=False,
@@ -208,6 +226,11 @@ class Settings(BaseSettings):
     @classmethod
     def _size(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("login_max_age", "login_window", mode="before")
+    @classmethod
+    def _login_durations(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator(
         "shutdown_timeout",

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from fieldreport.api.session_views import batch_dict, events_stream, iso_z, session_dict
-from fieldreport.ingest.auth import app_state, project_for_secret_key
+from fieldreport.ingest.auth import app_state, project_for_listing, project_for_secret_key
 from fieldreport.ingest.errors import HTTPProblem, not_found
 from fieldreport.storage.sessions import (
     Session,
@@ -54,10 +54,7 @@ async def list_project_sessions(request: Request) -> Response:
       403: {$ref: '#/components/responses/Problem'}
     """
     state = app_state(request)
-    project = await project_for_secret_key(state, request)
-    wanted = request.query_params.get("project")
-    if wanted is not None and wanted not in (project.name, str(project.id)):
-        raise HTTPProblem(403, "this key belongs to another project", code="forbidden")
+    project = await project_for_listing(state, request)
     try:
         limit = int(request.query_params.get("limit", "50"))
         before_raw = request.query_params.get("before")

@@ -14,6 +14,8 @@ from fieldreport.cli import (
     report,
     serve,
     session,
+    user,
+    widget,
 )
 
 
@@ -30,6 +32,8 @@ cli.add_command(serve.serve)
 cli.add_command(serve.migrate)
 cli.add_command(project.project)
 cli.add_command(report.report)
+cli.add_command(widget.widget)
+cli.add_command(user.user)
 cli.add_command(destination.destination)
 cli.add_command(delivery.delivery)
 cli.add_command(delivery.worker)

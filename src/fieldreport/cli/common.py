@@ -6,13 +6,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from fieldreport.settings import Settings, env_var
 from fieldreport.state import AppState, open_state
+from fieldreport.storage.projects import Project, get_project
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,6 +82,20 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+async def require_project(state: AppState, name: str) -> Project:
+    """The project named ``name`` (or with that id); exits with an error when there is none."""
+    async with state.db.read() as conn:
+        found = await get_project(conn, name)
+    if found is None:
+        fail(f"no project named {name!r} (see `fieldreport project list`)")
+    return found
+
+
+async def optional_project_id(state: AppState, name: str | None) -> int | None:
+    """For ``--project`` filters: None when not given, else the project's id (or exit)."""
+    return None if name is None else (await require_project(state, name)).id

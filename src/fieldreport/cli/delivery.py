@@ -12,6 +12,7 @@ import click
 from fieldreport.cli.common import (
     STORAGE_FIELDS,
     fail,
+    optional_project_id,
     pop_settings,
     print_json,
     settings_options,
@@ -30,7 +31,6 @@ from fieldreport.storage.deliveries import (
     list_deliveries,
     requeue,
 )
-from fieldreport.storage.projects import get_project
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.units import parse_duration
 
@@ -66,14 +66,8 @@ def list_(
     settings = pop_settings(kwargs)
 
     async def go(state: AppState) -> None:
-        project_id = None
+        project_id = await optional_project_id(state, project)
         async with state.db.read() as conn:
-            if project is not None:
-                p = await get_project(conn, project)
-                if p is None:
-                    fail(f"no project named {project!r}")
-                    return
-                project_id = p.id
             found = await list_deliveries(conn, project_id=project_id, status=status, limit=limit)
         items = [delivery_dict(d) for d in found]
         if as_json:
@@ -165,14 +159,8 @@ def retry(
                 fail(f"no delivery {delivery_id}, or its project has no enabled destination")
             click.echo(f"delivery {delivery_id} queued again")
             return
-        project_id = None
+        project_id = await optional_project_id(state, project)
         async with state.db.read() as conn:
-            if project is not None:
-                p = await get_project(conn, project)
-                if p is None:
-                    fail(f"no project named {project!r}")
-                    return
-                project_id = p.id
             since_at = now - timedelta(seconds=window) if window is not None else None
             ids = await dead_ids(conn, since=since_at, project_id=project_id)
         queued = 0

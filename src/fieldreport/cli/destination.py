@@ -12,6 +12,7 @@ from fieldreport.cli.common import (
     fail,
     pop_settings,
     print_json,
+    require_project,
     settings_options,
     with_state,
 )
@@ -33,7 +34,7 @@ from fieldreport.storage.destinations import (
     get_destination,
     remove_destination,
 )
-from fieldreport.storage.projects import Project, get_project
+from fieldreport.storage.projects import get_project
 from fieldreport.units import parse_duration
 
 FIELDS = (*STORAGE_FIELDS, "allow_private_destinations")
@@ -48,15 +49,6 @@ def destination() -> None:
     smtp(s)://user:pass@host:port?to=…    email (when available)
     ftp://user:pass@host/path, sftp://user@host/path   file upload (when available)
     """
-
-
-async def _project(state: AppState, name: str) -> Project:
-    async with state.db.read() as conn:
-        found = await get_project(conn, name)
-    if found is None:
-        fail(f"no project named {name!r} (see `fieldreport project list`)")
-    assert found is not None
-    return found
 
 
 @destination.command("add")
@@ -118,7 +110,7 @@ def add(
         raise click.BadParameter(str(exc)) from None
 
     async def go(state: AppState) -> None:
-        p = await _project(state, project)
+        p = await require_project(state, project)
         try:
             await check_destination(new, allow_private=settings.allow_private_destinations)
             async with state.db.write() as conn:
@@ -148,7 +140,7 @@ def list_(project: str, as_json: bool, **kwargs: Any) -> None:
     settings = pop_settings(kwargs)
 
     async def go(state: AppState) -> None:
-        p = await _project(state, project)
+        p = await require_project(state, project)
         async with state.db.read() as conn:
             found = await chain(conn, p.id)
         items = [destination_dict(d, primary=i == 0) for i, d in enumerate(found)]

@@ -9,7 +9,7 @@ import click
 
 from fieldreport.cli.common import (
     STORAGE_FIELDS,
-    fail,
+    optional_project_id,
     pop_settings,
     print_json,
     settings_options,
@@ -17,7 +17,6 @@ from fieldreport.cli.common import (
 )
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import EVENT_TYPES, backend_event_dict, list_events
-from fieldreport.storage.projects import get_project
 
 
 @click.group()
@@ -50,14 +49,8 @@ def list_(
     settings = pop_settings(kwargs)
 
     async def go(state: AppState) -> None:
+        project_id = await optional_project_id(state, project_name)
         async with state.db.read() as conn:
-            project_id = None
-            if project_name is not None:
-                p = await get_project(conn, project_name)
-                if p is None:
-                    fail(f"no project named {project_name!r}")
-                    return
-                project_id = p.id
             found = await list_events(
                 conn,
                 recording,

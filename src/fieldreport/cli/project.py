@@ -12,6 +12,7 @@ from fieldreport.cli.common import (
     fail,
     pop_settings,
     print_json,
+    require_project,
     settings_options,
     with_state,
 )
@@ -19,10 +20,8 @@ from fieldreport.ingest.cors import normalize_origin
 from fieldreport.keys import KeyKind
 from fieldreport.state import AppState
 from fieldreport.storage.projects import (
-    Project,
     ProjectExists,
     create_project,
-    get_project,
     list_projects,
     rotate_key,
     set_origins,
@@ -32,15 +31,6 @@ from fieldreport.storage.projects import (
 @click.group()
 def project() -> None:
     """Create and manage projects, their keys and allowed browser origins."""
-
-
-async def _require(state: AppState, name: str) -> Project:
-    async with state.db.read() as conn:
-        found = await get_project(conn, name)
-    if found is None:
-        fail(f"no project named {name!r} (see `fieldreport project list`)")
-    assert found is not None
-    return found
 
 
 @project.command("create")
@@ -117,7 +107,7 @@ def show(name: str, **kwargs: Any) -> None:
     settings = pop_settings(kwargs)
 
     async def go(state: AppState) -> None:
-        print_json(project_dict(await _require(state, name)))
+        print_json(project_dict(await require_project(state, name)))
 
     with_state(settings, go)
 
@@ -134,7 +124,7 @@ def rotate(name: str, which: str | None, as_json: bool, **kwargs: Any) -> None:
     kinds: list[KeyKind] = ["public", "secret"] if which is None else [which]  # type: ignore[list-item]
 
     async def go(state: AppState) -> None:
-        p = await _require(state, name)
+        p = await require_project(state, name)
         new: dict[str, str] = {}
         async with state.db.write() as conn:
             for kind in kinds:
@@ -167,7 +157,7 @@ def set_(name: str, add: tuple[str, ...], remove: tuple[str, ...], **kwargs: Any
         raise click.UsageError("nothing to change: give --origin or --remove-origin")
 
     async def go(state: AppState) -> None:
-        p = await _require(state, name)
+        p = await require_project(state, name)
         async with state.db.write() as conn:
             origins = await set_origins(conn, p.id, add=to_add, remove=to_remove)
         click.echo(f"{p.name}: allowed origins: {', '.join(origins) or '(none)'}")

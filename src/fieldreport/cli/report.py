@@ -10,13 +10,13 @@ from fieldreport.api.serialize import report_dict
 from fieldreport.cli.common import (
     STORAGE_FIELDS,
     fail,
+    optional_project_id,
     pop_settings,
     print_json,
     settings_options,
     with_state,
 )
 from fieldreport.state import AppState
-from fieldreport.storage.projects import get_project
 from fieldreport.storage.reports import get_report, list_reports
 
 
@@ -35,14 +35,8 @@ def list_(project_name: str | None, limit: int, as_json: bool, **kwargs: Any) ->
     settings = pop_settings(kwargs)
 
     async def go(state: AppState) -> None:
-        project_id = None
+        project_id = await optional_project_id(state, project_name)
         async with state.db.read() as conn:
-            if project_name is not None:
-                p = await get_project(conn, project_name)
-                if p is None:
-                    fail(f"no project named {project_name!r}")
-                    return
-                project_id = p.id
             found = await list_reports(conn, project_id=project_id, limit=limit)
         if as_json:
             print_json([report_dict(r, state.public_url) for r in found])

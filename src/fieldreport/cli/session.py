@@ -10,6 +10,7 @@ from fieldreport.api.session_views import batch_dict, session_dict
 from fieldreport.cli.common import (
     STORAGE_FIELDS,
     fail,
+    optional_project_id,
     pop_settings,
     print_json,
     settings_options,
@@ -17,7 +18,6 @@ from fieldreport.cli.common import (
 )
 from fieldreport.retention import collect_garbage, sweep_orphaned_batches
 from fieldreport.state import AppState
-from fieldreport.storage.projects import get_project
 from fieldreport.storage.sessions import (
     get_session,
     list_sessions,
@@ -42,14 +42,8 @@ def list_(project_name: str | None, limit: int, as_json: bool, **kwargs: Any) ->
     settings = pop_settings(kwargs)
 
     async def go(state: AppState) -> None:
-        project_id = None
+        project_id = await optional_project_id(state, project_name)
         async with state.db.read() as conn:
-            if project_name is not None:
-                p = await get_project(conn, project_name)
-                if p is None:
-                    fail(f"no project named {project_name!r}")
-                    return
-                project_id = p.id
             found = await list_sessions(conn, project_id=project_id, limit=limit)
         if as_json:
             print_json([session_dict(s) for s in found])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from fieldreport.ingest.errors import unauthorized
+from fieldreport.ingest.errors import HTTPProblem, unauthorized
 from fieldreport.state import AppState
 from fieldreport.storage.projects import Project, project_by_key
 
@@ -38,6 +38,15 @@ async def project_for_secret_key(state: AppState, request: Request) -> Project:
         project = await project_by_key(conn, token, "secret")
     if project is None:
         raise unauthorized("unknown secret key")
+    return project
+
+
+async def project_for_listing(state: AppState, request: Request) -> Project:
+    """The secret key's project, refusing a ``?project=`` that names another one."""
+    project = await project_for_secret_key(state, request)
+    wanted = request.query_params.get("project")
+    if wanted is not None and wanted not in (project.name, str(project.id)):
+        raise HTTPProblem(403, "this key belongs to another project", code="forbidden")
     return project
 
 

@@ -107,10 +107,15 @@ async def _accept(request: Request, project: Project, incoming: IncomingReport) 
 async def _cors_for_error(request: Request) -> dict[str, str]:
     """Let a browser read our error message when its origin belongs to the key's project."""
     origin = request_origin(request)
-    key = request.headers.get("x-fieldreport-key")
-    if origin is None or not key:
+    if origin is None or origin == "invalid":
         return {}
+    key = request.headers.get("x-fieldreport-key")
     async with app_state(request).db.read() as conn:
+        if not key:
+            # The widget sends its key as a form field (no preflight): let a browser on an
+            # origin that some project allows read why its report was refused.
+            known = await origin_known(conn, origin) or await origin_known(conn, "*")
+            return cors_headers(request, [origin]) if known else {}
         project = await project_by_key(conn, key, "public")
     return cors_headers(request, project.origins) if project else {}
 

@@ -1,0 +1,2 @@
+declare const __FIELDREPORT_VERSION__: string;
+declare const __FIELDREPORT_RECORDER__: string;
