@@ -10,9 +10,10 @@ from contextlib import asynccontextmanager
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from fieldreport import __version__, dashboard, openapi
@@ -32,6 +33,10 @@ from fieldreport.web import routes as web_routes
 
 log = logging.getLogger(__name__)
 _NET_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ETIMEDOUT}
+# PostgreSQL SQLSTATEs that mean "not reachable now": class 08 (connection exception),
+# 57P01-57P03 (shutting down, crashed, starting up / not yet accepting connections) and
+# 53300 (too many connections). asyncpg reports them as plain DBAPIErrors.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 # Background services started with the app (the delivery worker, retention...):
 # each takes the state and returns an async "stop" callable.
@@ -60,8 +65,12 @@ def _is_unavailable(exc: BaseException) -> bool:
     """Errors that mean "the database is unreachable right now", not "we have a bug"."""
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
     return isinstance(exc, OSError) and exc.errno in _NET_ERRNOS
 
 
@@ -73,6 +82,24 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
         {"error": "service temporarily unavailable, try again shortly", "code": "unavailable"},
         status_code=503,
         headers={"Retry-After": "5"},
+    )
+
+
+_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no such route, wrong method...) as JSON problems for API
+    clients; a browser asking for HTML gets the plain text it would have had."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    if "text/html" in request.headers.get("accept", ""):
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)
+    code = _CODES.get(exc.status_code, "error")
+    return JSONResponse(
+        {"error": exc.detail, "code": code}, status_code=exc.status_code, headers=headers
     )
 
 
@@ -134,6 +161,7 @@ def create_app(
         ],
         exception_handlers={
             HTTPProblem: handle_problem,
+            HTTPException: _http_exception,
             DBAPIError: _unavailable,
             PoolTimeout: _unavailable,
             OSError: _unavailable,

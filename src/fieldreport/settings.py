@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         description="Largest accepted report request (screenshot, attachments and fields), "
         "e.g. `20MiB`; larger ones get 413.",
     )
+    ingest_max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Requests one process handles at once on each ingest route; the next "
+        "ones get 503 with `Retry-After` at once instead of queueing in memory when the "
+        "database or blob store is slow.",
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated addresses/CIDRs of reverse proxies whose "

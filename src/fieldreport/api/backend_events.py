@@ -23,9 +23,10 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise HTTPProblem(400, f"`{name}` must be an integer") from exc
+    return max(-(2**63), min(value, 2**63 - 1))  # the database's BIGINT range
 
 
 def _list_param(request: Request, name: str) -> list[str]:

@@ -78,6 +78,8 @@ async def list_project_reports(request: Request) -> Response:
         raise HTTPProblem(400, "`limit` and `before` must be integers") from exc
     if not 1 <= limit <= 500 or (before is not None and before < 1):
         raise HTTPProblem(400, "`limit` must be 1..500 and `before` at least 1")
+    if before is not None:
+        before = min(before, 2**31 - 1)  # past any ticket number (an INTEGER column)
     async with state.db.read() as conn:
         page = await list_reports(conn, project_id=project.id, limit=limit, before_ticketnr=before)
     items = [report_dict(r, state.public_url) for r in page]

@@ -78,6 +78,9 @@ def signed_link(base_url: str, key: str, report_id: str, name: str, expires: int
 
 
 def link_valid(key: str, report_id: str, name: str, expires: str, sig: str, now: float) -> bool:
-    if not expires.isdigit() or int(expires) < now:
+    # Only ASCII is comparable (compare_digest raises on other str) and int() accepts
+    # non-ASCII digits such as "³": both were 500s (schemathesis).
+    if not (expires.isascii() and expires.isdigit() and sig.isascii()) or int(expires) < now:
         return False
-    return hmac.compare_digest(_link_sig(key, report_id, name, int(expires)), sig)
+    expected = _link_sig(key, report_id, name, int(expires))
+    return hmac.compare_digest(expected.encode(), sig.encode())

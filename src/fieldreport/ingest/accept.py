@@ -25,7 +25,7 @@ from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
 from fieldreport.storage.projects import Project
 from fieldreport.storage.report_writer import NewReport
-from fieldreport.storage.reports import ReportFields, StoredFile
+from fieldreport.storage.reports import ReportFields, StoredFile, get_report
 from fieldreport.storage.schema.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ async def accept_report(
     report_id = str(uuid.uuid4())
     prefix = f"reports/{project.id}/{report_id}"
     stored: list[StoredFile] = []
+    committing = False
     try:
         try:
             if incoming.screenshot is not None:
@@ -115,7 +116,9 @@ async def accept_report(
             ) from exc
         try:
             # The report's rows and its delivery (outbox) row commit together, possibly in
-            # one transaction with other reports arriving at the same moment.
+            # one transaction with other reports arriving at the same moment. A failure
+            # from here on may be a COMMIT of unknown outcome.
+            committing = True
             try:
                 written = await state.reports.submit(
                     NewReport(report_id, project.id, utcnow(), fields, stored)
@@ -129,11 +132,33 @@ async def accept_report(
             log.error("database write failed for report %s: %s", report_id, exc)
             raise unavailable("database unavailable, try again shortly") from exc
     except BaseException:
-        await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))
+        if committing:
+            # The COMMIT itself failed (e.g. the connection died while it was on its way):
+            # it may have been applied, and a committed report must keep its files.
+            await asyncio.shield(_delete_blobs_unless_committed(state, report_id, stored))
+        else:
+            await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))
         raise
     if written.delivery_id is not None:
         state.delivery_wake.set()
     return AcceptedReport(report_id, written.ticketnr, ticket_url(state.public_url, report_id))
+
+
+async def _delete_blobs_unless_committed(
+    state: AppState, report_id: str, stored: list[StoredFile]
+) -> None:
+    """After a COMMIT of unknown outcome: delete the files only if the report is surely
+    not there; when the database cannot tell us now, keep them (an orphan costs space; a
+    committed report without its files could never be delivered)."""
+    keys = [f.blob_key for f in stored]
+    try:
+        async with state.db.read() as conn:
+            committed = await get_report(conn, report_id) is not None
+    except Exception:
+        log.warning("report %s: commit outcome unknown; keeping its files %s", report_id, keys)
+        return
+    if not committed:
+        await _delete_blobs(state, keys)
 
 
 async def _delete_blobs(state: AppState, keys: list[str]) -> None:

@@ -41,6 +41,7 @@ from fieldreport.ingest.fullstack_input import (
     error_body,
     ok_body,
 )
+from fieldreport.ingest.shedding import shed_load
 from fieldreport.keys import hash_key
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import NewEvent, StoreResult
@@ -209,6 +210,11 @@ def _pending_note(state: AppState) -> str:
     return f"recording not started yet; kept for {ttl}s waiting for it"
 
 
+def _overloaded() -> Response:
+    return _unavailable("too many requests in flight, try again shortly").response()
+
+
+@shed_load("fullstack.send", _overloaded)
 async def send(request: Request) -> Response:
     """Attach one log or exception to a recording (seed 001).
     ---
@@ -250,6 +256,7 @@ async def send(request: Request) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+@shed_load("fullstack.send-batch", _overloaded)
 async def send_batch(request: Request) -> Response:
     """Send up to 1000 events at once, with one result per event.
     ---

@@ -15,6 +15,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 
@@ -125,6 +126,8 @@ async def parse_multipart(request: Request, limit: int) -> IncomingReport:
         raise too_large(limit) from exc
     except MultiPartException as exc:
         raise bad(f"malformed multipart body: {exc.message}", code="malformed_body") from exc
+    except HTTPException as exc:  # Starlette turns MultiPartException into this inside an app
+        raise bad(f"malformed multipart body: {exc.detail}", code="malformed_body") from exc
     except ClientDisconnect as exc:
         raise bad("the client disconnected before the body was complete", "malformed_body") from exc
     report = IncomingReport()

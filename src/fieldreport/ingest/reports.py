@@ -12,9 +12,11 @@ from fieldreport.ingest.clientip import client_ip
 from fieldreport.ingest.cors import check_origin, cors_headers, preflight_response, request_origin
 from fieldreport.ingest.errors import HTTPProblem, problem_response
 from fieldreport.ingest.report_input import IncomingReport, parse_json, parse_multipart
+from fieldreport.ingest.shedding import shed_load
 from fieldreport.storage.projects import Project, origin_known, project_by_key
 
 
+@shed_load("reports")
 async def create_report(request: Request) -> Response:
     """Submit a bug report.
     ---
@@ -44,6 +46,7 @@ async def create_report(request: Request) -> Response:
       413: {$ref: '#/components/responses/Problem'}
       415: {$ref: '#/components/responses/Problem'}
       503: {$ref: '#/components/responses/Problem'}
+      507: {$ref: '#/components/responses/Problem'}
     """
     state = app_state(request)
     limit = state.settings.max_report_bytes

@@ -98,6 +98,8 @@ class _StreamingArrayCheck:
         self.count = 0
 
     def feed(self, data: bytes) -> None:
+        if not data:  # ijson takes an empty send as the end of the input
+            return
         try:
             self._coro.send(data)
         except ijson.JSONError as exc:

@@ -29,6 +29,7 @@ from fieldreport.ingest.errors import HTTPProblem, not_found, too_large
 from fieldreport.ingest.files import safe_content_type
 from fieldreport.ingest.session_runtime import MOBILE
 from fieldreport.ingest.sessions import verify_token
+from fieldreport.ingest.shedding import shed_load
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
 from fieldreport.storage.sessions import known_image_hashes, record_image
@@ -79,6 +80,7 @@ def _check_hash(upload: UploadFile) -> _Image:
     return _Image(claimed, safe_content_type(upload.content_type), size, fh)
 
 
+@shed_load("sessions.images")
 async def push_images(request: Request) -> Response:
     """Upload images of a mobile session.
     ---
@@ -108,7 +110,9 @@ async def push_images(request: Request) -> Response:
       400: {$ref: '#/components/responses/Problem'}
       401: {$ref: '#/components/responses/Problem'}
       403: {$ref: '#/components/responses/Problem'}
+      404: {$ref: '#/components/responses/Problem'}
       413: {$ref: '#/components/responses/Problem'}
+      503: {$ref: '#/components/responses/Problem'}
     """
     platform = str(request.path_params["platform"])
     if platform not in MOBILE:

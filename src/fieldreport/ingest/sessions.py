@@ -32,6 +32,7 @@ from fieldreport.ingest.session_runtime import (
     session_runtime,
 )
 from fieldreport.ingest.session_tokens import InvalidToken, SessionClaims
+from fieldreport.ingest.shedding import shed_load
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
 from fieldreport.storage.group_commit import GroupCommit
@@ -57,6 +58,13 @@ def _platform(request: Request) -> str:
     return platform
 
 
+_MAX_ID = 2**31 - 1  # project ids are INTEGER columns; anything larger names no project
+
+
+async def _project_by_id(conn: Any, project_id: int) -> Project | None:
+    return await get_project(conn, project_id) if 0 < project_id <= _MAX_ID else None
+
+
 async def _project_for_start(state: AppState, data: dict[str, Any]) -> Project:
     key = data.get("projectKey")
     project_id = data.get("projectID")
@@ -64,9 +72,9 @@ async def _project_for_start(state: AppState, data: dict[str, Any]) -> Project:
         if isinstance(key, str) and key:
             project = await project_by_key(conn, key, "public")
         elif isinstance(project_id, int) and not isinstance(project_id, bool):
-            project = await get_project(conn, project_id)
-        elif isinstance(project_id, str) and project_id.isdigit():
-            project = await get_project(conn, int(project_id))
+            project = await _project_by_id(conn, project_id)
+        elif isinstance(project_id, str) and project_id.isascii() and project_id.isdigit():
+            project = await _project_by_id(conn, int(project_id))
         else:
             raise HTTPProblem(
                 400, "send `projectKey` (the public key) or `projectID` (the project's id)"
@@ -98,6 +106,7 @@ def _start_fields(data: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+@shed_load("sessions.start")
 async def start_session(request: Request) -> Response:
     """Start a recording session.
     ---
@@ -126,6 +135,7 @@ async def start_session(request: Request) -> Response:
       404: {$ref: '#/components/responses/Problem'}
       413: {$ref: '#/components/responses/Problem'}
       429: {$ref: '#/components/responses/Problem'}
+      503: {$ref: '#/components/responses/Problem'}
     """
     extra_headers: dict[str, str] = {}
     try:
@@ -354,6 +364,7 @@ async def _persist(
     return seq
 
 
+@shed_load("sessions.append")
 async def append_batch(request: Request) -> Response:
     """Push a batch of a running session.
     ---
@@ -379,6 +390,7 @@ async def append_batch(request: Request) -> Response:
       400: {$ref: '#/components/responses/Problem'}
       401: {$ref: '#/components/responses/Problem'}
       403: {$ref: '#/components/responses/Problem'}
+      404: {$ref: '#/components/responses/Problem'}
       413: {$ref: '#/components/responses/Problem'}
       415: {$ref: '#/components/responses/Problem'}
       429: {$ref: '#/components/responses/Problem'}
@@ -387,6 +399,7 @@ async def append_batch(request: Request) -> Response:
     return await _store_batch(request, late=False)
 
 
+@shed_load("sessions.late")
 async def late_batch(request: Request) -> Response:
     """Push a late batch (after a crash or reload).
     ---
@@ -410,8 +423,11 @@ async def late_batch(request: Request) -> Response:
         content: {application/json: {schema: {$ref: '#/components/schemas/BatchStored'}}}
       400: {$ref: '#/components/responses/Problem'}
       401: {$ref: '#/components/responses/Problem'}
+      404: {$ref: '#/components/responses/Problem'}
       413: {$ref: '#/components/responses/Problem'}
+      415: {$ref: '#/components/responses/Problem'}
       429: {$ref: '#/components/responses/Problem'}
+      503: {$ref: '#/components/responses/Problem'}
     """
     return await _store_batch(request, late=True)
 

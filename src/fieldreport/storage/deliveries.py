@@ -560,6 +560,16 @@ async def outbox_stats(conn: AsyncConnection, now: datetime) -> OutboxStats:
     return OutboxStats(counts, oldest if isinstance(oldest, datetime) else None, int(leased))
 
 
+async def attempts_by_outcome(conn: AsyncConnection) -> dict[str, int]:
+    """Recorded delivery attempts by outcome, over every worker process."""
+    rows = await conn.execute(
+        sa.select(delivery_attempts.c.outcome, sa.func.count()).group_by(
+            delivery_attempts.c.outcome
+        )
+    )
+    return {str(outcome): int(n) for outcome, n in rows}
+
+
 async def next_due_at(conn: AsyncConnection) -> datetime | None:
     """When the earliest pending/failed delivery becomes due (for the worker's sleep)."""
     value = (
