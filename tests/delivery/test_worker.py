@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from fieldreport.delivery.worker import Worker
-from fieldreport.ingest import accept
 from fieldreport.state import AppState
+from fieldreport.storage import report_writer
 from fieldreport.storage.deliveries import list_deliveries, requeue
 from fieldreport.storage.destinations import chain
 from fieldreport.storage.projects import NewProject
@@ -43,7 +43,7 @@ async def test_outbox_failure_rolls_back_the_report(
     async def broken(*args: object, **kwargs: object) -> int:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(accept, "enqueue_report", broken)
+    monkeypatch.setattr(report_writer, "enqueue_report", broken)
     resp = await client.post("/api/v1/reports", data={"key": project.public_key, "subject": "x"})
     assert resp.status_code == 503
     async with state.db.read() as conn:
