@@ -160,16 +160,6 @@ class Settings(BaseSettings):
         "not started yet; past it they are refused.",
     )
 
-    @field_validator("fullstack_max_payload_bytes", mode="before")
-    @classmethod
-    def _fullstack_size(cls, value: Any) -> Any:
-        return parse_size(value) if isinstance(value, str) else value
-
-    @field_validator("fullstack_pending_ttl", mode="before")
-    @classmethod
-    def _fullstack_duration(cls, value: Any) -> Any:
-        return parse_duration(value) if isinstance(value, str) else value
-
     # --- session recording --------------------------------------------------------------
     session_secret: SecretStr | None = Field(
         default=None,
@@ -226,16 +216,12 @@ class Settings(BaseSettings):
         "session_max_inflated_bytes",
         "session_max_images_bytes",
         "session_rate_bytes",
+        "fullstack_max_payload_bytes",
         mode="before",
     )
     @classmethod
     def _size(cls, value: Any) -> Any:
         return parse_size(value) if isinstance(value, str) else value
-
-    @field_validator("login_max_age", "login_window", mode="before")
-    @classmethod
-    def _login_durations(cls, value: Any) -> Any:
-        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator(
         "shutdown_timeout",
@@ -245,6 +231,9 @@ class Settings(BaseSettings):
         "session_max_length",
         "session_late_grace",
         "session_retention",
+        "fullstack_pending_ttl",
+        "login_max_age",
+        "login_window",
         mode="before",
     )
     @classmethod
