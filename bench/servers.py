@@ -35,10 +35,11 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    """This checkout's src first on PYTHONPATH, no FIELDREPORT_* settings leaking in."""
+def child_env(src: Path = SRC, **extra: str) -> dict[str, str]:
+    """``src`` (this checkout's, unless another build is compared) first on PYTHONPATH, no
+    FIELDREPORT_* settings leaking in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDREPORT_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(ROOT), env.get("PYTHONPATH", "")]).rstrip(
+    env["PYTHONPATH"] = os.pathsep.join([str(src), str(ROOT), env.get("PYTHONPATH", "")]).rstrip(
         os.pathsep
     )
     env.update(extra)
@@ -148,13 +149,14 @@ def app_bare(workdir: Path) -> Iterator[Group]:
 @dataclass
 class Fieldreport(Group):
     settings: dict[str, str] = field(default_factory=dict)
+    src: Path = SRC
     public_key: str = ""
     secret_key: str = ""
 
     def cli(self, *args: str) -> str:
         return subprocess.run(
             [sys.executable, "-m", "fieldreport", *args],
-            env=child_env(**self.settings),
+            env=child_env(self.src, **self.settings),
             capture_output=True,
             text=True,
             check=True,
@@ -164,10 +166,11 @@ class Fieldreport(Group):
 
 @contextmanager
 def fieldreport(
-    n: int, workdir: Path, database_url: str | None = None, **extra: str
+    n: int, workdir: Path, database_url: str | None = None, *, src: Path = SRC, **extra: str
 ) -> Iterator[Fieldreport]:
     """``n`` ``fieldreport serve`` processes sharing one database and blob directory, plus a
-    project named ``bench`` (its keys on the returned group)."""
+    project named ``bench`` (its keys on the returned group). ``src``: the build to run
+    (another revision's ``src/`` for before/after comparisons)."""
     data_dir = workdir / "fieldreport-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = {
@@ -177,7 +180,7 @@ def fieldreport(
         **({"FIELDREPORT_DATABASE_URL": database_url} if database_url else {}),
         **extra,
     }
-    group = Fieldreport("fieldreport", settings=settings)
+    group = Fieldreport("fieldreport", settings=settings, src=src)
     try:
         created = json.loads(group.cli("project", "create", "bench", "--json"))
         group.public_key = created["public_key"]
@@ -188,7 +191,7 @@ def fieldreport(
             with log.open("wb") as out:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "fieldreport", "serve"],
-                    env=child_env(**settings, FIELDREPORT_PORT=str(port)),
+                    env=child_env(src, **settings, FIELDREPORT_PORT=str(port)),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     cwd=ROOT,
@@ -238,3 +241,20 @@ def scratch(prefix: str, base: Path | None = None) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def revision_src(rev: str) -> Path:
+    """The ``src/`` tree of git revision ``rev`` of this repository, extracted once under
+    ``.bench/`` (for running an earlier build beside this one)."""
+    target = ROOT / ".bench" / f"rev-{rev}"
+    if not (target / "src" / "fieldreport").is_dir():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", rev, "src"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target / "src"

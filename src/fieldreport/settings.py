@@ -83,11 +83,6 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds to let in-flight requests finish after SIGTERM/SIGINT, e.g. `30s`.",
     )
-    sqlite_group_commit: bool = Field(
-        default=False,
-        description="SQLite: commit concurrent writes together (one fsync for many requests; "
-        "each still answered only after its commit). Measured in BENCHMARKS.md.",
-    )
 
     # --- dashboard --------------------------------------------------------------------------
     login_max_age: float = Field(

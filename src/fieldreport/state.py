@@ -10,10 +10,9 @@ from datetime import datetime
 from fieldreport.settings import Settings
 from fieldreport.storage.blobs import BlobStore, open_blob_store
 from fieldreport.storage.db import Database
-from fieldreport.storage.group_commit import GroupCommit
 from fieldreport.storage.migrate import upgrade
-from fieldreport.storage.report_writer import NewReport, WrittenReport, write_reports
 from fieldreport.storage.schema.base import utcnow
+from fieldreport.storage.writer import BatchWriter
 
 
 @dataclass
@@ -25,17 +24,19 @@ class AppState:
     delivery_wake: asyncio.Event = field(default_factory=asyncio.Event)
     # The current time; tests replace it to move time without sleeping.
     clock: Callable[[], datetime] = field(default=utcnow)
-    # Accepted reports' rows: concurrent reports share a transaction (group commit).
-    reports: GroupCommit[NewReport, WrittenReport] = field(init=False)
+    # The ingest paths' rows (reports, session batches, backend events): concurrent requests
+    # share transactions, each answered after its commit.
+    writer: BatchWriter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reports = GroupCommit(self.db, write_reports)
+        self.writer = BatchWriter(self.db)
 
     @property
     def public_url(self) -> str:
         return self.settings.effective_public_url
 
     async def close(self) -> None:
+        await self.writer.close()
         await self.blobs.close()
         await self.db.dispose()
 
@@ -43,7 +44,7 @@ class AppState:
 async def open_state(settings: Settings, *, migrate: bool = True) -> AppState:
     """Open the database (creating and migrating it if needed) and the blob store."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url, group_commit=settings.sqlite_group_commit)
+    db = Database(settings.effective_database_url)
     if migrate:
         await upgrade(db)
     secret = settings.s3_secret_access_key

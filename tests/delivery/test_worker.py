@@ -40,10 +40,10 @@ async def test_outbox_failure_rolls_back_the_report(
 ) -> None:
     await add_dest(state, project, "http://127.0.0.1:9/hook")
 
-    async def broken(*args: object, **kwargs: object) -> int:
+    def broken(*args: object, **kwargs: object) -> list[int]:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(report_writer, "enqueue_report", broken)
+    monkeypatch.setattr(report_writer, "enqueue_reports", broken)
     resp = await client.post("/api/v1/reports", data={"key": project.public_key, "subject": "x"})
     assert resp.status_code == 503
     async with state.db.read() as conn:

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 
 from fieldreport.retention import collect_garbage, start_retention, sweep_orphaned_batches
 from fieldreport.state import AppState
-from fieldreport.storage.group_commit import GroupCommit
 from fieldreport.storage.projects import NewProject
 from fieldreport.storage.reports import ReportFields, StoredFile, insert_report
 from fieldreport.storage.schema.sessions import session_batches, sessions
@@ -178,28 +177,6 @@ async def test_retention_service_collects_at_start(state: AppState, project: New
         await stop()
     async with state.db.read() as conn:
         assert (await conn.execute(sa.select(sa.func.count()).select_from(sessions))).scalar() == 0
-
-
-async def test_group_commit_answers_each_caller_after_its_transaction(
-    state: AppState, project: NewProject
-) -> None:
-    calls: list[list[int]] = []
-
-    async def write(conn: object, items: list[int]) -> list[int]:
-        calls.append(items)
-        if 13 in items:
-            raise RuntimeError("boom")
-        return [i * 10 for i in items]
-
-    group = GroupCommit(state.db, write)  # type: ignore[arg-type]
-    results = await asyncio.gather(*(group.submit(i) for i in range(10)))
-    assert results == [i * 10 for i in range(10)]
-    assert len(calls) < 10  # callers that queued together shared a transaction
-    assert sorted(i for c in calls for i in c) == list(range(10))
-    outcomes = await asyncio.gather(
-        *(group.submit(i) for i in (11, 12, 13)), return_exceptions=True
-    )
-    assert all(isinstance(o, RuntimeError) for o in outcomes[1:])
 
 
 async def test_sweep_deletes_only_blobs_of_sessions_that_are_gone(

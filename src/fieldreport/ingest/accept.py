@@ -24,7 +24,7 @@ from fieldreport.ingest.report_input import IncomingReport
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
 from fieldreport.storage.projects import Project
-from fieldreport.storage.report_writer import NewReport
+from fieldreport.storage.report_writer import NewReport, write_reports
 from fieldreport.storage.reports import ReportFields, StoredFile, get_report
 from fieldreport.storage.schema.base import utcnow
 
@@ -120,8 +120,8 @@ async def accept_report(
             # from here on may be a COMMIT of unknown outcome.
             committing = True
             try:
-                written = await state.reports.submit(
-                    NewReport(report_id, project.id, utcnow(), fields, stored)
+                written = await state.writer.submit(
+                    write_reports, NewReport(report_id, project.id, utcnow(), fields, stored)
                 )
             except asyncio.CancelledError:
                 # The client went away, but its group may still commit these rows: keep

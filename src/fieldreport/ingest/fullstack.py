@@ -74,6 +74,7 @@ def event_writer(app: Starlette, state: AppState) -> EventWriter:
     writer: EventWriter | None = getattr(app.state, "event_writer", None)
     if writer is None:
         writer = EventWriter(
+            state.writer,
             state.db,
             pending_ttl=timedelta(seconds=state.settings.fullstack_pending_ttl),
             max_pending=state.settings.fullstack_max_pending,

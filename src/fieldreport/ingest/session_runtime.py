@@ -10,8 +10,6 @@ from fieldreport.ingest.auth import app_state
 from fieldreport.ingest.ratelimit import RateLimiter
 from fieldreport.ingest.session_tokens import TokenSigner, load_secret
 from fieldreport.state import AppState
-from fieldreport.storage.group_commit import GroupCommit
-from fieldreport.storage.sessions import BatchRecord, record_batches
 
 WEB = "web"
 MOBILE = ("ios", "android", "mobile")
@@ -23,8 +21,6 @@ class SessionRuntime:
     signer: TokenSigner
     sessions_per_minute: RateLimiter
     bytes_per_minute: RateLimiter
-    # Batch rows of concurrent appends share transactions (group commit).
-    batches: GroupCommit[BatchRecord, int | None]
 
     @classmethod
     def for_state(cls, state: AppState) -> SessionRuntime:
@@ -33,7 +29,6 @@ class SessionRuntime:
             signer=TokenSigner(load_secret(settings)),
             sessions_per_minute=RateLimiter("sessions", settings.session_rate_sessions),
             bytes_per_minute=RateLimiter("bytes", settings.session_rate_bytes),
-            batches=GroupCommit(state.db, record_batches),
         )
 
 

@@ -35,13 +35,13 @@ from fieldreport.ingest.session_tokens import InvalidToken, SessionClaims
 from fieldreport.ingest.shedding import shed_load
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
-from fieldreport.storage.group_commit import GroupCommit
 from fieldreport.storage.projects import Project, get_project, origin_known, project_by_key
 from fieldreport.storage.sessions import (
     BatchRecord,
     NewSession,
     insert_session,
     popular_image_hashes,
+    record_batches,
 )
 
 log = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ async def _store_batch(request: Request, *, late: bool) -> Response:
         )
         if not admitted:  # chunked: charge what arrives, refuse once over the limit
             runtime.bytes_per_minute.take(claims.project_id, 0, now)
-        seq = await _persist(state, runtime.batches, claims, body, encoding=encoding, late=late)
+        seq = await _persist(state, claims, body, encoding=encoding, late=late)
         if not admitted:
             runtime.bytes_per_minute.charge(claims.project_id, body.size, now)
     except HTTPProblem as problem:
@@ -306,7 +306,6 @@ async def _store_batch(request: Request, *, late: bool) -> Response:
 
 async def _persist(
     state: AppState,
-    batches: GroupCommit[BatchRecord, int | None],
     claims: SessionClaims,
     body: BatchBody,
     *,
@@ -344,7 +343,7 @@ async def _persist(
         # never point at a missing blob; an unreferenced blob only costs space).
         row_may_exist = True
         try:
-            seq = await batches.submit(record)
+            seq = await state.writer.submit(record_batches, record)
             row_may_exist = seq is not None
         except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
             row_may_exist = False  # the transaction failed: no row

@@ -16,9 +16,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fieldreport.storage.destinations import Destination, destination_from, next_in_chain
+from fieldreport.storage.bulk import insert_ids
+from fieldreport.storage.destinations import (
+    Destination,
+    destination_from,
+    first_in_chain,
+    next_in_chain,
+)
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.schema.core import projects, reports
 from fieldreport.storage.schema.delivery import (
@@ -101,34 +108,43 @@ class Delivery:
 # --- the outbox ---------------------------------------------------------------------------
 
 
+def enqueue_reports(conn: Connection, rows: list[tuple[str, int, datetime]]) -> list[int | None]:
+    """Add each ``(report id, project id, arrival time)``'s delivery row in the caller's
+    transaction (the one that inserts the reports), in one statement. Returns their ids, or
+    None for a report whose project has no enabled destination."""
+    firsts: dict[int, Destination | None] = {}
+    for _, project_id, _ in rows:
+        if project_id not in firsts:
+            firsts[project_id] = first_in_chain(conn, project_id)
+    wanted = [(report_id, firsts[project_id], now) for report_id, project_id, now in rows]
+    values = [
+        {
+            "report_id": report_id,
+            "project_id": first.project_id,
+            "destination_id": first.id,
+            "position": first.position,
+            "status": PENDING,
+            "attempts": 0,
+            "total_attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for report_id, first, now in wanted
+        if first is not None
+    ]
+    ids = iter(insert_ids(conn, deliveries, values))
+    if values and conn.dialect.name == "postgresql":
+        # Wakes workers in other processes when this transaction commits.
+        conn.exec_driver_sql("NOTIFY fieldreport_deliveries")
+    return [next(ids) if first is not None else None for _, first, _ in wanted]
+
+
 async def enqueue_report(
     conn: AsyncConnection, *, report_id: str, project_id: int, now: datetime
 ) -> int | None:
-    """Add the report's delivery row in the caller's transaction (the one that inserts the
-    report). Returns its id, or None when the project has no enabled destination."""
-    first = await next_in_chain(conn, project_id, -1)
-    if first is None:
-        return None
-    result = await conn.execute(
-        deliveries.insert()
-        .values(
-            report_id=report_id,
-            project_id=project_id,
-            destination_id=first.id,
-            position=first.position,
-            status=PENDING,
-            attempts=0,
-            total_attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(deliveries.c.id)
-    )
-    if conn.dialect.name == "postgresql":
-        # Wakes workers in other processes when this transaction commits.
-        await conn.exec_driver_sql("NOTIFY fieldreport_deliveries")
-    return int(result.scalar_one())
+    """:func:`enqueue_reports` for one report, on an async connection."""
+    return (await conn.run_sync(enqueue_reports, [(report_id, project_id, now)]))[0]
 
 
 async def claim_due(

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.storage.schema.base import utcnow
@@ -123,20 +124,28 @@ async def set_enabled(
     )
 
 
+def _chain_query(project_id: int, after_position: int) -> sa.Select[Any]:
+    return (
+        sa.select(destinations)
+        .where(
+            (destinations.c.project_id == project_id)
+            & (destinations.c.position > after_position)
+            & destinations.c.enabled
+        )
+        .order_by(destinations.c.position, destinations.c.id)
+        .limit(1)
+    )
+
+
 async def next_in_chain(
     conn: AsyncConnection, project_id: int, after_position: int
 ) -> Destination | None:
     """The first enabled destination after ``after_position`` (-1: from the start)."""
-    row = (
-        await conn.execute(
-            sa.select(destinations)
-            .where(
-                (destinations.c.project_id == project_id)
-                & (destinations.c.position > after_position)
-                & destinations.c.enabled
-            )
-            .order_by(destinations.c.position, destinations.c.id)
-            .limit(1)
-        )
-    ).first()
+    row = (await conn.execute(_chain_query(project_id, after_position))).first()
+    return destination_from(row._mapping) if row else None
+
+
+def first_in_chain(conn: Connection, project_id: int) -> Destination | None:
+    """The project's first enabled destination (synchronous, for the batch writer)."""
+    row = conn.execute(_chain_query(project_id, -1)).first()
     return destination_from(row._mapping) if row else None

@@ -1,13 +1,16 @@
-"""Group commit for backend events: many requests' rows in one transaction.
+"""Backend events through the batch writer, with admission control and the pending sweep.
 
-Every ``/api/fullstack/v1/send`` request hands its event to :class:`EventWriter` and waits
-until the transaction holding it has committed, so a success answer always means "durable".
-One task writes: while a transaction commits, new events queue up and all of them go into
-the next one. Under load that turns thousands of commits per second into a few dozen
-(SQLite with ``synchronous=FULL`` manages ~8k commits/s but ~180k rows/s in groups of 100);
-when idle, an event is written at once, with no added delay.
+Every ``/api/fullstack/v1/send`` request hands its events to :class:`EventWriter` and waits
+until the transaction holding them has committed (the process's
+:class:`~fieldreport.storage.writer.BatchWriter`, shared with reports and session batches),
+so a success answer always means "durable". Under load thousands of requests share a few
+dozen commits (SQLite with ``synchronous=FULL`` manages ~8k commits/s but ~180k rows/s in
+groups of 100); when idle, an event is written at once, with no added delay.
 
-The same task sweeps pending events (recording not known yet) every ``sweep_every`` seconds.
+This module adds what is particular to events: a bound on how many may wait (past it,
+:class:`WriterOverloaded` -> 503), the key re-check inside the transaction (a rotated key
+stops working at once even though the request path trusts a cached lookup), the memory of
+recordings already known, and the sweep of pending events every ``sweep_every`` seconds.
 """
 
 from __future__ import annotations
@@ -15,19 +18,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from fieldreport.storage.backend_events import NewEvent, StoreResult, store_events, sweep_pending
 from fieldreport.storage.db import Database
-from fieldreport.storage.projects import projects_for_secret_hashes
+from fieldreport.storage.projects import secret_owners
 from fieldreport.storage.schema.base import utcnow
+from fieldreport.storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+
+# One event with the secret key hash its request came with (None: no key check).
+_Item = tuple[NewEvent, str | None]
 
 
 class WriterOverloaded(RuntimeError):
@@ -38,40 +43,31 @@ class KeyRevoked(RuntimeError):
     """The secret key the events came with no longer belongs to their project (rotated)."""
 
 
-@dataclass
-class _Job:
-    events: Sequence[NewEvent]
-    key_hash: str | None
-    future: asyncio.Future[list[StoreResult]] = field(repr=False)
-
-
 class EventWriter:
     def __init__(
         self,
+        writer: BatchWriter,
         db: Database,
         *,
         pending_ttl: timedelta,
         max_pending: int,
-        max_group: int = 1000,
         max_queued: int = 50_000,
         sweep_every: float = 30.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self.writer = writer
         self.db = db
         self.pending_ttl = pending_ttl
         self.max_pending = max_pending
-        self.max_group = max_group
         self.max_queued = max_queued
         self.sweep_every = sweep_every
         self.clock = clock
-        self._jobs: deque[_Job] = deque()
         self._queued = 0
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
-        # (project id, recording) pairs known to exist: skips two queries per group.
+        # (project id, recording) pairs known to exist: skips two queries per transaction.
+        # Only the write job touches it, and jobs run one at a time.
         self._known: set[tuple[int, str]] = set()
-        self.groups_written = 0
         self.events_written = 0
 
     @property
@@ -79,8 +75,11 @@ class EventWriter:
         return self.pending_ttl > timedelta(0) and self.max_pending > 0
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="event-writer")
+        """Start sweeping pending events (while the server runs)."""
+        if self._sweeper is None and not self._closing:
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep_forever(), name="pending-event-sweeper"
+            )
 
     async def store(
         self, events: Sequence[NewEvent], *, key_hash: str | None = None
@@ -95,104 +94,51 @@ class EventWriter:
             raise WriterOverloaded("the server is shutting down")
         if self._queued + len(events) > self.max_queued:
             raise WriterOverloaded(f"{self._queued} events are waiting to be written")
-        self.start()
-        future: asyncio.Future[list[StoreResult]] = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(events, key_hash, future))
         self._queued += len(events)
-        self._wake.set()
-        return await future
+        try:
+            results = await self.writer.submit_many(self._write, [(e, key_hash) for e in events])
+        finally:
+            self._queued -= len(events)
+        if any(r is None for r in results):
+            raise KeyRevoked("the key was rotated or removed")
+        self.events_written += len(results)
+        return [r for r in results if r is not None]
 
     async def stop(self) -> None:
-        """Write what is queued, then stop."""
+        """Refuse new events and stop the sweeper; events already queued still commit."""
         self._closing = True
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._wake.set()
-        try:
-            await asyncio.wait_for(task, 30)
-        except TimeoutError:
-            task.cancel()
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for job in self._jobs:  # only left if the final writes timed out
-            if not job.future.done():
-                job.future.set_exception(WriterOverloaded("the server is shutting down"))
+                await sweeper
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_sweep = loop.time()
+    def _write(self, conn: Connection, items: list[_Item]) -> list[StoreResult | None]:
+        """The batch writer's job: store the events whose key still holds (None for the
+        others), in the writer's transaction."""
+        hashes = {key_hash for _, key_hash in items if key_hash is not None}
+        owners = secret_owners(conn, hashes)
+        kept = [e for e, h in items if h is None or owners.get(h) == e.project_id]
+        stored = iter(
+            store_events(
+                conn,
+                kept,
+                now=self.clock(),
+                hold_unknown=self.hold_unknown,
+                max_pending=self.max_pending,
+                known=self._known,
+            )
+        )
+        if len(self._known) > 100_000:
+            self._known.clear()
+        return [
+            next(stored) if h is None or owners.get(h) == e.project_id else None for e, h in items
+        ]
+
+    async def _sweep_forever(self) -> None:
         while True:
-            if not self._jobs:
-                if self._closing:
-                    return
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, next_sweep - loop.time()))
-            if self._jobs:
-                await self._write_group()
-            if loop.time() >= next_sweep:
-                next_sweep = loop.time() + self.sweep_every
-                await self._sweep()
-
-    def _take_group(self) -> list[_Job]:
-        group: list[_Job] = []
-        size = 0
-        while self._jobs and (not group or size + len(self._jobs[0].events) <= self.max_group):
-            job = self._jobs.popleft()
-            group.append(job)
-            size += len(job.events)
-        return group
-
-    async def _write_group(self) -> None:
-        group = self._take_group()
-        queued = sum(len(job.events) for job in group)
-        try:
-            async with self.db.write() as conn:
-                group = await self._drop_revoked(conn, group)
-                events = [e for job in group for e in job.events]
-                results = await store_events(
-                    conn,
-                    events,
-                    now=self.clock(),
-                    hold_unknown=self.hold_unknown,
-                    max_pending=self.max_pending,
-                    known=self._known,
-                )
-            if len(self._known) > 100_000:
-                self._known.clear()
-        except Exception as exc:
-            log.error("writing %d backend events failed: %s", queued, exc)
-            for job in group:
-                if not job.future.done():
-                    job.future.set_exception(exc)
-            return
-        finally:
-            self._queued -= queued
-        self.groups_written += 1
-        self.events_written += len(events)
-        start = 0
-        for job in group:
-            end = start + len(job.events)
-            if not job.future.done():  # the request may have been cancelled meanwhile
-                job.future.set_result(results[start:end])
-            start = end
-
-    async def _drop_revoked(self, conn: AsyncConnection, group: list[_Job]) -> list[_Job]:
-        hashes = {job.key_hash for job in group if job.key_hash is not None}
-        if not hashes:
-            return group
-        owners = await projects_for_secret_hashes(conn, hashes)
-        kept: list[_Job] = []
-        for job in group:
-            if job.key_hash is not None and any(
-                owners.get(job.key_hash) != e.project_id for e in job.events
-            ):
-                if not job.future.done():
-                    job.future.set_exception(KeyRevoked("the key was rotated or removed"))
-            else:
-                kept.append(job)
-        return kept
+            await self._sweep()
+            await asyncio.sleep(self.sweep_every)
 
     async def _sweep(self) -> None:
         try:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -110,19 +111,25 @@ async def project_by_key(conn: AsyncConnection, key: str, kind: KeyKind) -> Proj
     return await _one(conn, column == hash_key(key))
 
 
+def _secret_owners(hashes: list[str]) -> sa.Select[Any]:
+    return sa.select(projects.c.secret_key_hash, projects.c.id).where(
+        projects.c.secret_key_hash.in_(hashes)
+    )
+
+
 async def projects_for_secret_hashes(
     conn: AsyncConnection, hashes: Iterable[str]
 ) -> dict[str, int]:
     """Secret key hash -> project id, for the hashes that still belong to a project."""
+    return await conn.run_sync(secret_owners, hashes)
+
+
+def secret_owners(conn: Connection, hashes: Iterable[str]) -> dict[str, int]:
+    """:func:`projects_for_secret_hashes` on a synchronous connection (the batch writer)."""
     wanted = sorted(set(hashes))
     if not wanted:
         return {}
-    rows = await conn.execute(
-        sa.select(projects.c.secret_key_hash, projects.c.id).where(
-            projects.c.secret_key_hash.in_(wanted)
-        )
-    )
-    return {h: int(pid) for h, pid in rows}
+    return {h: int(pid) for h, pid in conn.execute(_secret_owners(wanted))}
 
 
 async def list_projects(conn: AsyncConnection) -> list[Project]:
@@ -169,15 +176,20 @@ async def origin_known(conn: AsyncConnection, origin: str) -> bool:
     return row.first() is not None
 
 
-async def next_ticketnr(conn: AsyncConnection, project_id: int) -> int:
-    """Allocate the project's next ticket number inside the caller's write transaction."""
-    result = await conn.execute(
+def take_ticketnrs(conn: Connection, project_id: int, count: int) -> int:
+    """Allocate ``count`` consecutive ticket numbers of the project inside the caller's write
+    transaction (one row update, held until commit, so numbers have no gaps); return the
+    first."""
+    result = conn.execute(
         projects.update()
         .where(projects.c.id == project_id)
-        .values(last_ticketnr=projects.c.last_ticketnr + 1)
+        .values(last_ticketnr=projects.c.last_ticketnr + count)
         .returning(projects.c.last_ticketnr)
     )
-    return int(result.scalar_one())
+    last = result.scalar_one_or_none()
+    if last is None:
+        raise LookupError(f"project {project_id} does not exist (deleted meanwhile?)")
+    return int(last) - count + 1
 
 
 async def delete_project(conn: AsyncConnection, project_id: int) -> None:

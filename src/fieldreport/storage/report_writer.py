@@ -1,29 +1,23 @@
 """Writing accepted reports: each report's rows and its outbox row, many reports per commit.
 
-Concurrent reports share one transaction (:class:`GroupCommit`): with SQLite's single writer
-and ``synchronous=FULL`` every commit costs a device flush, and on PostgreSQL the ticket
-counter's row lock is held until commit, so one transaction per report caps intake at the
-commit rate. Each caller is answered only after the commit that holds its rows.
+:func:`write_reports` is the batch writer's job for reports (:mod:`fieldreport.storage.writer`):
+concurrent reports share one transaction and multi-row statements, with one ticket-counter
+update per project. With SQLite's single writer and ``synchronous=FULL`` every commit costs a
+device flush, and on PostgreSQL the ticket counter's row lock is held until commit, so one
+transaction per report would cap intake at the commit rate. Each caller is answered only
+after the commit that holds its rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
-from fieldreport.storage.deliveries import enqueue_report
-from fieldreport.storage.reports import ReportFields, StoredFile, insert_report
+from fieldreport.storage.deliveries import enqueue_reports
+from fieldreport.storage.reports import NewReport, insert_reports
 
-
-@dataclass(frozen=True)
-class NewReport:
-    report_id: str
-    project_id: int
-    created_at: datetime
-    fields: ReportFields
-    files: list[StoredFile]
+__all__ = ["NewReport", "WrittenReport", "write_reports"]
 
 
 @dataclass(frozen=True)
@@ -32,21 +26,9 @@ class WrittenReport:
     delivery_id: int | None  # None when the project has no enabled destination
 
 
-async def write_reports(conn: AsyncConnection, rows: list[NewReport]) -> list[WrittenReport]:
+def write_reports(conn: Connection, rows: list[NewReport]) -> list[WrittenReport]:
     """Insert reports, their files and their delivery rows in the caller's transaction."""
-    written: list[WrittenReport] = []
-    for row in rows:
-        ticketnr = await insert_report(
-            conn,
-            report_id=row.report_id,
-            project_id=row.project_id,
-            created_at=row.created_at,
-            fields=row.fields,
-            files=row.files,
-        )
-        # The delivery outbox: its row commits atomically with the report.
-        delivery_id = await enqueue_report(
-            conn, report_id=row.report_id, project_id=row.project_id, now=row.created_at
-        )
-        written.append(WrittenReport(ticketnr, delivery_id))
-    return written
+    ticketnrs = insert_reports(conn, rows)
+    # The delivery outbox: its rows commit atomically with the reports.
+    delivery_ids = enqueue_reports(conn, [(r.report_id, r.project_id, r.created_at) for r in rows])
+    return [WrittenReport(t, d) for t, d in zip(ticketnrs, delivery_ids, strict=True)]

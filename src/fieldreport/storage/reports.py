@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fieldreport.storage.projects import next_ticketnr
+from fieldreport.storage.projects import take_ticketnrs
 from fieldreport.storage.schema.core import projects, report_files, reports
 
 SCREENSHOT = "screenshot"
@@ -61,6 +62,69 @@ class Report:
         return [f for f in self.files if f.role == ATTACHMENT]
 
 
+@dataclass(frozen=True)
+class NewReport:
+    """An accepted report's rows, before its ticket number is known."""
+
+    report_id: str
+    project_id: int
+    created_at: datetime
+    fields: ReportFields
+    files: list[StoredFile]
+
+
+def insert_reports(conn: Connection, rows: list[NewReport]) -> list[int]:
+    """Insert reports and their files in the caller's transaction (multi-row statements and
+    one ticket-counter update per project); return their ticket numbers in order."""
+    ticketnrs: list[int] = [0] * len(rows)
+    by_project: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_project.setdefault(row.project_id, []).append(i)
+    # Sorted, so concurrent transactions lock project rows in one order (no deadlocks).
+    for project_id, indexes in sorted(by_project.items()):
+        first = take_ticketnrs(conn, project_id, len(indexes))
+        for offset, i in enumerate(indexes):
+            ticketnrs[i] = first + offset
+    conn.execute(
+        reports.insert(),
+        [
+            {
+                "id": row.report_id,
+                "project_id": row.project_id,
+                "ticketnr": ticketnr,
+                "created_at": row.created_at,
+                "subject": row.fields.subject,
+                "sendercomment": row.fields.sendercomment,
+                "senderemail": row.fields.senderemail,
+                "additionalinfo": row.fields.additionalinfo,
+                "browser": row.fields.browser,
+                "ipaddress": row.fields.ipaddress,
+                "referer": row.fields.referer,
+                "recording": row.fields.recording,
+                "notelist": list(row.fields.notelist),
+            }
+            for row, ticketnr in zip(rows, ticketnrs, strict=True)
+        ],
+    )
+    files = [
+        {
+            "report_id": row.report_id,
+            "role": f.role,
+            "position": f.position,
+            "filename": f.filename,
+            "content_type": f.content_type,
+            "size": f.size,
+            "sha256": f.sha256,
+            "blob_key": f.blob_key,
+        }
+        for row in rows
+        for f in row.files
+    ]
+    if files:
+        conn.execute(report_files.insert(), files)
+    return ticketnrs
+
+
 async def insert_report(
     conn: AsyncConnection,
     *,
@@ -70,43 +134,9 @@ async def insert_report(
     fields: ReportFields,
     files: list[StoredFile],
 ) -> int:
-    """Insert a report and its files in the caller's transaction; return its ticket number."""
-    ticketnr = await next_ticketnr(conn, project_id)
-    await conn.execute(
-        reports.insert().values(
-            id=report_id,
-            project_id=project_id,
-            ticketnr=ticketnr,
-            created_at=created_at,
-            subject=fields.subject,
-            sendercomment=fields.sendercomment,
-            senderemail=fields.senderemail,
-            additionalinfo=fields.additionalinfo,
-            browser=fields.browser,
-            ipaddress=fields.ipaddress,
-            referer=fields.referer,
-            recording=fields.recording,
-            notelist=list(fields.notelist),
-        )
-    )
-    if files:
-        await conn.execute(
-            report_files.insert(),
-            [
-                {
-                    "report_id": report_id,
-                    "role": f.role,
-                    "position": f.position,
-                    "filename": f.filename,
-                    "content_type": f.content_type,
-                    "size": f.size,
-                    "sha256": f.sha256,
-                    "blob_key": f.blob_key,
-                }
-                for f in files
-            ],
-        )
-    return ticketnr
+    """Insert one report and its files in the caller's transaction; its ticket number."""
+    row = NewReport(report_id, project_id, created_at, fields, files)
+    return (await conn.run_sync(insert_reports, [row]))[0]
 
 
 _REPORT_COLUMNS = (*reports.c, projects.c.name.label("project_name"))

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -102,7 +103,7 @@ class BatchRecord:
     blob_key: str
 
 
-async def record_batches(conn: AsyncConnection, records: list[BatchRecord]) -> list[int | None]:
+def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | None]:
     """:func:`record_batch` for many batches at once (one counter update per session, one
     multi-row insert); the results are in the order of ``records``."""
     by_session: dict[tuple[str, int], list[int]] = {}
@@ -113,7 +114,7 @@ async def record_batches(conn: AsyncConnection, records: list[BatchRecord]) -> l
     # Sorted, so concurrent transactions lock session rows in one order (no deadlocks).
     for (session_id, project_id), indexes in sorted(by_session.items()):
         mine = [records[i] for i in indexes]
-        result = await conn.execute(
+        result = conn.execute(
             sessions.update()
             .where((sessions.c.id == session_id) & (sessions.c.project_id == project_id))
             .values(
@@ -144,7 +145,7 @@ async def record_batches(conn: AsyncConnection, records: list[BatchRecord]) -> l
                 }
             )
     if rows:
-        await conn.execute(session_batches.insert(), rows)
+        conn.execute(session_batches.insert(), rows)
     return seqs
 
 
@@ -167,7 +168,7 @@ async def record_batch(
     writer, so concurrent appends to one session get distinct, gap-free numbers.
     """
     record = BatchRecord(session_id, project_id, late, received_at, size, encoding, blob_key)
-    return (await record_batches(conn, [record]))[0]
+    return (await conn.run_sync(record_batches, [record]))[0]
 
 
 _SESSION_COLUMNS = (*sessions.c, projects.c.name.label("project_name"))

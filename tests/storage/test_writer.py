@@ -1,0 +1,146 @@
+"""The batch writer: concurrent callers share transactions, each answered after its commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from fieldreport.storage.db import Database
+from fieldreport.storage.migrate import upgrade
+from fieldreport.storage.projects import list_projects
+from fieldreport.storage.schema.base import utcnow
+from fieldreport.storage.schema.core import projects
+from fieldreport.storage.writer import BatchWriter
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await upgrade(database)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def writer(db: Database) -> AsyncIterator[BatchWriter]:
+    batch_writer = BatchWriter(db)
+    yield batch_writer
+    await batch_writer.close()
+
+
+def add_projects(conn: Connection, names: list[str]) -> list[int]:
+    """A job: one multi-row insert; a name starting with "!" makes the call fail."""
+    if any(n.startswith("!") for n in names):
+        raise ValueError("refused: " + ",".join(n for n in names if n.startswith("!")))
+    ids = []
+    for name in names:  # one statement per row keeps the ids in order on both backends
+        result = conn.execute(
+            projects.insert()
+            .values(
+                name=name,
+                public_key_hash=f"p-{name}",
+                secret_key_hash=f"s-{name}",
+                public_key_hint="p",
+                secret_key_hint="s",
+                created_at=utcnow(),
+            )
+            .returning(projects.c.id)
+        )
+        ids.append(int(result.scalar_one()))
+    return ids
+
+
+def commit_engine(db: Database) -> Engine:
+    return db.sqlite_batch_engine() if db.is_sqlite else db.engine.sync_engine
+
+
+async def names(db: Database) -> list[str]:
+    async with db.read() as conn:
+        return sorted(p.name for p in await list_projects(conn))
+
+
+async def test_concurrent_callers_share_transactions_and_see_their_results(
+    db: Database, writer: BatchWriter
+) -> None:
+    commits = [0]
+
+    @sa.event.listens_for(commit_engine(db), "commit")
+    def _count(_conn: object) -> None:
+        commits[0] += 1
+
+    ids = await asyncio.gather(*(writer.submit(add_projects, f"p{i}") for i in range(40)))
+    assert len(set(ids)) == 40
+    assert await names(db) == sorted(f"p{i}" for i in range(40))  # committed when answered
+    assert 1 <= writer.transactions == commits[0] < 40
+    assert writer.items_written == 40
+
+
+async def test_a_failing_caller_fails_alone(db: Database, writer: BatchWriter) -> None:
+    await writer.submit(add_projects, "taken")
+    outcomes = await asyncio.gather(
+        writer.submit(add_projects, "ok1"),
+        writer.submit(add_projects, "!bad"),
+        writer.submit(add_projects, "ok2"),
+        writer.submit(add_projects, "taken"),  # unique violation inside its own savepoint
+        writer.submit_many(add_projects, ["ok3", "ok4"]),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], ValueError)
+    assert isinstance(outcomes[3], sa.exc.IntegrityError)
+    assert isinstance(outcomes[4], list) and len(outcomes[4]) == 2
+    assert await names(db) == ["ok1", "ok2", "ok3", "ok4", "taken"]
+
+
+async def test_a_failed_commit_fails_every_caller_then_recovers(
+    db: Database, writer: BatchWriter
+) -> None:
+    engine = commit_engine(db)
+
+    def _fail(_conn: object) -> None:  # the one fault we cannot cause for real on demand
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    sa.event.listen(engine, "commit", _fail)
+    outcomes = await asyncio.gather(
+        *(writer.submit(add_projects, f"lost{i}") for i in range(5)), return_exceptions=True
+    )
+    sa.event.remove(engine, "commit", _fail)
+    assert all(isinstance(o, sa.exc.OperationalError) for o in outcomes)
+    assert await names(db) == []
+    await writer.submit(add_projects, "after")
+    assert await names(db) == ["after"]
+
+
+async def test_a_cancelled_caller_still_commits(db: Database, writer: BatchWriter) -> None:
+    task = asyncio.create_task(writer.submit(add_projects, "gone"))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await writer.submit(add_projects, "next")  # queued behind it
+    assert await names(db) == ["gone", "next"]
+
+
+def test_usable_from_successive_event_loops(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'loops.db'}")
+    writer = BatchWriter(database)
+
+    async def step(name: str) -> None:
+        if name == "a":
+            await upgrade(database)
+        await writer.submit(add_projects, name)
+
+    asyncio.run(step("a"))
+    asyncio.run(step("b"))
+
+    async def finish() -> list[str]:
+        found = await names(database)
+        await writer.close()
+        await database.dispose()
+        return found
+
+    assert asyncio.run(finish()) == ["a", "b"]
