@@ -379,3 +379,29 @@ async def test_session_started_through_the_recorder_api_is_known(
     assert "x-fieldreport-pending" not in resp.headers
     [stored] = await _events(state, recording)
     assert stored.pending is False
+
+
+async def test_chunked_body_is_read_whole_and_bounded_while_it_arrives(
+    client: httpx.AsyncClient, project: NewProject, state: AppState
+) -> None:
+    recording = await start_session(state, project.project.id)
+    raw = json.dumps(_event(recording, title="in pieces")).encode()
+
+    async def pieces(data: bytes, size: int) -> Any:
+        for i in range(0, len(data), size):
+            yield data[i : i + size]
+
+    headers = {**_auth(project), "Content-Type": "application/json"}
+    ok = await client.post(SEND, content=pieces(raw, 7), headers=headers)
+    assert "content-length" not in ok.request.headers  # sent chunked
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["data"]["data"]["ok"]["title"] == "in pieces"
+    batch = json.dumps([_event(recording, title="b1"), _event(recording, title="b2")]).encode()
+    ok_batch = await client.post(BATCH, content=pieces(batch, 5), headers=headers)
+    assert [r["status"] for r in ok_batch.json()["results"]] == [200, 200]
+    # no Content-Length to refuse up front: the limit (4 x 1 KiB + 64 KiB) holds mid-stream
+    huge = json.dumps(_event(recording, payload="x" * 100_000)).encode()
+    over = await client.post(SEND, content=pieces(huge, 8192), headers=headers)
+    assert over.status_code == 413
+    assert over.json()["error"][0]["message"] == "Request body is larger than 69632 bytes"
+    assert [e.title for e in await _events(state, recording)] == ["in pieces", "b1", "b2"]

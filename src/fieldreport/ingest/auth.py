@@ -10,7 +10,11 @@ from fieldreport.storage.projects import Project, project_by_key
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+    return bearer_from_header(request.headers.get("authorization", ""))
+
+
+def bearer_from_header(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header's value."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
