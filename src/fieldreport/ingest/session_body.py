@@ -85,7 +85,7 @@ def _no_constants(name: str) -> None:
 _DECODER = json.JSONDecoder(object_pairs_hook=lambda pairs: _OBJECT, parse_constant=_no_constants)
 
 
-class _Event(msgspec.Struct):
+class _Event(msgspec.Struct, gc=False):  # no fields: never part of a reference cycle
     """Any JSON object: msgspec checks each member while skipping it, building nothing."""
 
 
