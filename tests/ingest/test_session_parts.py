@@ -56,6 +56,36 @@ def test_token_roundtrip_and_tampering() -> None:
     assert signer.verify(token, now=datetime.fromtimestamp(exp + 1, UTC), grace=1)
 
 
+def test_verified_tokens_are_remembered_but_expire_to_the_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signer = TokenSigner(b"s" * 32, cache_size=2)
+    exp = int(NOW.timestamp()) + 60
+    tokens = [signer.issue(_claims(exp + i)) for i in range(3)]
+    assert signer.verify(tokens[0], now=NOW) == _claims(exp)
+
+    def no_signing(message: bytes) -> bytes:
+        raise AssertionError("a remembered token is not checked again")
+
+    monkeypatch.setattr(signer, "_sign", no_signing)
+    at_expiry = datetime.fromtimestamp(exp, UTC)
+    assert signer.verify(tokens[0], now=at_expiry) == _claims(exp)
+    with pytest.raises(InvalidToken, match="expired"):
+        signer.verify(tokens[0], now=datetime.fromtimestamp(exp + 1, UTC))
+    assert signer.verify(tokens[0], now=datetime.fromtimestamp(exp + 1, UTC), grace=1)
+    monkeypatch.undo()
+
+    head, payload, sig = tokens[0].split(".")
+    for forged in (f"{head}.{payload}.{sig[:-2]}AA", f"{head}.{payload}x.{sig}", "v1.a.b"):
+        with pytest.raises(InvalidToken):
+            signer.verify(forged, now=NOW)
+    with pytest.raises(InvalidToken, match="expired"):  # correctly signed, already expired
+        signer.verify(tokens[2], now=datetime.fromtimestamp(exp + 3, UTC))
+    signer.verify(tokens[1], now=NOW)
+    # only correctly signed tokens were kept, and at most two: the oldest went first
+    assert list(signer._verified) == [tokens[2], tokens[1]]
+
+
 def test_secret_is_generated_once_into_the_data_dir(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     first = load_secret(settings)

@@ -57,6 +57,9 @@ async def test_web_roundtrip_events_in_order(
         assert resp.status_code == 200, resp.text
         assert resp.headers["access-control-allow-origin"] == APP
         assert resp.json() == {"seq": i + 1}
+        assert resp.content == b'{"seq":%d}' % (i + 1)  # what JSONResponse rendered
+        assert resp.headers["content-type"] == "application/json"
+        assert resp.headers["vary"] == "Origin"
     spaced = b'  [ {"type": 4, "timestamp": 1, "data": {"s": " ] "}} ]  \n'
     assert (
         await client.post("/v1/web/late", content=spaced, headers=_web(token))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -29,14 +30,21 @@ def normalize_origin(value: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
+@lru_cache(maxsize=1024)
+def _request_origin(value: str) -> str:
+    """A request's ``Origin`` header, normalized or ``"invalid"`` (a browser sends a handful of
+    distinct values, so each is parsed once)."""
+    try:
+        return normalize_origin(value)
+    except ValueError:
+        return "invalid"
+
+
 def request_origin(request: Request) -> str | None:
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return origin
-    try:
-        return normalize_origin(origin)
-    except ValueError:
-        return "invalid"
+    return _request_origin(origin)
 
 
 def origin_allowed(origin: str | None, allowed: list[str]) -> bool:

@@ -82,10 +82,20 @@ def load_secret(settings: Settings) -> bytes:
 
 
 class TokenSigner:
-    def __init__(self, secret: bytes) -> None:
+    """Issues and verifies tokens; remembers the claims of tokens it has verified.
+
+    A session sends every batch with the same token, so the claims of up to ``cache_size``
+    tokens whose signature checked out are kept (a signature never stops being valid for the
+    same secret): a known token is not decoded nor signed again. The expiry is checked on
+    every call. Only correctly signed tokens are kept, so forged ones cannot fill the cache.
+    """
+
+    def __init__(self, secret: bytes, cache_size: int = 4096) -> None:
         if not secret:
             raise ValueError("empty session secret")
         self._secret = secret
+        self._cache_size = cache_size
+        self._verified: dict[str, SessionClaims] = {}
 
     def _sign(self, message: bytes) -> bytes:
         return hmac.new(self._secret, message, hashlib.sha256).digest()
@@ -104,6 +114,18 @@ class TokenSigner:
 
     def verify(self, token: str, *, now: datetime, grace: float = 0.0) -> SessionClaims:
         """Check the signature and expiry (``grace`` seconds past expiry are tolerated)."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._check_signed(token)
+            if len(self._verified) >= self._cache_size:  # forget the oldest
+                del self._verified[next(iter(self._verified))]
+            self._verified[token] = claims
+        if claims.expired(now, grace):
+            raise InvalidToken("session token expired: start a new session")
+        return claims
+
+    def _check_signed(self, token: str) -> SessionClaims:
+        """The claims of a correctly signed, well-formed token (expiry not checked)."""
         parts = token.split(".")
         if len(parts) != 3 or parts[0] != VERSION:
             raise InvalidToken("malformed session token")
@@ -116,7 +138,7 @@ class TokenSigner:
             raise InvalidToken("invalid session token")
         try:
             data = json.loads(_unb64(parts[1]))
-            claims = SessionClaims(
+            return SessionClaims(
                 session_id=str(data["sid"]),
                 project_id=int(data["pid"]),
                 platform=str(data["plt"]),
@@ -125,6 +147,3 @@ class TokenSigner:
             )
         except (binascii.Error, ValueError, KeyError, TypeError) as exc:
             raise InvalidToken("malformed session token") from exc
-        if claims.expired(now, grace):
-            raise InvalidToken("session token expired: start a new session")
-        return claims

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -230,7 +231,9 @@ async def _cors_for_error(request: Request) -> dict[str, str]:
     return cors_headers(request, [origin]) if known else {}
 
 
-def verify_token(request: Request, platform: str, *, late: bool) -> SessionClaims:
+def verify_token(
+    request: Request, platform: str, *, late: bool, now: datetime | None = None
+) -> SessionClaims:
     """The session a request's bearer token names (signature and expiry checked, no DB read)."""
     token = bearer_token(request)
     if token is None:
@@ -238,7 +241,9 @@ def verify_token(request: Request, platform: str, *, late: bool) -> SessionClaim
     state = app_state(request)
     grace = state.settings.session_late_grace if late else 0.0
     try:
-        claims = session_runtime(request).signer.verify(token, now=state.clock(), grace=grace)
+        claims = session_runtime(request).signer.verify(
+            token, now=state.clock() if now is None else now, grace=grace
+        )
     except InvalidToken as exc:
         raise unauthorized(str(exc)) from exc
     if not same_protocol(claims.platform, platform):
@@ -275,15 +280,15 @@ async def _store_batch(request: Request, *, late: bool) -> Response:
     extra_headers: dict[str, str] = {}
     try:
         platform = _platform(request)
-        claims = verify_token(request, platform, late=late)
+        state = app_state(request)
+        now = state.clock()
+        claims = verify_token(request, platform, late=late, now=now)
         if platform == WEB:
             extra_headers = _token_cors(request, claims)
-        state = app_state(request)
         runtime = session_runtime(request)
         settings = state.settings
         encoding = _encoding(request)
         declared = request.headers.get("content-length", "")
-        now = state.clock()
         admitted = declared.isdigit() and int(declared) <= settings.session_max_batch_bytes
         if admitted:
             runtime.bytes_per_minute.take(claims.project_id, int(declared), now)
@@ -301,7 +306,8 @@ async def _store_batch(request: Request, *, late: bool) -> Response:
             runtime.bytes_per_minute.charge(claims.project_id, body.size, now)
     except HTTPProblem as problem:
         return await _problem(request, problem, extra_headers)
-    return JSONResponse({"seq": seq}, headers=extra_headers)
+    # The bytes JSONResponse({"seq": seq}) renders, without a json.dumps per batch.
+    return Response(b'{"seq":%d}' % seq, media_type="application/json", headers=extra_headers)
 
 
 async def _persist(
