@@ -145,6 +145,18 @@ async def test_validation_one_entry_per_problem(
         SEND, json=_event(recording, timestamp=1622706694345.5), headers=_auth(project)
     )
     assert floats.json()["error"][0]["message"].startswith("Timestamp must be an integer")
+    # JSON allows an escaped lone surrogate; no database stores one: refused before the write
+    lone = (
+        '{"uuid": "%s", "type": "log", "timestamp": 1622706694345, "payload": "a\\ud800b"}'
+        % recording
+    )
+    resp = await client.post(
+        SEND, content=lone, headers={**_auth(project), "content-type": "application/json"}
+    )
+    assert resp.status_code == 400
+    assert [e["message"] for e in resp.json()["error"]] == [
+        "Payload is not valid Unicode text (it has a lone surrogate escape)"
+    ]
     assert await _events(state, recording) == []
 
 

@@ -106,6 +106,11 @@ def test_same_verdict_as_the_reference(data: bytes) -> None:
     assert_same(data)
 
 
+def test_nesting_deeper_than_the_parser_goes_is_a_400_not_a_crash() -> None:
+    deep = b'[{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]"
+    assert verdict(deep) == "nested too deeply"
+
+
 def test_integers_past_pythons_conversion_limit_are_still_refused() -> None:
     limit = sys.get_int_max_str_digits()
     assert limit > 0

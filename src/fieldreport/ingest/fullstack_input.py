@@ -89,6 +89,16 @@ def _utf8_len(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+def _is_unicode(text: str) -> bool:
+    """False for a string with a lone surrogate (JSON allows ``"\\ud800"``; no database or
+    encoder downstream does)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _optional_text(
     item: dict[str, Any], name: str, label: str, max_chars: int, errors: list[str]
 ) -> str:
@@ -161,6 +171,16 @@ def check_event(item: Any, project_id: int, *, max_payload: int) -> Checked:
     level = _optional_text(item, "level", "Level", MAX_LEVEL, errors).strip().lower()
     title = _optional_text(item, "title", "Title", MAX_TITLE, errors)
     origin = _optional_text(item, "origin", "Origin", MAX_ORIGIN, errors)
+    for label, text in (
+        ("UUID", recording),
+        ("Payload", payload),
+        ("Metadata", metadata),
+        ("Level", level),
+        ("Title", title),
+        ("Origin", origin),
+    ):
+        if not _is_unicode(text):
+            errors.append(f"{label} is not valid Unicode text (it has a lone surrogate escape)")
 
     if errors:
         return Checked(None, errors)

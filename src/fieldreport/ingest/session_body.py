@@ -230,6 +230,8 @@ class EventsArrayCheck:
             value = _DECODER.decode(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise _bad_batch(str(exc)[:200]) from exc
+        except RecursionError as exc:  # thousands of nested brackets: no rrweb event is that deep
+            raise _bad_batch("nested too deeply") from exc
         if not isinstance(value, list):
             raise _bad_batch("the body is not an array")
         if not all(item is _OBJECT for item in value):
