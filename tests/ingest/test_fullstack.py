@@ -146,10 +146,7 @@ async def test_validation_one_entry_per_problem(
     )
     assert floats.json()["error"][0]["message"].startswith("Timestamp must be an integer")
     # JSON allows an escaped lone surrogate; no database stores one: refused before the write
-    lone = (
-        '{"uuid": "%s", "type": "log", "timestamp": 1622706694345, "payload": "a\\ud800b"}'
-        % recording
-    )
+    lone = json.dumps(_event(recording, payload="a\ud800b"))  # ensure_ascii: "a\\ud800b"
     resp = await client.post(
         SEND, content=lone, headers={**_auth(project), "content-type": "application/json"}
     )
