@@ -11,6 +11,7 @@ source or the upload fails). Uploads and downloads stream: at most a few parts
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from pathlib import Path
@@ -25,9 +26,12 @@ from obstore.store import S3Store
 from fieldreport.storage.blobs.base import (
     CHUNK_SIZE,
     BlobNotFound,
+    BlobSource,
     BlobStoreError,
+    WrittenBlob,
     check_key,
     file_chunks,
+    source_chunks,
 )
 
 if TYPE_CHECKING:
@@ -147,6 +151,16 @@ class S3BlobStore:
         raise BlobStoreError(f"S3 {action} of {where} failed: {_describe(exc)}") from exc
 
     # -- writes ------------------------------------------------------------------------
+
+    async def write(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+        """A completed PUT is already durable: the same as :meth:`put_stream`."""
+        digest = hashlib.sha256() if sha256 else None
+        size = await self.put_stream(key, source_chunks(source, digest))
+        return WrittenBlob(size, digest.hexdigest() if digest else None)
+
+    async def flush(self) -> None:
+        """Nothing to do: every write is durable once it returns."""
+        return None
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         check_key(key)
