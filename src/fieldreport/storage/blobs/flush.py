@@ -11,6 +11,10 @@ every write that finished before it started.
 since the store opened its root are returned once, to the flush that sees them. The root
 directory stays open for the store's lifetime so none is missed. PostgreSQL syncs its data
 directory the same way (``recovery_init_sync_method = syncfs``).
+
+The price: a syncfs also writes whatever else is dirty on that filesystem (the database, other
+programs' files), so the blob directory is best on a filesystem of its own or with the data
+directory only. ``bench/diskceiling.py`` compares both ways on a given disk.
 """
 
 from __future__ import annotations
