@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
@@ -98,6 +99,10 @@ class BlobStore(Protocol):
         ...
 
     async def exists(self, key: str) -> bool: ...
+
+    async def modified(self, key: str) -> datetime:
+        """When the blob was last written (UTC); raises :class:`BlobNotFound`."""
+        ...
 
     async def delete(self, key: str) -> None:
         """Delete a blob; deleting a missing key is not an error."""

@@ -10,6 +10,7 @@ import os
 import uuid
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, BinaryIO, Literal
 
@@ -210,6 +211,13 @@ class LocalBlobStore:
             return (await asyncio.to_thread(self._path(key).stat)).st_size
         except FileNotFoundError as exc:
             raise BlobNotFound(key) from exc
+
+    async def modified(self, key: str) -> datetime:
+        try:
+            mtime = (await asyncio.to_thread(self._path(key).stat)).st_mtime
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+        return datetime.fromtimestamp(mtime, UTC)
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlparse
@@ -35,6 +36,7 @@ from fieldreport.storage.blobs.base import (
 )
 
 if TYPE_CHECKING:
+    from obstore import ObjectMeta
     from obstore.store import ClientConfig, S3Config
 
 #: Size of each multipart-upload part. S3 requires every part but the last to be at
@@ -277,15 +279,20 @@ class S3BlobStore:
         except (ObstoreError, OSError) as exc:
             self._fail("download", key, exc)
 
-    async def size(self, key: str) -> int:
+    async def _head(self, key: str) -> ObjectMeta:
         check_key(key)
         try:
-            meta = await obstore.head_async(self._store, key)
+            return await obstore.head_async(self._store, key)
         except FileNotFoundError as exc:
             raise BlobNotFound(key) from exc
         except (ObstoreError, OSError) as exc:
             self._fail("metadata lookup", key, exc)
-        return meta["size"]
+
+    async def size(self, key: str) -> int:
+        return (await self._head(key))["size"]
+
+    async def modified(self, key: str) -> datetime:
+        return (await self._head(key))["last_modified"]
 
     async def exists(self, key: str) -> bool:
         try:
