@@ -131,6 +131,31 @@ async def test_a_failed_syncfs_fails_every_flush_it_covered(
 
 
 @needs_syncfs
+async def test_after_a_failed_syncfs_every_flush_fails(tmp_path: Path) -> None:
+    """The error may have been about a blob whose writer flushes only later: a second syncfs
+    would not report it again, so the store refuses to call anything durable any more."""
+    real = libc_syncfs()
+    assert real is not None
+    calls = 0
+
+    def once_failing(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(fd)
+
+    store = LocalBlobStore(tmp_path / "blobs", syncfs=once_failing)
+    await store.write("k/early", b"written before the error, flushed after it")
+    with pytest.raises(BlobStoreError, match="Input/output error"):
+        await store.flush()
+    for _ in range(2):
+        with pytest.raises(BlobStoreError, match="cannot flush blobs to disk"):
+            await store.flush()
+    assert await LocalBlobStore(tmp_path / "blobs").flush() is None  # a restart: a new store
+
+
+@needs_syncfs
 async def test_a_cancelled_caller_does_not_cancel_the_flush(tmp_path: Path) -> None:
     journal = Journal()
     store = LocalBlobStore(tmp_path / "blobs", syncfs=journal.syncfs(libc_syncfs(), 0.05))

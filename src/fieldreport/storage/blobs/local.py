@@ -91,8 +91,9 @@ class LocalBlobStore:
     is either absent or complete. ``put_*`` also fsync the file and its directory before
     returning. :meth:`write` does not; :meth:`flush` then makes every blob written before it
     durable with one ``syncfs(2)`` of the root's filesystem for all concurrent callers
-    (:mod:`.flush`). Where there is no ``syncfs`` (``syncfs=None``), :meth:`write` fsyncs
-    like ``put_*`` and :meth:`flush` has nothing left to do.
+    (:mod:`.flush`). Once a syncfs has failed, every later flush fails as well. Where
+    there is no ``syncfs`` (``syncfs=None``), :meth:`write` fsyncs like ``put_*`` and
+    :meth:`flush` has nothing left to do.
 
     ``root`` must be one filesystem (no other filesystem mounted below it).
     """
@@ -107,6 +108,7 @@ class LocalBlobStore:
         self._group = GroupFlush(self._sync_root)
         # Held open so that syncfs reports every writeback error since the store opened.
         self._root_fd: int | None = None
+        self._failed: OSError | None = None
         self._close_fd: weakref.finalize[[int], LocalBlobStore] | None = None
         if self._syncfs is not None:
             self._open_root()
@@ -135,8 +137,18 @@ class LocalBlobStore:
 
     def _sync_root(self) -> None:
         assert self._syncfs is not None
+        if self._failed is not None:
+            raise OSError(self._failed.errno, self._failed.strerror)
         fd = self._root_fd if self._root_fd is not None else self._open_root()
-        self._syncfs(fd)
+        try:
+            self._syncfs(fd)
+        except OSError as exc:
+            # A writeback error names no file: it may belong to a blob whose writer has not
+            # flushed yet, and a later syncfs would not report it again. So every later
+            # flush fails too, until the store is opened again (a restart), like PostgreSQL
+            # after a failed fsync.
+            self._failed = exc
+            raise
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         return (await self._store(key, chunks, sha256=False, durable=True)).size
