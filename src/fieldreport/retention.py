@@ -5,6 +5,7 @@ cutoff. Its rows are deleted first, in one transaction per page, then its batch 
 in between leaves unreferenced blobs (wasted space), never rows pointing at missing blobs.
 Mobile images no session has uploaded since the cutoff go the same way. Reports are never
 touched: a report keeps its own screenshot and files, even when the session it names is gone.
+The orphan sweeps remove only blobs that no row names (see :func:`sweep_orphaned_reports`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import delete_events_of_sessions
+from fieldreport.storage.blobs import BlobNotFound
+from fieldreport.storage.reports import existing_report_ids
 from fieldreport.storage.sessions import (
     count_inactive_since,
     delete_images_unused_since,
@@ -98,12 +103,24 @@ async def collect_garbage(state: AppState, older_than: float, *, dry_run: bool) 
     return GcResult(deleted, n_batches, n_bytes, len(image_keys), image_bytes, False, errors)
 
 
-async def sweep_orphaned_batches(state: AppState, *, dry_run: bool) -> tuple[int, int]:
-    """Delete batch blobs whose session row is gone (left behind when deleting a blob failed).
+#: A report's files are written before its row commits: files younger than this whose row
+#: is missing may belong to a report being accepted right now, so the sweep leaves them.
+REPORT_ORPHAN_GRACE = 3600.0
 
-    Session rows are created before any of their batches arrive, so a batch blob without a
-    session row can only belong to a deleted session. Returns ``(blobs, errors)``.
-    """
+ExistingIds = Callable[[AsyncConnection, list[str]], Awaitable[set[str]]]
+
+
+async def _sweep(
+    state: AppState,
+    prefix: str,
+    existing: ExistingIds,
+    *,
+    dry_run: bool,
+    grace: float | None = None,
+) -> tuple[int, int]:
+    """Delete the blobs under ``prefix/<project>/<owner>/<name>`` whose owner row does not
+    exist (with ``grace``: only when all of the owner's blobs are older than that many
+    seconds). Returns ``(blobs, errors)``."""
     found = 0
     errors = 0
     pending: dict[str, list[str]] = {}
@@ -111,24 +128,53 @@ async def sweep_orphaned_batches(state: AppState, *, dry_run: bool) -> tuple[int
     async def settle() -> None:
         nonlocal found, errors
         async with state.db.read() as conn:
-            alive = await existing_session_ids(conn, list(pending))
-        for session_id, keys in pending.items():
-            if session_id in alive:
+            alive = await existing(conn, list(pending))
+        for owner, keys in pending.items():
+            if owner in alive or (grace is not None and await _any_younger(state, keys, grace)):
                 continue
             found += len(keys)
             if not dry_run:
                 errors += await _delete_blobs(state, keys)
         pending.clear()
 
-    async for key in state.blobs.list("sessions"):
+    async for key in state.blobs.list(prefix):
         parts = key.split("/")
-        if len(parts) != 4:  # sessions/<project>/<session>/<blob>
+        if len(parts) != 4:
             continue
         pending.setdefault(parts[2], []).append(key)
         if len(pending) >= PAGE:
             await settle()
     await settle()
     return found, errors
+
+
+async def _any_younger(state: AppState, keys: list[str], seconds: float) -> bool:
+    cutoff = state.clock() - timedelta(seconds=seconds)
+    for key in keys:
+        try:
+            if await state.blobs.modified(key) >= cutoff:
+                return True
+        except BlobNotFound:
+            continue
+    return False
+
+
+async def sweep_orphaned_batches(state: AppState, *, dry_run: bool) -> tuple[int, int]:
+    """Delete batch blobs whose session row is gone (left behind when deleting a blob failed).
+
+    Session rows are created before any of their batches arrive, so a batch blob without a
+    session row can only belong to a deleted session. Returns ``(blobs, errors)``.
+    """
+    return await _sweep(state, "sessions", existing_session_ids, dry_run=dry_run)
+
+
+async def sweep_orphaned_reports(
+    state: AppState, *, dry_run: bool, grace: float = REPORT_ORPHAN_GRACE
+) -> tuple[int, int]:
+    """Delete report files whose report row does not exist and which are older than
+    ``grace`` seconds: left behind by a crash (or a commit of unknown outcome) between
+    writing a report's files and committing its row. Returns ``(blobs, errors)``."""
+    return await _sweep(state, "reports", existing_report_ids, dry_run=dry_run, grace=grace)
 
 
 async def retention_loop(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -93,10 +95,15 @@ def test_session_list_show_and_gc(tmp_path: Path) -> None:
     stray = data / "blobs" / "sessions" / "1" / str(uuid.uuid4()) / "b1"
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"[]")  # a batch blob whose session is gone
+    lost = data / "blobs" / "reports" / "1" / str(uuid.uuid4()) / "screenshot.png"
+    lost.parent.mkdir(parents=True)
+    lost.write_bytes(b"png")  # a report's file whose report never committed, 2 hours ago
+    os.utime(lost, (time.time() - 7200, time.time() - 7200))
     done = _run(data, "gc", "--older-than", "30d", "--orphans")
     assert done.returncode == 0, done.stderr
-    assert "removed 1 sessions" in done.stdout and "removed 1 orphaned" in done.stdout
-    assert not stray.exists()
+    assert "removed 1 sessions" in done.stdout and "removed 1 orphaned batch" in done.stdout
+    assert "removed 1 orphaned report files" in done.stdout
+    assert not stray.exists() and not lost.exists()
     assert [s["id"] for s in json.loads(_run(data, "session", "list", "--json").stdout)] == [recent]
     blobs = sorted(p.relative_to(data / "blobs").as_posix() for p in (data / "blobs").rglob("b1"))
     assert blobs == [f"sessions/1/{recent}/b1"]

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from fieldreport.state import AppState
+from fieldreport.storage.blobs.base import BlobSource, WrittenBlob, source_chunks
 from fieldreport.storage.blobs.local import LocalBlobStore
 from fieldreport.storage.projects import NewProject
 from fieldreport.storage.schema.core import report_files, reports
@@ -76,16 +77,19 @@ class _QuotaBlobs(LocalBlobStore):
     def _used(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
 
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        async def limited() -> AsyncIterator[bytes]:
-            used = self._used()
-            async for chunk in chunks:
-                used += len(chunk)
-                if used > self.quota:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                yield chunk
+    async def _limited(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        used = self._used()
+        async for chunk in chunks:
+            used += len(chunk)
+            if used > self.quota:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            yield chunk
 
-        return await super().put_stream(key, limited())
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        return await super().put_stream(key, self._limited(chunks))
+
+    async def write(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+        return await super().write(key, self._limited(source_chunks(source, None)), sha256=sha256)
 
 
 async def _counts(state: AppState, root: Path) -> tuple[int, int, int, int]:

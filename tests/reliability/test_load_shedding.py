@@ -116,6 +116,10 @@ class _GatedBlobs:
         await self.gate.wait()
         return int(await self.inner.put_stream(key, chunks))
 
+    async def write(self, key: str, source: Any, *, sha256: bool = False) -> Any:
+        await self.gate.wait()
+        return await self.inner.write(key, source, sha256=sha256)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 

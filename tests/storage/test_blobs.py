@@ -7,6 +7,7 @@ which re-exports it from :mod:`tests.support.fixtures_s3`.
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 import threading
 import time
@@ -20,9 +21,11 @@ from obstore.store import S3Store
 
 from fieldreport.storage.blobs import (
     BlobNotFound,
+    BlobSource,
     BlobStore,
     BlobStoreError,
     LocalBlobStore,
+    WrittenBlob,
     open_blob_store,
 )
 from fieldreport.storage.blobs.s3 import S3BlobStore
@@ -200,6 +203,38 @@ async def test_failing_source_stores_nothing(store: BlobStore) -> None:
 
     with pytest.raises(SourceBroke):
         await store.put_stream("half", broken())
+    assert not await store.exists("half")
+    assert await _keys(store, "") == []
+
+
+@pytest.mark.parametrize("kind", ["bytes", "file", "small stream", "large stream"])
+async def test_write_then_flush(store: BlobStore, kind: str) -> None:
+    data = _payload(3 * MiB if kind == "large stream" else 150_000, seed=7)
+    source: BlobSource = {
+        "bytes": lambda: data,
+        "file": lambda: io.BytesIO(data),
+        "small stream": lambda: _chunks(data, 20_000),
+        "large stream": lambda: _chunks(data, 64 * 1024),
+    }[kind]()
+    blob = await store.write("reports/1/r/attachment-1", source, sha256=True)
+    assert blob == WrittenBlob(len(data), hashlib.sha256(data).hexdigest())
+    await store.flush()
+    assert await _read_all(store, "reports/1/r/attachment-1") == data
+    assert (await store.write("sessions/1/s/b", b"batch")).sha256 is None  # only when asked
+
+
+async def test_failing_write_source_stores_nothing(store: BlobStore) -> None:
+    class SourceBroke(Exception):
+        pass
+
+    async def broken() -> AsyncIterator[bytes]:
+        for _ in range(7):  # past the local store's in-memory head and one S3 part
+            yield _payload(MiB)
+        raise SourceBroke
+
+    with pytest.raises(SourceBroke):
+        await store.write("half", broken(), sha256=True)
+    await store.flush()
     assert not await store.exists("half")
     assert await _keys(store, "") == []
 

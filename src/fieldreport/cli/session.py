@@ -16,7 +16,11 @@ from fieldreport.cli.common import (
     settings_options,
     with_state,
 )
-from fieldreport.retention import collect_garbage, sweep_orphaned_batches
+from fieldreport.retention import (
+    collect_garbage,
+    sweep_orphaned_batches,
+    sweep_orphaned_reports,
+)
 from fieldreport.state import AppState
 from fieldreport.storage.sessions import (
     get_session,
@@ -129,7 +133,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option(
     "--orphans",
     is_flag=True,
-    help="Also delete batch blobs whose session is gone (lists every session blob).",
+    help="Also delete blobs no row names: batch blobs whose session is gone, and report files "
+    "older than an hour whose report was never committed (lists every session and report blob).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @settings_options(STORAGE_FIELDS)
@@ -146,8 +151,18 @@ def gc(older_than: float, dry_run: bool, orphans: bool, as_json: bool, **kwargs:
         swept, sweep_errors = (
             await sweep_orphaned_batches(state, dry_run=dry_run) if orphans else (0, 0)
         )
+        swept_reports, report_errors = (
+            await sweep_orphaned_reports(state, dry_run=dry_run) if orphans else (0, 0)
+        )
+        sweep_errors += report_errors
         if as_json:
-            print_json({**result.as_dict(), "orphaned_blobs": swept})
+            print_json(
+                {
+                    **result.as_dict(),
+                    "orphaned_blobs": swept,
+                    "orphaned_report_blobs": swept_reports,
+                }
+            )
             return
         verb = "would remove" if dry_run else "removed"
         click.echo(
@@ -156,6 +171,7 @@ def gc(older_than: float, dry_run: bool, orphans: bool, as_json: bool, **kwargs:
         )
         if orphans:
             click.echo(f"{verb} {swept} orphaned batch blobs")
+            click.echo(f"{verb} {swept_reports} orphaned report files")
         if result.blob_errors or sweep_errors:
             failed = result.blob_errors + sweep_errors
             click.echo(f"warning: {failed} blobs could not be deleted", err=True)

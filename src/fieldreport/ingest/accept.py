@@ -1,18 +1,16 @@
 """Accepting a report: blobs first, then one transaction for the rows.
 
-The blobs are written (and fsync'd) before the transaction that makes them visible, so a
-committed report never points at a missing blob; if the transaction fails, the blobs are
-deleted again. The transaction is the seam for the delivery outbox: rows added to it are
-committed atomically with the report.
+The blobs are written, then flushed to disk (one flush shared with concurrent requests)
+before the transaction that makes them visible, so a committed report never points at a
+missing blob; if the transaction fails, the blobs are deleted again. The transaction is
+the seam for the delivery outbox: rows added to it are committed atomically with the report.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -29,7 +27,6 @@ from fieldreport.storage.reports import ReportFields, StoredFile, get_report
 from fieldreport.storage.schema.base import utcnow
 
 log = logging.getLogger(__name__)
-CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,28 +40,19 @@ def ticket_url(public_url: str, report_id: str) -> str:
     return f"{public_url}/reports/{report_id}"
 
 
-async def _chunks_with_hash(incoming: IncomingFile, digest: hashlib._Hash) -> AsyncIterator[bytes]:
-    incoming.file.seek(0)
-    while True:
-        chunk = await asyncio.to_thread(incoming.file.read, CHUNK)
-        if not chunk:
-            return
-        digest.update(chunk)
-        yield chunk
-
-
 async def _store_file(
     state: AppState, key: str, incoming: IncomingFile, position: int
 ) -> StoredFile:
-    digest = hashlib.sha256()
-    size = await state.blobs.put_stream(key, _chunks_with_hash(incoming, digest))
+    """Write one file (not yet durable: the caller flushes), hashed on the way."""
+    blob = await state.blobs.write(key, incoming.file, sha256=True)
+    assert blob.sha256 is not None
     return StoredFile(
         role=incoming.role,
         position=position,
         filename=incoming.filename,
         content_type=incoming.content_type,
-        size=size,
-        sha256=digest.hexdigest(),
+        size=blob.size,
+        sha256=blob.sha256,
         blob_key=key,
     )
 
@@ -105,6 +93,8 @@ async def accept_report(
                 stored.append(
                     await _store_file(state, f"{prefix}/attachment-{i + 1}", attachment, i)
                 )
+            if stored:
+                await state.blobs.flush()  # durable before the rows that name them commit
         except BlobStoreError as exc:
             log.error("blob store failed for report %s: %s", report_id, exc)
             status = 507 if "full" in str(exc) else 503

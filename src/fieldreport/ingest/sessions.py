@@ -318,15 +318,17 @@ async def _persist(
     encoding: str,
     late: bool,
 ) -> int:
-    """Blob first (fsync'd), then the row; a failure after the blob deletes it again."""
+    """Blob first (written, then flushed with concurrent writers), then the row; a failure
+    after the blob deletes it again."""
     key = f"sessions/{claims.project_id}/{claims.session_id}/{uuid.uuid4().hex}"
     stored = False
     row_may_exist = False
     try:
         try:
-            await state.blobs.put_stream(key, body.chunks())
+            await state.blobs.write(key, body.chunks())
             stored = True
             body.finish()
+            await state.blobs.flush()  # durable before the row that names it commits
         except BlobStoreError as exc:
             log.error("blob store failed for a session batch: %s", exc)
             status = 507 if "full" in str(exc) else 503

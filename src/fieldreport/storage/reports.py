@@ -207,6 +207,13 @@ async def get_report(conn: AsyncConnection, report_id: str) -> Report | None:
     return _report(row._mapping, files[report_id])
 
 
+async def existing_report_ids(conn: AsyncConnection, report_ids: list[str]) -> set[str]:
+    if not report_ids:
+        return set()
+    rows = await conn.execute(sa.select(reports.c.id).where(reports.c.id.in_(report_ids)))
+    return {r[0] for r in rows}
+
+
 async def get_reports(conn: AsyncConnection, report_ids: list[str]) -> dict[str, Report]:
     """Several reports by id, in two queries (the delivery worker loads a batch at once)."""
     if not report_ids:

@@ -5,14 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from fieldreport.storage.blobs.base import BlobNotFound, BlobStore, BlobStoreError, check_key
+from fieldreport.storage.blobs.base import (
+    BlobNotFound,
+    BlobSource,
+    BlobStore,
+    BlobStoreError,
+    WrittenBlob,
+    check_key,
+)
 from fieldreport.storage.blobs.local import LocalBlobStore
 
 __all__ = [
     "BlobNotFound",
+    "BlobSource",
     "BlobStore",
     "BlobStoreError",
     "LocalBlobStore",
+    "WrittenBlob",
     "check_key",
     "open_blob_store",
 ]

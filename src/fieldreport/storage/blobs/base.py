@@ -6,12 +6,20 @@ enforces that they stay inside the store.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import IO, Protocol, runtime_checkable
 
 CHUNK_SIZE = 256 * 1024
+
+#: What :meth:`BlobStore.write` stores: bytes, a binary file (read from its start, on a
+#: worker thread), or an async stream of chunks.
+BlobSource = bytes | IO[bytes] | AsyncIterable[bytes]
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_=-][A-Za-z0-9_.=-]*(/[A-Za-z0-9_=-][A-Za-z0-9_.=-]*)*$")
 
@@ -31,11 +39,40 @@ def check_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class WrittenBlob:
+    """What :meth:`BlobStore.write` stored: its size, and its SHA-256 (hex) when asked for."""
+
+    size: int
+    sha256: str | None = None
+
+
 @runtime_checkable
 class BlobStore(Protocol):
-    """Durable storage of immutable blobs by key."""
+    """Durable storage of immutable blobs by key.
+
+    Two ways to write. ``put_*`` return once the blob is durable (each on its own).
+    :meth:`write` returns once the blob is complete and visible, and :meth:`flush` then
+    makes every blob written before it durable, shared by all callers flushing at the
+    same time (a group commit)::
+
+        blob = await store.write(key, data, sha256=True)  # complete, maybe not yet on disk
+        await store.flush()                                # now durable
+        ...commit the row that names ``key``...
+
+    A row committed after the flush never points at a missing or partial blob, even after
+    a power cut; a crash between write and commit leaves only an unreferenced blob.
+    """
 
     url: str
+
+    async def write(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+        """Store ``source`` under ``key`` atomically; durable once a later :meth:`flush` returns."""
+        ...
+
+    async def flush(self) -> None:
+        """Make every blob whose :meth:`write` returned before this call durable."""
+        ...
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         """Store the bytes from ``chunks`` under ``key`` durably; return the byte count."""
@@ -63,6 +100,10 @@ class BlobStore(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    async def modified(self, key: str) -> datetime:
+        """When the blob was last written (UTC); raises :class:`BlobNotFound`."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Delete a blob; deleting a missing key is not an error."""
         ...
@@ -76,8 +117,6 @@ class BlobStore(Protocol):
 
 async def file_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
     """Read a local file in chunks without blocking the event loop."""
-    import asyncio
-
     fh = await asyncio.to_thread(path.open, "rb")
     try:
         while True:
@@ -87,3 +126,29 @@ async def file_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> AsyncIterator
             yield chunk
     finally:
         await asyncio.to_thread(fh.close)
+
+
+async def source_chunks(source: BlobSource, digest: hashlib._Hash | None) -> AsyncIterator[bytes]:
+    """The chunks of a :data:`BlobSource`, fed to ``digest`` on the way (a file is read and
+    hashed on a worker thread, one trip per chunk)."""
+    if isinstance(source, bytes):
+        if digest is not None:
+            await asyncio.to_thread(digest.update, source)
+        yield source
+    elif isinstance(source, AsyncIterable):
+        async for chunk in source:
+            if digest is not None:
+                digest.update(chunk)
+            yield chunk
+    else:
+        fh = source
+
+        def read() -> bytes:
+            chunk = fh.read(CHUNK_SIZE)
+            if digest is not None:
+                digest.update(chunk)
+            return chunk
+
+        await asyncio.to_thread(fh.seek, 0)
+        while chunk := await asyncio.to_thread(read):
+            yield chunk

@@ -1,22 +1,29 @@
-"""Blob store over a local directory: atomic, fsync'd writes."""
+"""Blob store over a local directory: atomic writes, durable one by one or as a group."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
+import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, Literal
 
 from fieldreport.storage.blobs.base import (
     CHUNK_SIZE,
     BlobNotFound,
+    BlobSource,
     BlobStoreError,
+    WrittenBlob,
     check_key,
     file_chunks,
 )
+from fieldreport.storage.blobs.flush import GroupFlush, SyncFs, libc_syncfs
 
 
 def _fsync_dir(path: Path) -> None:
@@ -27,71 +34,168 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: A streamed blob up to this size is gathered in memory and written in one trip to a
+#: worker thread; a larger one is written as it arrives.
+SMALL_BLOB = 1024 * 1024
+
+
+class _Draft:
+    """A blob being written to a temporary file (all methods run on a worker thread)."""
+
+    def __init__(self, tmp_dir: Path, sha256: bool) -> None:
+        self.tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+        self.digest = hashlib.sha256() if sha256 else None
+        self.size = 0
+        self.fh: BinaryIO | None = None
+
+    def write(self, chunks: Iterable[bytes]) -> None:
+        if self.fh is None:
+            self.fh = self.tmp.open("wb")
+        for chunk in chunks:
+            self.size += len(chunk)
+            if self.digest is not None:
+                self.digest.update(chunk)
+            self.fh.write(chunk)
+
+    def write_file(self, source: IO[bytes]) -> None:
+        source.seek(0)
+        self.write(iter(functools.partial(source.read, CHUNK_SIZE), b""))
+
+    def commit(self, target: Path, durable: bool) -> WrittenBlob:
+        """Close, then rename into place; ``durable``: fsync the file and the directory."""
+        if self.fh is None:
+            self.write(())
+        assert self.fh is not None
+        try:
+            if durable:
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+        finally:
+            self.fh.close()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.tmp, target)
+        if durable:
+            _fsync_dir(target.parent)
+        return WrittenBlob(self.size, self.digest.hexdigest() if self.digest else None)
+
+    def discard(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 class LocalBlobStore:
     """Blobs as files under ``root``.
 
-    A write goes to a temporary file in the target directory, is fsync'd, renamed into
-    place and the directory fsync'd, so a blob is either absent or complete and durable,
-    even across a power cut.
+    A write goes to a temporary file in ``root/.tmp`` and is renamed into place, so a blob
+    is either absent or complete. ``put_*`` also fsync the file and its directory before
+    returning. :meth:`write` does not; :meth:`flush` then makes every blob written before it
+    durable with one ``syncfs(2)`` of the root's filesystem for all concurrent callers
+    (:mod:`.flush`). Once a syncfs has failed, every later flush fails as well. Where
+    there is no ``syncfs`` (``syncfs=None``), :meth:`write` fsyncs like ``put_*`` and
+    :meth:`flush` has nothing left to do.
+
+    ``root`` must be one filesystem (no other filesystem mounted below it).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, syncfs: SyncFs | Literal["auto"] | None = "auto") -> None:
         self.root = root.resolve()
         self.url = self.root.as_uri()
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / ".tmp").mkdir(exist_ok=True)
+        self._tmp = self.root / ".tmp"
+        self._tmp.mkdir(exist_ok=True)
+        self._syncfs = libc_syncfs() if syncfs == "auto" else syncfs
+        self._group = GroupFlush(self._sync_root)
+        # Held open so that syncfs reports every writeback error since the store opened.
+        self._root_fd: int | None = None
+        self._failed: OSError | None = None
+        self._close_fd: weakref.finalize[[int], LocalBlobStore] | None = None
+        if self._syncfs is not None:
+            self._open_root()
+
+    def _open_root(self) -> int:
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        self._root_fd = fd
+        self._close_fd = weakref.finalize(self, os.close, fd)
+        return fd
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        target = self._path(key)
-        tmp = self.root / ".tmp" / f"{uuid.uuid4().hex}.part"
-        fh = await asyncio.to_thread(tmp.open, "wb")
-        size = 0
+    # -- writes ------------------------------------------------------------------------
+
+    async def write(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+        return await self._store(key, source, sha256=sha256, durable=self._syncfs is None)
+
+    async def flush(self) -> None:
+        if self._syncfs is None:
+            return
         try:
-            try:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    await asyncio.to_thread(fh.write, chunk)
-                # flush, fsync, close, rename, fsync the directory: one trip to a thread.
-                await asyncio.to_thread(self._finish, fh, tmp, target)
-            finally:
-                if not fh.closed:
-                    await asyncio.to_thread(fh.close)
+            await self._group.flush()
         except OSError as exc:
-            await asyncio.to_thread(tmp.unlink, True)
-            if exc.errno == errno.ENOSPC:
-                raise BlobStoreError("blob store is full (no space left on device)") from exc
-            raise BlobStoreError(f"cannot write blob: {exc.strerror}") from exc
-        except BaseException:
-            await asyncio.to_thread(tmp.unlink, True)
-            raise
-        return size
+            raise _store_error("cannot flush blobs to disk", exc) from exc
 
-    @classmethod
-    def _finish(cls, fh: BinaryIO, tmp: Path, target: Path) -> None:
+    def _sync_root(self) -> None:
+        assert self._syncfs is not None
+        if self._failed is not None:
+            raise OSError(self._failed.errno, self._failed.strerror)
+        fd = self._root_fd if self._root_fd is not None else self._open_root()
         try:
-            fh.flush()
-            os.fsync(fh.fileno())
-        finally:
-            fh.close()
-        cls._commit(tmp, target)
+            self._syncfs(fd)
+        except OSError as exc:
+            # A writeback error names no file: it may belong to a blob whose writer has not
+            # flushed yet, and a later syncfs would not report it again. So every later
+            # flush fails too, until the store is opened again (a restart), like PostgreSQL
+            # after a failed fsync.
+            self._failed = exc
+            raise
 
-    @staticmethod
-    def _commit(tmp: Path, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        return (await self._store(key, chunks, sha256=False, durable=True)).size
 
     async def put_bytes(self, key: str, data: bytes) -> None:
-        async def one() -> AsyncIterator[bytes]:
-            yield data
-
-        await self.put_stream(key, one())
+        await self._store(key, data, sha256=False, durable=True)
 
     async def put_file(self, key: str, path: Path) -> int:
         return await self.put_stream(key, file_chunks(path))
+
+    async def _store(
+        self, key: str, source: BlobSource, *, sha256: bool, durable: bool
+    ) -> WrittenBlob:
+        """Write ``source`` and rename it into place: one trip to a worker thread for bytes,
+        a file, or a stream that ends within :data:`SMALL_BLOB`; larger streams as they come."""
+        target = self._path(key)
+        draft = _Draft(self._tmp, sha256)
+        try:
+            try:
+                if isinstance(source, bytes):
+                    return await asyncio.to_thread(
+                        self._write_all, draft, [source], target, durable
+                    )
+                if not isinstance(source, AsyncIterable):
+                    return await asyncio.to_thread(self._write_file, draft, source, target, durable)
+                head, rest = await _gather_head(source, SMALL_BLOB)
+                if rest is None:
+                    return await asyncio.to_thread(self._write_all, draft, head, target, durable)
+                await asyncio.to_thread(draft.write, head)
+                async for batch in rest:
+                    await asyncio.to_thread(draft.write, batch)
+                return await asyncio.to_thread(draft.commit, target, durable)
+            except BaseException:
+                await asyncio.to_thread(draft.discard)
+                raise
+        except OSError as exc:
+            raise _store_error("cannot write blob", exc) from exc
+
+    @staticmethod
+    def _write_all(draft: _Draft, chunks: list[bytes], target: Path, durable: bool) -> WrittenBlob:
+        draft.write(chunks)
+        return draft.commit(target, durable)
+
+    @staticmethod
+    def _write_file(draft: _Draft, source: IO[bytes], target: Path, durable: bool) -> WrittenBlob:
+        draft.write_file(source)
+        return draft.commit(target, durable)
 
     async def stream(self, key: str) -> AsyncIterator[bytes]:
         path = self._path(key)
@@ -120,6 +224,13 @@ class LocalBlobStore:
         except FileNotFoundError as exc:
             raise BlobNotFound(key) from exc
 
+    async def modified(self, key: str) -> datetime:
+        try:
+            mtime = (await asyncio.to_thread(self._path(key).stat)).st_mtime
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+        return datetime.fromtimestamp(mtime, UTC)
+
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
 
@@ -143,4 +254,41 @@ class LocalBlobStore:
             yield key
 
     async def close(self) -> None:
-        return None
+        if self._close_fd is not None:
+            self._close_fd()  # reopened if the store is flushed again
+            self._root_fd = self._close_fd = None
+
+
+def _store_error(what: str, exc: OSError) -> BlobStoreError:
+    if exc.errno == errno.ENOSPC:
+        return BlobStoreError("blob store is full (no space left on device)")
+    return BlobStoreError(f"{what}: {exc.strerror or exc}")
+
+
+async def _gather_head(
+    source: AsyncIterable[bytes], limit: int
+) -> tuple[list[bytes], AsyncIterator[list[bytes]] | None]:
+    """The first chunks of ``source``, up to ``limit`` bytes, and ``None`` if that was all;
+    else also the rest, in batches of at least :data:`CHUNK_SIZE` bytes (one thread trip each)."""
+    chunks = aiter(source)
+    head: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return head, _batches(chunks)
+    return head, None
+
+
+async def _batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    batch: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        batch.append(chunk)
+        size += len(chunk)
+        if size >= CHUNK_SIZE:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch

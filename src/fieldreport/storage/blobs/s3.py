@@ -11,8 +11,10 @@ source or the upload fails). Uploads and downloads stream: at most a few parts
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlparse
@@ -25,12 +27,16 @@ from obstore.store import S3Store
 from fieldreport.storage.blobs.base import (
     CHUNK_SIZE,
     BlobNotFound,
+    BlobSource,
     BlobStoreError,
+    WrittenBlob,
     check_key,
     file_chunks,
+    source_chunks,
 )
 
 if TYPE_CHECKING:
+    from obstore import ObjectMeta
     from obstore.store import ClientConfig, S3Config
 
 #: Size of each multipart-upload part. S3 requires every part but the last to be at
@@ -148,6 +154,16 @@ class S3BlobStore:
 
     # -- writes ------------------------------------------------------------------------
 
+    async def write(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+        """A completed PUT is already durable: the same as :meth:`put_stream`."""
+        digest = hashlib.sha256() if sha256 else None
+        size = await self.put_stream(key, source_chunks(source, digest))
+        return WrittenBlob(size, digest.hexdigest() if digest else None)
+
+    async def flush(self) -> None:
+        """Nothing to do: every write is durable once it returns."""
+        return None
+
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         check_key(key)
         source = aiter(chunks)
@@ -263,15 +279,20 @@ class S3BlobStore:
         except (ObstoreError, OSError) as exc:
             self._fail("download", key, exc)
 
-    async def size(self, key: str) -> int:
+    async def _head(self, key: str) -> ObjectMeta:
         check_key(key)
         try:
-            meta = await obstore.head_async(self._store, key)
+            return await obstore.head_async(self._store, key)
         except FileNotFoundError as exc:
             raise BlobNotFound(key) from exc
         except (ObstoreError, OSError) as exc:
             self._fail("metadata lookup", key, exc)
-        return meta["size"]
+
+    async def size(self, key: str) -> int:
+        return (await self._head(key))["size"]
+
+    async def modified(self, key: str) -> datetime:
+        return (await self._head(key))["last_modified"]
 
     async def exists(self, key: str) -> bool:
         try:
