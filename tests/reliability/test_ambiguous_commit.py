@@ -2,15 +2,13 @@
 
 Found by the PostgreSQL restart under load: the report was committed, the server saw an
 error, answered 503 and deleted the files, leaving a report that could never be delivered.
-The dying connection cannot be timed on demand, so it is injected at the database
-boundary: a write transaction that commits for real and then raises, and one that fails
+The dying connection cannot be timed on demand, so it is injected at the batch writer's
+transaction boundary: a transaction that commits for real and then raises, and one that fails
 before committing.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -24,16 +22,13 @@ from tests.reliability.conftest import Record
 from tests.support.images import png_bytes
 
 
-def _failing_write(real: Any, *, after_commit: bool) -> Any:
-    @asynccontextmanager
-    async def write() -> AsyncIterator[Any]:
-        async with real() as conn:
-            yield conn
-            if not after_commit:
-                raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
+def _failing_transaction(real: Any, *, after_commit: bool) -> Any:
+    async def transaction(batch: Any) -> Any:
+        if after_commit:
+            await real(batch)  # commits for real
         raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
 
-    return write
+    return transaction
 
 
 @pytest.mark.parametrize("after_commit", [True, False], ids=["committed", "not-committed"])
@@ -46,7 +41,9 @@ async def test_commit_of_unknown_outcome_keeps_a_committed_reports_files(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(
-        state.db, "write", _failing_write(state.db.write, after_commit=after_commit)
+        state.writer,
+        "_transaction",
+        _failing_transaction(state.writer._transaction, after_commit=after_commit),
     )
     resp = await client.post(
         "/api/v1/reports",
