@@ -411,10 +411,26 @@ def plot_fix(rows: list[dict[str, Any]], baseline: str, out: Path) -> None:
 FIXES = [
     "**One batch writer per process** (`storage/writer.py`): reports, session batches and "
     "backend events queue their rows; one task writes everything queued in one transaction "
-    "(multi-row inserts, one ticket-counter update per project per transaction) and answers "
-    "each request after that commit. On SQLite the transaction runs on a synchronous "
-    "connection in the writer's own thread: one thread hop per transaction instead of one per "
-    "statement. It replaced three separate group-commit mechanisms.",
+    "(multi-row inserts, one ticket-counter update per project per transaction, where a report "
+    "used to cost five statements) and answers each request after that commit. On SQLite the "
+    "transaction runs on a synchronous connection in the writer's own thread: one thread hop "
+    "per transaction instead of one per statement. It replaced three group-commit mechanisms.",
+    "**Blobs made durable by a group flush** (`storage/blobs/flush.py`): a blob is written "
+    "(temp file, rename) in one thread hop with its SHA-256 computed there, and one `syncfs` "
+    "covers every blob written before it started, before the rows that name them commit; "
+    "callers arriving during a flush share the next. It was one fsync per file and per "
+    "directory, in a thread each, at most six at a time (the default executor's size here).",
+    "**Key lookups in one thread hop** (`Database.run_read`): the project lookup of every "
+    "report (key, then origins) runs as one synchronous read transaction in a reader thread "
+    "on SQLite, where the async path cost about eight aiosqlite hops.",
+    "**Full-stack send path**: the event is decoded and validated by msgspec in one pass (the "
+    "original checks still produce every error message: the fast path only ever accepts), the "
+    "answer is encoded by msgspec, headers are read in one pass: ~40% less CPU per request in "
+    "the endpoint (in-process A/B, writer stubbed).",
+    "**Session append path**: the web batch's array-of-objects check by msgspec without "
+    "building objects (~790 -> ~60 us for 20 KB), verified tokens cached (expiry still checked "
+    "to the second), the Origin normalised once per value: 3.8 M -> 0.9 M instructions per "
+    "request (callgrind, storage stubbed).",
 ]
 
 

@@ -115,6 +115,22 @@ async def test_a_failed_commit_fails_every_caller_then_recovers(
     assert await names(db) == ["after"]
 
 
+async def test_a_lost_connection_fails_the_whole_batch_not_one_caller(
+    db: Database, writer: BatchWriter
+) -> None:
+    def connection_lost(conn: Connection, items: list[str]) -> list[int]:
+        raise sa.exc.OperationalError("INSERT", {}, ConnectionResetError("connection lost"))
+
+    outcomes = await asyncio.gather(
+        writer.submit(add_projects, "kept-back"),
+        writer.submit(connection_lost, "x"),
+        return_exceptions=True,
+    )
+    # no per-caller retry on a dead transaction: every caller gets the database error (503)
+    assert all(isinstance(o, sa.exc.OperationalError) for o in outcomes)
+    assert await names(db) == []
+
+
 async def test_a_cancelled_caller_still_commits(db: Database, writer: BatchWriter) -> None:
     task = asyncio.create_task(writer.submit(add_projects, "gone"))
     await asyncio.sleep(0)

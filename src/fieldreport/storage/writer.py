@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from fieldreport.storage.db import Database
 
@@ -165,6 +166,8 @@ def _apply(conn: Connection, batch: list[_Entry]) -> list[Outcome]:
         try:
             results = _run(conn, job, [item for e in entries for item in e.items])
         except Exception as exc:
+            if not _caused_by_the_items(exc):
+                raise  # the connection or transaction is gone: the whole batch fails
             if len(entries) == 1:
                 outcomes[entries[0]] = exc
                 continue
@@ -172,6 +175,8 @@ def _apply(conn: Connection, batch: list[_Entry]) -> list[Outcome]:
                 try:
                     outcomes[entry] = _run(conn, job, entry.items)
                 except Exception as one:
+                    if not _caused_by_the_items(one):
+                        raise
                     outcomes[entry] = one
             continue
         start = 0
@@ -179,6 +184,15 @@ def _apply(conn: Connection, batch: list[_Entry]) -> list[Outcome]:
             outcomes[entry] = results[start : start + len(entry.items)]
             start += len(entry.items)
     return [outcomes[entry] for entry in batch]
+
+
+def _caused_by_the_items(exc: Exception) -> bool:
+    """An error that one request's rows can cause (a constraint, a bad value, a job's own
+    check), after which the transaction is still usable; not a lost connection or a failed
+    transaction, which fail every caller of the batch."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    return not isinstance(exc, SQLAlchemyError)
 
 
 def _run(conn: Connection, job: Job, items: list[Any]) -> list[Any]:
