@@ -15,6 +15,7 @@ from fieldreport.storage.migrate import upgrade
 from fieldreport.storage.projects import (
     ProjectExists,
     create_project,
+    find_by_key,
     get_project,
     list_projects,
     origin_known,
@@ -147,3 +148,25 @@ async def test_concurrent_reports_get_distinct_ticket_numbers(db: Database) -> N
 
     numbers = await asyncio.gather(*(add(n) for n in range(30)))
     assert sorted(numbers) == list(range(1, 31))
+
+
+async def test_run_read_sees_committed_rows_and_raises_the_functions_errors(db: Database) -> None:
+    async with db.write() as conn:
+        created = await create_project(conn, "reader")
+        await set_origins(conn, created.project.id, add=["https://app.example"], remove=[])
+
+    found = await asyncio.gather(
+        *(db.run_read(find_by_key, created.public_key, "public") for _ in range(20))
+    )
+    assert {p.name for p in found if p} == {"reader"}
+    assert found[0] is not None and found[0].origins == ["https://app.example"]
+    assert await db.run_read(find_by_key, created.public_key, "secret") is None
+
+    def broken(conn: sa.Connection) -> None:
+        conn.execute(sa.text("SELECT * FROM no_such_table"))
+
+    with pytest.raises(sa.exc.DBAPIError):
+        await db.run_read(broken)
+    async with db.write() as conn:  # a rotation is seen by the next read
+        await conn.execute(projects.delete().where(projects.c.id == created.project.id))
+    assert await db.run_read(find_by_key, created.public_key, "public") is None

@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from fieldreport.ingest.errors import HTTPProblem, unauthorized
 from fieldreport.state import AppState
-from fieldreport.storage.projects import Project, project_by_key
+from fieldreport.storage.projects import Project, find_by_key
 
 
 def bearer_token(request: Request) -> str | None:
@@ -26,8 +26,7 @@ async def project_for_public_key(state: AppState, key: str | None) -> Project:
         raise unauthorized(
             "missing project key: send the public key in X-Fieldreport-Key or the form field `key`"
         )
-    async with state.db.read() as conn:
-        project = await project_by_key(conn, key, "public")
+    project = await state.db.run_read(find_by_key, key, "public")
     if project is None:
         raise unauthorized("unknown project key")
     return project
@@ -38,8 +37,7 @@ async def project_for_secret_key(state: AppState, request: Request) -> Project:
     token = bearer_token(request)
     if token is None:
         raise unauthorized("missing secret key: send `Authorization: Bearer <secret key>`")
-    async with state.db.read() as conn:
-        project = await project_by_key(conn, token, "secret")
+    project = await state.db.run_read(find_by_key, token, "secret")
     if project is None:
         raise unauthorized("unknown secret key")
     return project

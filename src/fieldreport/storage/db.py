@@ -8,15 +8,22 @@ through WAL; on PostgreSQL both share one pool.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -90,6 +97,10 @@ class Database:
             )
             self._reader = self._writer
         self._batch_engine: Engine | None = None
+        self._pool_size = pool_size
+        self._read_engine: Engine | None = None  # SQLite: run_read's synchronous readers
+        self._read_threads: ThreadPoolExecutor | None = None
+        self._engine_lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -111,6 +122,40 @@ class Database:
         async with self._reader.connect() as conn:
             yield conn
 
+    async def run_read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run a synchronous read ``fn(conn, ...)`` in one read transaction: on SQLite in a
+        reader thread, start to end (one thread hop, where an async read costs one per
+        statement and one to begin and end); on PostgreSQL through ``run_sync``. For the
+        lookups on the ingest hot path (keys)."""
+        if not self.is_sqlite:
+            async with self.read() as conn:
+                return await conn.run_sync(fn, *args, **kwargs)
+        if self._read_threads is None:
+            self._read_threads = ThreadPoolExecutor(
+                self._pool_size, thread_name_prefix="fieldreport-reader"
+            )
+        call = functools.partial(self._sync_read, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._read_threads, call)
+
+    def _sync_read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._read_engine is None:
+            with self._engine_lock:
+                if self._read_engine is None:
+                    url = make_url(self._async_url).set(drivername="sqlite+pysqlite")
+                    engine = create_engine(
+                        url,
+                        poolclass=QueuePool,
+                        pool_size=self._pool_size,
+                        max_overflow=0,
+                        connect_args={"check_same_thread": False},
+                    )
+                    _sqlite_pragmas(engine, writer=False)
+                    self._read_engine = engine
+        with self._read_engine.connect() as conn, conn.begin():
+            return fn(conn, *args, **kwargs)
+
     def sqlite_batch_engine(self) -> Engine:
         """SQLite: a synchronous engine for the batch writer's own thread
         (:mod:`fieldreport.storage.writer`), which writes many requests' rows per
@@ -129,6 +174,12 @@ class Database:
         return self._batch_engine
 
     async def dispose(self) -> None:
+        if self._read_threads is not None:
+            threads, self._read_threads = self._read_threads, None
+            await asyncio.get_running_loop().run_in_executor(None, threads.shutdown)
+        if self._read_engine is not None:
+            self._read_engine.dispose()
+            self._read_engine = None
         if self._batch_engine is not None:
             self._batch_engine.dispose()
         await self._writer.dispose()

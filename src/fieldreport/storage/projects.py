@@ -59,13 +59,17 @@ _COLUMNS = (
 )
 
 
-async def _origins(conn: AsyncConnection, project_id: int) -> list[str]:
-    rows = await conn.execute(
+def _origins_of(conn: Connection, project_id: int) -> list[str]:
+    rows = conn.execute(
         sa.select(project_origins.c.origin)
         .where(project_origins.c.project_id == project_id)
         .order_by(project_origins.c.origin)
     )
     return [r[0] for r in rows]
+
+
+async def _origins(conn: AsyncConnection, project_id: int) -> list[str]:
+    return await conn.run_sync(_origins_of, project_id)
 
 
 async def create_project(conn: AsyncConnection, name: str) -> NewProject:
@@ -89,11 +93,15 @@ async def create_project(conn: AsyncConnection, name: str) -> NewProject:
     return NewProject(_row_to_project(result.one(), []), public_key, secret_key)
 
 
-async def _one(conn: AsyncConnection, where: sa.ColumnElement[bool]) -> Project | None:
-    row = (await conn.execute(sa.select(*_COLUMNS).where(where))).first()
+def _find(conn: Connection, where: sa.ColumnElement[bool]) -> Project | None:
+    row = conn.execute(sa.select(*_COLUMNS).where(where)).first()
     if row is None:
         return None
-    return _row_to_project(row, await _origins(conn, row._mapping["id"]))
+    return _row_to_project(row, _origins_of(conn, row._mapping["id"]))
+
+
+async def _one(conn: AsyncConnection, where: sa.ColumnElement[bool]) -> Project | None:
+    return await conn.run_sync(_find, where)
 
 
 async def get_project(conn: AsyncConnection, name_or_id: str | int) -> Project | None:
@@ -106,9 +114,14 @@ async def get_project(conn: AsyncConnection, name_or_id: str | int) -> Project |
     return found
 
 
-async def project_by_key(conn: AsyncConnection, key: str, kind: KeyKind) -> Project | None:
+def find_by_key(conn: Connection, key: str, kind: KeyKind) -> Project | None:
+    """The project a public or secret key belongs to (synchronous: see ``Database.run_read``)."""
     column = projects.c.public_key_hash if kind == "public" else projects.c.secret_key_hash
-    return await _one(conn, column == hash_key(key))
+    return _find(conn, column == hash_key(key))
+
+
+async def project_by_key(conn: AsyncConnection, key: str, kind: KeyKind) -> Project | None:
+    return await conn.run_sync(find_by_key, key, kind)
 
 
 def _secret_owners(hashes: list[str]) -> sa.Select[Any]:
