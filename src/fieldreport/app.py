@@ -27,6 +27,7 @@ from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest import session_images, sessions
 from fieldreport.ingest.errors import HTTPProblem, handle_problem
 from fieldreport.metrics import Metrics, ObservabilityMiddleware, metrics_endpoint, route_templates
+from fieldreport.routing import IndexedRouter
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
 from fieldreport.web import routes as web_routes
@@ -154,8 +155,6 @@ def create_app(
     routes = build_routes()
     metrics = Metrics()
     app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
         middleware=[
             Middleware(ObservabilityMiddleware, metrics=metrics, templates=route_templates(routes))
         ],
@@ -168,6 +167,8 @@ def create_app(
             Exception: _server_error,
         },
     )
+    # same routes and lifespan, but each request only tries the routes that can match its path
+    app.router = IndexedRouter(routes, lifespan=lifespan)
     app.state.metrics = metrics
     delivery_metrics.register(metrics, lambda: getattr(app.state, "fieldreport", None))
     if state is not None:

@@ -9,9 +9,9 @@ at scrape time by callbacks registered with :meth:`Metrics.add_collector`.
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -74,18 +74,38 @@ def route_templates(routes: list[BaseRoute], prefix: str = "") -> dict[Any, str]
     return out
 
 
+class _RouteSeries:
+    """The label children of one route (``labels()`` looks them up under a lock each time)."""
+
+    __slots__ = ("bytes", "duration", "endpoint", "requests")
+
+    def __init__(self, metrics: Metrics, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.bytes = metrics.ingest_bytes.labels(endpoint)
+        self.duration = metrics.duration.labels(endpoint)
+        self.requests: dict[tuple[str, int], Counter] = {}
+
+
 class ObservabilityMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics, templates: dict[Any, str]) -> None:
         self.app = app
         self.metrics = metrics
         self.templates = templates
+        # per route template: its children; bounded like the labels (templates, methods)
+        self._series: dict[str, _RouteSeries] = {}
+
+    def _route(self, endpoint: str) -> _RouteSeries:
+        series = self._series.get(endpoint)
+        if series is None:
+            series = self._series[endpoint] = _RouteSeries(self.metrics, endpoint)
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        rid = incoming if incoming and _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        rid = incoming if incoming and _REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
         token = request_id.set(rid)
         started = time.perf_counter()
         received = 0
@@ -108,11 +128,16 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, counting_receive, tagging_send)
         finally:
-            endpoint = self.templates.get(scope.get("endpoint"), "other")
-            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
+            series = self._route(self.templates.get(scope.get("endpoint"), "other"))
+            key = (scope["method"], status)
+            counter = series.requests.get(key)
+            if counter is None:
+                counter = self.metrics.requests.labels(series.endpoint, key[0], str(status))
+                series.requests[key] = counter
+            counter.inc()
             if received:
-                self.metrics.ingest_bytes.labels(endpoint).inc(received)
-            self.metrics.duration.labels(endpoint).observe(time.perf_counter() - started)
+                series.bytes.inc(received)
+            series.duration.observe(time.perf_counter() - started)
             request_id.reset(token)
 
 

@@ -48,7 +48,7 @@ class LimitedBody:
             self.seen += len(body)
             if self.seen > self.limit:
                 raise BodyTooLarge
-            self.tail = (self.tail + body)[-self.TAIL :]
+            self.tail = (self.tail + body[-self.TAIL :])[-self.TAIL :]  # not a copy of body
         return message
 
 

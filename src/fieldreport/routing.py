@@ -1,0 +1,105 @@
+"""A Starlette router that does not try every route on every request.
+
+Starlette's :class:`~starlette.routing.Router` tries its routes in order and takes the first
+full match (else the first partial match, which becomes a 405). With some fifty routes, an
+ingest request paid for a regex match against most dashboard and API routes before reaching
+its own. :class:`IndexedRouter` keeps exactly that rule but only tries the routes that can
+match the request's path at all:
+
+- a request whose path is the literal path of some route tries only the routes that match
+  that path (worked out once, by matching the routes' own regexes against it);
+- any other request tries the routes whose first path segment is the request's, plus the
+  routes whose first segment is not a literal (a parameter, a host route, a root mount);
+- what finds no route there (404s, trailing-slash redirects, other scope types) goes to
+  Starlette's own loop over every route, unchanged.
+
+The candidates are tried in their original order, so the route chosen, ``scope["route"]``,
+``scope["endpoint"]``, path parameters and 405s are the same as with the plain router. The
+index is rebuilt when routes are added to or removed from ``router.routes``; code that
+replaces a route in place must call :meth:`IndexedRouter.reindex`.
+"""
+
+from __future__ import annotations
+
+from starlette._utils import get_route_path
+from starlette.routing import BaseRoute, Match, Mount, Route, Router, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+
+_ANY = None  # the first segment of a route that can match paths with any first segment
+
+
+def _first_segment(path: str) -> str:
+    return path[1:].split("/", 1)[0] if path.startswith("/") else ""
+
+
+def _route_head(route: BaseRoute) -> str | None:
+    """The literal first path segment every path ``route`` matches has, or ``None``."""
+    if not isinstance(route, Route | Mount | WebSocketRoute):
+        return _ANY
+    path = route.path
+    if not path.startswith("/"):  # a root mount ("") matches everything
+        return _ANY
+    head = _first_segment(path)
+    return _ANY if "{" in head else head
+
+
+def _could_match(route: BaseRoute, path: str) -> bool:
+    """Whether ``route`` can match a request for ``path`` (for some method)."""
+    if isinstance(route, Route | Mount | WebSocketRoute):
+        return route.path_regex.match(path) is not None
+    return True
+
+
+class IndexedRouter(Router):
+    _indexed: tuple[int, int] = (0, -1)
+    _exact: dict[str, list[BaseRoute]]
+    _by_head: dict[str, list[BaseRoute]]
+
+    def reindex(self) -> None:
+        """Recompute which routes each path tries (from ``self.routes``)."""
+        routes = self.routes
+        heads = [_route_head(route) for route in routes]
+        by_head: dict[str, list[BaseRoute]] = {}
+        for head in {h for h in heads if h is not None}:
+            by_head[head] = [r for r, h in zip(routes, heads, strict=True) if h in (head, _ANY)]
+        exact: dict[str, list[BaseRoute]] = {}
+        for route in routes:
+            if isinstance(route, Route) and "{" not in route.path and route.path not in exact:
+                path = route.path
+                bucket = by_head.get(_first_segment(path), [])
+                exact[path] = [r for r in bucket if _could_match(r, path)]
+        self._exact, self._by_head = exact, by_head
+        self._indexed = (id(routes), len(routes))
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().app(scope, receive, send)
+            return
+        if self._indexed != (id(self.routes), len(self.routes)):
+            self.reindex()
+        route_path = get_route_path(scope)
+        candidates = self._exact.get(route_path)
+        if candidates is None:
+            candidates = self._by_head.get(_first_segment(route_path))
+            if candidates is None:
+                await super().app(scope, receive, send)
+                return
+        if "router" not in scope:
+            scope["router"] = self
+        partial: BaseRoute | None = None
+        partial_scope: Scope = {}
+        for route in candidates:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope["route"] = route
+                scope.update(child_scope)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL and partial is None:
+                partial, partial_scope = route, child_scope
+        if partial is not None:
+            scope["route"] = partial
+            scope.update(partial_scope)
+            await partial.handle(scope, receive, send)
+            return
+        await super().app(scope, receive, send)  # not found: redirect slashes or 404 as usual
