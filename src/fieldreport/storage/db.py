@@ -101,6 +101,7 @@ class Database:
         self._read_engine: Engine | None = None  # SQLite: run_read's synchronous readers
         self._read_threads: ThreadPoolExecutor | None = None
         self._engine_lock = threading.Lock()
+        self._reader_local = threading.local()
 
     @property
     def is_sqlite(self) -> bool:
@@ -153,8 +154,25 @@ class Database:
                     )
                     _sqlite_pragmas(engine, writer=False)
                     self._read_engine = engine
-        with self._read_engine.connect() as conn, conn.begin():
-            return fn(conn, *args, **kwargs)
+        # Each reader thread keeps its connection (no pool checkout and reset per read).
+        conn: Connection | None = getattr(self._reader_local, "conn", None)
+        if conn is None:
+            conn = self._read_engine.connect()
+            self._reader_local.conn = conn
+        try:
+            with conn.begin():
+                return fn(conn, *args, **kwargs)
+        except BaseException:
+            if conn.invalidated or not conn.in_transaction():
+                self._reader_local.conn = None
+                conn.close()
+            raise
+
+    def _close_reader(self) -> None:
+        conn = getattr(self._reader_local, "conn", None)
+        self._reader_local.conn = None
+        if conn is not None:
+            conn.close()
 
     def sqlite_batch_engine(self) -> Engine:
         """SQLite: a synchronous engine for the batch writer's own thread
@@ -176,6 +194,9 @@ class Database:
     async def dispose(self) -> None:
         if self._read_threads is not None:
             threads, self._read_threads = self._read_threads, None
+            # each reader thread closes its own connection, then the threads end
+            for _ in range(self._pool_size):
+                threads.submit(self._close_reader)
             await asyncio.get_running_loop().run_in_executor(None, threads.shutdown)
         if self._read_engine is not None:
             self._read_engine.dispose()
