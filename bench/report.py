@@ -431,6 +431,16 @@ FIXES = [
     "building objects (~790 -> ~60 us for 20 KB), verified tokens cached (expiry still checked "
     "to the second), the Origin normalised once per value: 3.8 M -> 0.9 M instructions per "
     "request (callgrind, storage stubbed).",
+    "**HTTP path**: an indexed router in front of Starlette's linear route search (same "
+    "choices, checked route by route against Starlette's), metric children cached per route "
+    "and status, request ids from `os.urandom`: the bare endpoint inside our app went from "
+    "0.65 to 0.82 of the bare endpoint alone.",
+    "**`gc.freeze()` after start-up** (`serve` only): collections under load no longer walk "
+    "the start-up objects: +12% full-stack events/s in an A/B run of the two builds.",
+    "**Errors found on the way**: a lost connection inside a batch is no longer retried caller "
+    "by caller (it fails the batch: 503 for all, where the PostgreSQL restart test saw one "
+    "500); session batches nested past the parser's depth and full-stack text with a lone "
+    "surrogate escape are refused with 400 (they were 500s).",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import httpx
@@ -30,3 +31,15 @@ async def test_database_down_is_503_with_retry_after(tmp_path: Path) -> None:
             assert health.status_code == 503
     finally:
         await state.close()
+
+
+async def test_serve_freezes_start_up_objects_out_of_the_collectors_sight(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, public_url="http://x.test")
+    gc.unfreeze()
+    try:
+        for freeze, frozen in ((False, False), (True, True)):
+            app = create_app(settings, freeze_gc=freeze)
+            async with app.router.lifespan_context(app):
+                assert (gc.get_freeze_count() > 0) is frozen
+    finally:
+        gc.unfreeze()

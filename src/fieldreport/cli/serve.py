@@ -40,7 +40,7 @@ async def _serve(settings: Settings, *, with_worker: bool = True) -> None:
             )
         load_secret(settings)  # created in the data dir on first start unless set
         services = [start_retention, *([worker_service()] if with_worker else [])]
-        app = create_app(settings, state=state, services=services)
+        app = create_app(settings, state=state, services=services, freeze_gc=True)
         config = uvicorn.Config(
             app,
             host=settings.host,
