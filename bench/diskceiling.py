@@ -25,15 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from fieldreport.storage.blobs.local import fsync_dir
+
 Mode = Literal["fsync", "syncfs"]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _group_syncfs(root: Path) -> tuple[Callable[[], None], Callable[[], int]]:
@@ -104,7 +98,7 @@ def measure(
                 final = part.with_suffix(".blob")
                 os.replace(part, final)
                 if flush is None:
-                    _fsync_dir(root)
+                    fsync_dir(root)
                 else:
                     flush()
                 final.unlink()

@@ -27,21 +27,13 @@ from fieldreport.ingest.fullstack_input import (
     read_event,
     read_events,
 )
+from tests.ingest.test_fullstack import _event
 
 MAX_PAYLOAD = 64
 SETTINGS = settings(
     max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
-GOOD = {
-    "uuid": "asdf-ghjk-klzx-1234",
-    "type": "log",
-    "payload": '{"a":1,"b":"a sample log text"}',
-    "level": "info",
-    "timestamp": 1622706694345,
-    "metadata": '{"anything_useful":"can be added here"}',
-    "title": "sample log today",
-    "origin": "Wonderful Linux Server #2",
-}
+GOOD = _event("asdf-ghjk-klzx-1234")  # seed 001's example event
 
 
 def _slow(body: bytes) -> Checked | str:

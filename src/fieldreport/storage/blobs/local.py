@@ -26,7 +26,8 @@ from fieldreport.storage.blobs.base import (
 from fieldreport.storage.blobs.flush import GroupFlush, SyncFs, libc_syncfs
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (creations, renames) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -75,7 +76,7 @@ class _Draft:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.tmp, target)
         if durable:
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         return WrittenBlob(self.size, self.digest.hexdigest() if self.digest else None)
 
     def discard(self) -> None:
