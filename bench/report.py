@@ -496,53 +496,32 @@ def render_profile(profile: dict[str, Any] | None) -> list[str]:
 
 
 FINDINGS = [
-    "### What the profile shows, and the proposed fix",
+    "### What the profile shows now",
     "",
-    "The server is **not CPU-bound**: under full load it uses about half of one core (above), and "
-    "py-spy's samples sit in threads waiting on SQLite (`aiosqlite`'s connection thread), on "
-    "`fsync` of blobs and directories, and in the idle event loop. Throughput does not grow with "
-    "concurrency (see the concurrency table: reports stay near the same rate from 4 to 64 "
-    "connections while latency grows linearly), which is the signature of one serialized step:",
+    "The earlier finding (one serialized write transaction per request, ~6 aiosqlite round "
+    "trips each, the server half idle) is fixed: see *Before / after the fixes* below. The "
+    "server is now **CPU-bound**: 93-101% of one core under load on every ingest endpoint "
+    "(above). The event loop and the writer, reader and blob threads share one core's worth of "
+    "Python (the GIL), and the kernel time of file operations counts too. Where it goes:",
     "",
-    "1. **One write transaction per request, one at a time.** On SQLite all writes go through one "
-    "writer connection (`storage/db.py`, `BEGIN IMMEDIATE`); a report's transaction is BEGIN, the "
-    "ticket-number `UPDATE ... RETURNING`, the report `INSERT`, the files `INSERT` (and, with "
-    "delivery, the outbox `INSERT`), then `COMMIT` with `synchronous=FULL` (a WAL fsync). Every "
-    "statement is a round trip between the event loop and the aiosqlite thread, so each report "
-    "holds the writer for several iterations of a busy event loop plus an fsync (about 8-20 ms per "
-    "report in these runs): a limit of roughly 50-130 reports/s **per server process** whatever "
-    "the CPU. The 1-vs-2-process table shows a second process nearly doubling it, so the SQLite "
-    "lock itself is not the limit; the round trips through each process's loop are. On PostgreSQL the same happens through the project row: the ticket-number "
-    "`UPDATE` locks the project's row until `COMMIT`, so all reports of one project serialize on "
-    "it (this benchmark, like most deployments, sends to one project).",
-    "2. **The disk is not the limit.** The diagnostics above show this disk doing many times more "
-    "durable 200 KB and 20 KB file writes per second than fieldreport stores, and with the data "
-    "directory on tmpfs (no fsync cost at all) ingest gets at most about 2x faster and stays far "
-    "below the ceiling: most of the per-request time is the serialized round trips, not the fsyncs.",
-    "3. **The app itself costs about a third before any endpoint code runs** (diagnostics: the "
-    "same do-nothing endpoint inside fieldreport's app vs alone). py-spy on that endpoint: the "
-    "middleware chain (request id with `uuid4`, Prometheus `labels()` and histogram, Starlette's "
-    "error and exception middleware wrapping every `send`) and Starlette's linear route matching "
-    "(`Route.matches` + `Router.app`, ~17% of samples for a route at the end of the list; the "
-    "benchmark route is last, so that part is the worst case). Proposed: put the ingest routes "
-    "first, and record metrics once per response rather than through wrapped `send` callables.",
-    "4. Smaller costs per request: the public-key lookup is two reader queries (project, then its "
-    "origins), each a thread round trip; multipart parsing (`python-multipart`) and the PNG check "
-    "(Pillow's CRC pass) are a few percent of samples.",
+    "1. **Blob files** (reports, session batches): creating the temporary file (`Path.open`, "
+    "13-19% of samples), writing, renaming into place, `mkdir` of the report's directory: "
+    "30-45% of samples together, mostly kernel time. The single `syncfs` per group is only "
+    "2-3%. Next: fewer file-system operations per blob (no directory per report; session "
+    "batches appended to a per-session segment, or stored in the database when small).",
+    "2. **Report parsing and checks**: Pillow's PNG verification (its CRC pass, ~11%) and "
+    "multipart parsing (python-multipart plus Starlette's form wrapper, ~840 us per report "
+    "in-process; the `multipart` package's push parser did the same body in ~215 us, but "
+    "adopting it changes which malformed bodies are refused and with which messages, which "
+    "tests pin).",
+    "3. **SQLAlchemy Core per statement**: ~100-200 us of Python per executed statement in "
+    "the writer thread and for the key lookup (now one prebuilt statement). Next: prebuilt "
+    "statements for the writer's inserts as well.",
+    "4. **The HTTP stack itself**: uvicorn/httptools plus Starlette's request wrapping is what "
+    "the ceiling also pays; our middleware and routing now cost 0.82 of a bare endpoint "
+    "(diagnostics above), where they cost 0.65.",
     "",
-    "**Proposed fix (not applied here: `ingest/accept.py`, `storage/reports.py` and the blob store "
-    "were being changed by the delivery and sessions work during this run, and the fix changes "
-    "the transaction boundaries they rely on):** group commit for reports and session batches, "
-    "as DESIGN.md already calls for and as the full-stack events path does with its event writer. "
-    "Requests write their blobs in parallel as now, then hand their rows to one writer task per "
-    "process that takes everything queued (up to N rows or a few milliseconds), allocates the "
-    "ticket numbers for the whole batch with one `UPDATE last_ticketnr = last_ticketnr + n "
-    "RETURNING`, inserts all reports, files and outbox rows with `executemany`, commits once, and "
-    "only then answers each request (201 still means durable). Per report that turns ~6 round "
-    "trips and one fsync into a share of one transaction: the writer's limit moves from "
-    "~50-130 reports/s to thousands, at which point the body reading and multipart parsing "
-    "(the CPU work the ceiling also does) become the limit. Second, cache the public-key lookup "
-    "(project and origins in one query, or a per-process cache invalidated by a database "
-    "generation counter so key rotation stays immediate).",
-    "",
+    "The ingest targets (0.6 of a body-reading endpoint) are not met: the ceiling only reads "
+    "the body, while every fieldreport endpoint parses, checks, writes and makes durable what "
+    "it read, in Python, before answering.",
 ]
