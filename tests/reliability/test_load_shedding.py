@@ -35,10 +35,10 @@ def settings_overrides() -> dict[str, object]:
     return {"ingest_max_in_flight": LIMIT}
 
 
-def _post(client: httpx.AsyncClient, project: NewProject, n: int) -> Any:
+def _post(client: httpx.AsyncClient, project: NewProject, n: int, origin: str | None = None) -> Any:
     return client.post(
         URL,
-        headers={"X-Fieldreport-Key": project.public_key},
+        headers={"X-Fieldreport-Key": project.public_key, **({"Origin": origin} if origin else {})},
         data={"subject": f"report {n}"},
         files={"file": ("s.png", png_bytes(), "image/png")},
     )
@@ -65,12 +65,17 @@ async def _shed_while_blocked(
     blocked = [asyncio.create_task(_post(client, project, i)) for i in range(LIMIT)]
     await _wait_in_flight(server, LIMIT)
     started = time.monotonic()
-    extra = await asyncio.gather(*[_post(client, project, 100 + i) for i in range(5)])
+    extra = await asyncio.gather(
+        *[_post(client, project, 100 + i, origin=f"https://app{i}.example") for i in range(5)]
+    )
     assert time.monotonic() - started < 5, "refusals must not wait for the slow storage"
-    for resp in extra:
+    for i, resp in enumerate(extra):
         assert resp.status_code == 503, resp.text
         assert resp.json()["code"] == "overloaded"
         assert int(resp.headers["retry-after"]) > 0
+        # a browser's widget can read the refusal and its Retry-After, and back off
+        assert resp.headers["access-control-allow-origin"] == f"https://app{i}.example"
+        assert "Retry-After" in resp.headers["access-control-expose-headers"]
     assert not any(task.done() for task in blocked)
     return blocked
 
