@@ -43,7 +43,7 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(engine: Engine, *, writer: bool) -> None:
+def _with_sqlite_pragmas(engine: Engine, *, writer: bool) -> Engine:
     """WAL, ``synchronous=FULL`` (a commit is on disk when it returns), foreign keys, and
     ``BEGIN IMMEDIATE`` for writers (no lock upgrades, no ``database is locked`` surprises)."""
 
@@ -61,6 +61,8 @@ def _sqlite_pragmas(engine: Engine, *, writer: bool) -> None:
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
+    return engine
+
 
 def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
@@ -70,7 +72,7 @@ def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=60,
     )
-    _sqlite_pragmas(engine.sync_engine, writer=writer)
+    _with_sqlite_pragmas(engine.sync_engine, writer=writer)
     return engine
 
 
@@ -102,6 +104,7 @@ class Database:
         self._read_threads: ThreadPoolExecutor | None = None
         self._engine_lock = threading.Lock()
         self._reader_local = threading.local()
+        self._reader_conns: list[Connection] = []  # to close them on dispose
 
     @property
     def is_sqlite(self) -> bool:
@@ -144,35 +147,37 @@ class Database:
         if self._read_engine is None:
             with self._engine_lock:
                 if self._read_engine is None:
-                    url = make_url(self._async_url).set(drivername="sqlite+pysqlite")
-                    engine = create_engine(
-                        url,
-                        poolclass=QueuePool,
-                        pool_size=self._pool_size,
-                        max_overflow=0,
-                        connect_args={"check_same_thread": False},
-                    )
-                    _sqlite_pragmas(engine, writer=False)
-                    self._read_engine = engine
+                    self._read_engine = self._sqlite_sync_engine(self._pool_size, writer=False)
         # Each reader thread keeps its connection (no pool checkout and reset per read).
         conn: Connection | None = getattr(self._reader_local, "conn", None)
         if conn is None:
             conn = self._read_engine.connect()
             self._reader_local.conn = conn
+            with self._engine_lock:
+                self._reader_conns.append(conn)
         try:
             with conn.begin():
                 return fn(conn, *args, **kwargs)
         except BaseException:
-            if conn.invalidated or not conn.in_transaction():
-                self._reader_local.conn = None
-                conn.close()
+            # After any error the next read starts on a fresh connection.
+            self._reader_local.conn = None
+            with self._engine_lock:
+                self._reader_conns.remove(conn)
+            conn.close()
             raise
 
-    def _close_reader(self) -> None:
-        conn = getattr(self._reader_local, "conn", None)
-        self._reader_local.conn = None
-        if conn is not None:
-            conn.close()
+    def _sqlite_sync_engine(self, pool_size: int, *, writer: bool) -> Engine:
+        """A synchronous pysqlite engine on the same file, with the same pragmas."""
+        return _with_sqlite_pragmas(
+            create_engine(
+                make_url(self._async_url).set(drivername="sqlite+pysqlite"),
+                poolclass=QueuePool,
+                pool_size=pool_size,
+                max_overflow=0,
+                connect_args={"check_same_thread": False},  # closed from another thread
+            ),
+            writer=writer,
+        )
 
     def sqlite_batch_engine(self) -> Engine:
         """SQLite: a synchronous engine for the batch writer's own thread
@@ -180,24 +185,17 @@ class Database:
         transaction without a thread hop per statement."""
         assert self.is_sqlite
         if self._batch_engine is None:
-            url = make_url(self._async_url).set(drivername="sqlite+pysqlite")
-            self._batch_engine = create_engine(
-                url,
-                poolclass=QueuePool,
-                pool_size=1,
-                max_overflow=0,
-                connect_args={"check_same_thread": False},  # closed from the loop's thread
-            )
-            _sqlite_pragmas(self._batch_engine, writer=True)
+            self._batch_engine = self._sqlite_sync_engine(1, writer=True)
         return self._batch_engine
 
     async def dispose(self) -> None:
         if self._read_threads is not None:
             threads, self._read_threads = self._read_threads, None
-            # each reader thread closes its own connection, then the threads end
-            for _ in range(self._pool_size):
-                threads.submit(self._close_reader)
             await asyncio.get_running_loop().run_in_executor(None, threads.shutdown)
+            self._reader_local = threading.local()
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
         if self._read_engine is not None:
             self._read_engine.dispose()
             self._read_engine = None
