@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fieldreport.ingest.cors import request_origin
+from fieldreport.ingest.cors import cors_headers
 from fieldreport.ingest.errors import HTTPProblem, problem_response
 
 log = logging.getLogger(__name__)
@@ -64,20 +64,6 @@ def in_flight(request: Request) -> InFlight:
     return counters
 
 
-def _readable_by_any_origin(request: Request) -> dict[str, str]:
-    """Let the widget or recorder in a browser read the 503 and its Retry-After (and back
-    off) without a database read to find the key's project: the answer says nothing but
-    "busy", so any origin may read it."""
-    origin = request_origin(request)
-    if origin is None or origin in ("null", "invalid"):
-        return {}
-    return {
-        "Access-Control-Allow-Origin": request.headers["origin"],
-        "Access-Control-Expose-Headers": "Retry-After",
-        "Vary": "Origin",
-    }
-
-
 def shed_load(
     route: str, refuse: Callable[[], Response] | None = None
 ) -> Callable[[Endpoint], Endpoint]:
@@ -96,7 +82,9 @@ def shed_load(
                 if refuse is not None:
                     return refuse()
                 response = problem_response(overloaded())
-                response.headers.update(_readable_by_any_origin(request))
+                # Readable from any origin (it needs no database read and says only "busy"),
+                # so the widget or recorder in a browser can see Retry-After and back off.
+                response.headers.update(cors_headers(request, ["*"]))
                 return response
             try:
                 return await endpoint(request)
