@@ -118,7 +118,8 @@ class EventWriter:
         others), in the writer's transaction."""
         hashes = {key_hash for _, key_hash in items if key_hash is not None}
         owners = secret_owners(conn, hashes)
-        kept = [e for e, h in items if h is None or owners.get(h) == e.project_id]
+        holds = [h is None or owners.get(h) == e.project_id for e, h in items]
+        kept = [e for (e, _), ok in zip(items, holds, strict=True) if ok]
         stored = iter(
             store_events(
                 conn,
