@@ -1,0 +1,80 @@
+"""Server CPU time per accepted request, fieldreport beside the bare ceiling:
+
+    python -m bench.cpu_cost [--endpoint reports,events,sessions] [--seconds 4]
+                             [--database-url URL] [--src OTHER/src]
+
+Each server process's user + system CPU time (all its threads, from /proc) is read before
+and after a wrk load; divided by the 2xx answers, that is what one request costs the
+server. Unlike requests/s, this hardly moves when other jobs share the machine, so two
+builds can be compared on a busy 2-core box: run it once per checkout (``--src``), or read
+``ceiling / fieldreport``, which is the throughput ratio the server could reach if it were
+CPU-bound (it is, under load: 93-101% of a core). Loopback only, bounded by ``--seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from bench import servers, wrk
+from bench.suite import endpoints
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cost(
+    pids: list[int], url: str, body: bytes, headers: dict[str, str], seconds: float
+) -> dict[str, float]:
+    wrk.run(url, seconds=1, body=body, headers=headers)  # warm-up
+    before = sum(cpu_seconds(p) for p in pids)
+    res = wrk.run(url, seconds=seconds, body=body, headers=headers)
+    used = sum(cpu_seconds(p) for p in pids) - before
+    ok = res["requests"] - res["errors"]
+    return {
+        "ok": ok,
+        "errors": res["errors"],
+        "rps": res["rps"],
+        "cpu_us": round(used / ok * 1e6, 1) if ok else float("nan"),
+        "cpu_share": round(used / seconds, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--endpoint", default="reports,events,sessions")
+    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--src", type=Path, default=servers.SRC, help="the build to run")
+    parser.add_argument("--no-ceiling", action="store_true")
+    args = parser.parse_args()
+    wanted = set(args.endpoint.split(","))
+    extra = {"FIELDREPORT_SESSION_RATE_SESSIONS": "0", "FIELDREPORT_SESSION_RATE_BYTES": "0"}
+    with (
+        servers.scratch("cpucost") as work,
+        servers.fieldreport(1, work, args.database_url, src=args.src.resolve(), **extra) as fr,
+        servers.bare(1, work) as bare,
+    ):
+        for ep in endpoints(fr):
+            if ep.name not in wanted:
+                continue
+            ours = cost(fr.pids, fr.urls(ep.path)[0], ep.body, ep.headers, args.seconds)
+            line = (
+                f"{ep.name:9} fieldreport {ours['cpu_us']:8.1f} µs/req"
+                f"  ({ours['rps']:.0f}/s, cpu {ours['cpu_share']}, errors {ours['errors']})"
+            )
+            if not args.no_ceiling:
+                ceil = cost(bare.pids, bare.urls("/ingest")[0], ep.body, ep.headers, args.seconds)
+                ratio = ceil["cpu_us"] / ours["cpu_us"]
+                line += f"   ceiling {ceil['cpu_us']:7.1f} µs/req   cpu ratio {ratio:.2f}"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
