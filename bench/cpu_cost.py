@@ -14,28 +14,20 @@ CPU-bound (it is, under load: 93-101% of a core). Loopback only, bounded by ``--
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from bench import servers, wrk
+from bench.measure import cpu_seconds
 from bench.suite import endpoints
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def cost(
     pids: list[int], url: str, body: bytes, headers: dict[str, str], seconds: float
 ) -> dict[str, float]:
     wrk.run(url, seconds=1, body=body, headers=headers)  # warm-up
-    before = sum(cpu_seconds(p) for p in pids)
+    before = cpu_seconds(pids)
     res = wrk.run(url, seconds=seconds, body=body, headers=headers)
-    used = sum(cpu_seconds(p) for p in pids) - before
+    used = cpu_seconds(pids) - before
     ok = res["requests"] - res["errors"]
     return {
         "ok": ok,

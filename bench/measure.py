@@ -7,11 +7,24 @@ minute is far steadier than either number alone.
 
 from __future__ import annotations
 
+import os
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bench import wrk
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes (all their threads), from /proc."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICK
 
 
 @dataclass
@@ -21,6 +34,8 @@ class Target:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     connections: int = 64
+    #: server processes whose CPU time is read around each run (CPU per accepted request)
+    pids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -41,6 +56,12 @@ class Series:
         return statistics.median(r["p99_ms"] for r in self.runs) if self.runs else 0.0
 
     @property
+    def cpu_us(self) -> float:
+        """Median server CPU µs per accepted request (0 when not measured)."""
+        values = [r["cpu_us"] for r in self.runs if r.get("cpu_us")]
+        return statistics.median(values) if values else 0.0
+
+    @property
     def errors(self) -> int:
         return int(sum(r["errors"] + r.get("socket_errors", 0) for r in self.runs))
 
@@ -51,6 +72,7 @@ class Series:
             "p50_ms": self.p50_ms,
             "p99_ms": self.p99_ms,
             "errors": self.errors,
+            "cpu_us": round(self.cpu_us, 1),
             "runs": [r["rps"] for r in self.runs],
         }
 
@@ -59,6 +81,7 @@ def load(target: Target, seconds: float) -> dict[str, float]:
     """One wrk run; with several URLs (one per server process) one wrk per URL, concurrently,
     the connections split between them; requests/s add up."""
     per = max(1, target.connections // len(target.urls))
+    cpu_before = cpu_seconds(target.pids) if target.pids else 0.0
     with ThreadPoolExecutor(len(target.urls)) as pool:
         results = list(
             pool.map(
@@ -68,7 +91,10 @@ def load(target: Target, seconds: float) -> dict[str, float]:
                 target.urls,
             )
         )
+    ok = sum(r["requests"] - r["errors"] for r in results)
+    cpu = cpu_seconds(target.pids) - cpu_before if target.pids else 0.0
     return {
+        "cpu_us": round(cpu / ok * 1e6, 1) if cpu and ok else 0.0,
         "rps": sum(r["rps"] for r in results),
         "errors": sum(r["errors"] for r in results),
         "socket_errors": sum(r["socket_errors"] for r in results),

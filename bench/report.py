@@ -180,8 +180,9 @@ def plot_memory(mem: dict[str, Any], out: Path) -> None:
 def _ingest_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| endpoint | body | backend | processes | ceiling req/s | fieldreport req/s | MB/s in | "
-        "ratio | target 0.6 | p50 / p99 ms | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "ratio | target 0.6 | p50 / p99 ms | errors | server CPU µs/req, ceiling / fieldreport "
+        "(ratio) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         f = r["fieldreport"]
@@ -189,9 +190,18 @@ def _ingest_table(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {r['endpoint']} | {r['body_bytes'] / 1000:.1f} KB | {r['backend']} | {r['processes']} "
             f"| {r['ceiling']['rps']:.0f} | {f['rps']:.0f} | {mbs:.1f} | {r['ratio']:.2f} "
-            f"| {_ok(r['ratio'], INGEST_TARGET)} | {f['p50_ms']:.0f} / {f['p99_ms']:.0f} | {f['errors']} |"
+            f"| {_ok(r['ratio'], INGEST_TARGET)} | {f['p50_ms']:.0f} / {f['p99_ms']:.0f} | {f['errors']} "
+            f"| {_cpu_pair(r['ceiling'], f)} |"
         )
     return lines
+
+
+def _cpu_pair(ceiling: dict[str, Any], ours: dict[str, Any]) -> str:
+    """Server CPU per accepted request, the ceiling's and ours, and their ratio."""
+    c, f = ceiling.get("cpu_us", 0.0), ours.get("cpu_us", 0.0)
+    if not c or not f:
+        return "not measured"
+    return f"{c:.0f} / {f:.0f} ({c / f:.2f})"
 
 
 def render(results: dict[str, Any], root: Path) -> None:
@@ -226,6 +236,11 @@ def render(results: dict[str, Any], root: Path) -> None:
         "- **Ceiling:** the same stack (Starlette on uvicorn with uvloop and httptools, same process "
         "count) with an endpoint that only reads the body and answers a small JSON "
         "(`bench/apps/bare.py`), fed the same request bodies.",
+        "- **Server CPU per request:** each server's user + system CPU time (all threads, from "
+        "`/proc`) is read around every run and divided by its 2xx answers. Under load the server is "
+        "CPU-bound, so `ceiling CPU / fieldreport CPU` is the throughput ratio it could reach on its "
+        "own core; unlike requests/s it hardly moves when other jobs share the machine "
+        "(`python -m bench.cpu_cost` measures just this).",
         "- **fieldreport:** `fieldreport serve` with default settings except `--log-level warning` (the "
         "ceiling does not log either) and, for session batches, the per-key session rate limits turned "
         "off. Every 2xx answer means the data is durably stored: SQLite in WAL mode with "
@@ -459,14 +474,16 @@ def render_fix(fix: dict[str, Any] | None) -> list[str]:
         *[f"- {fix_text}" for fix_text in FIXES],
         "",
         "| endpoint | ceiling req/s | before req/s | after req/s | ratio before | ratio after "
-        "| speed-up |",
-        "|---|---|---|---|---|---|---|",
+        "| speed-up | server CPU µs/req, before / after |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        b_cpu, a_cpu = r["before"].get("cpu_us", 0.0), r["after"].get("cpu_us", 0.0)
+        cpu = f"{b_cpu:.0f} / {a_cpu:.0f}" if b_cpu and a_cpu else "not measured"
         lines.append(
             f"| {r['endpoint']} | {r['ceiling']['rps']:.0f} | {r['before']['rps']:.0f} | "
             f"{r['after']['rps']:.0f} | {r['ratio_before']:.2f} | {r['ratio_after']:.2f} | "
-            f"{r['speedup']:.2f}x |"
+            f"{r['speedup']:.2f}x | {cpu} |"
         )
     lines += ["", "![fix](docs/bench/fix.png)", ""]
     return lines

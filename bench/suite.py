@@ -145,9 +145,9 @@ def ingest_case(
                     c, f = compare(
                         [
                             Target("ceiling", ceiling.urls("/ingest"), ep.body, ep.headers,
-                                   plan.connections),
+                                   plan.connections, ceiling.pids),
                             Target("fieldreport", fr.urls(ep.path), ep.body, ep.headers,
-                                   plan.connections),
+                                   plan.connections, fr.pids),
                         ],
                         rounds=plan.rounds,
                         seconds=plan.seconds,
@@ -160,6 +160,7 @@ def ingest_case(
                         "ceiling": c.summary(),
                         "fieldreport": f.summary(),
                         "ratio": round(f.rps / c.rps, 3) if c.rps else 0.0,
+                        "cpu_ratio": round(c.cpu_us / f.cpu_us, 3) if f.cpu_us else 0.0,
                         "fieldreport_rss_mib": round(fr.rss_bytes() / 2**20, 1),
                     }
                     log(
@@ -246,11 +247,11 @@ def run_fix(plan: Plan, results: dict[str, Any]) -> None:
             c, b, a = compare(
                 [
                     Target("ceiling", ceiling.urls("/ingest"), ep_before.body, ep_before.headers,
-                           plan.connections),
+                           plan.connections, ceiling.pids),
                     Target("before", before.urls(ep_before.path), ep_before.body,
-                           ep_before.headers, plan.connections),
+                           ep_before.headers, plan.connections, before.pids),
                     Target("after", after.urls(ep_after.path), ep_after.body, ep_after.headers,
-                           plan.connections),
+                           plan.connections, after.pids),
                 ],
                 rounds=plan.rounds,
                 seconds=plan.seconds,
