@@ -408,11 +408,21 @@ def render_delivery(delivery: dict[str, Any] | None, summary: list[str]) -> list
     return [*lines, ""]
 
 
-def plot_fix(rows: list[dict[str, Any]], baseline: str, out: Path) -> None:
+def plot_fix(rows: list[dict[str, Any]], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.6))
     labels = [r["endpoint"] for r in rows]
-    _bar_pairs(ax, labels, [r["ratio_before"] for r in rows], [r["ratio_after"] for r in rows],
-               (f"before ({baseline})", "after (this build)"))  # fmt: skip
+    series = [
+        (f"{b['label']} ({b['rev']})", [r["builds"][i]["ratio"] for r in rows])
+        for i, b in enumerate(rows[0]["builds"])
+    ] + [("this build", [r["ratio_after"] for r in rows])]
+    w = 0.8 / len(series)
+    colors = ["#c5ccd3", "#9aa5b1", "#2f6fdf", "#1b3f8f"]
+    for i, (name, values) in enumerate(series):
+        xs = [x - 0.4 + w * (i + 0.5) for x in range(len(labels))]
+        ax.bar(xs, values, w, label=name, color=colors[i % len(colors)])
+    ax.set_xticks(list(range(len(labels))), labels, fontsize=8)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     ax.axhline(INGEST_TARGET, color="black", ls="--", lw=1)
     ax.set_ylim(0, max(INGEST_TARGET, *(r["ratio_after"] for r in rows)) * 1.15)
     ax.set_ylabel("fieldreport / ceiling")
@@ -422,7 +432,7 @@ def plot_fix(rows: list[dict[str, Any]], baseline: str, out: Path) -> None:
     plt.close(fig)
 
 
-# What changed between the baseline revision and this build, in the order it was done.
+# What changed since the first baseline revision, in the order it was done.
 FIXES = [
     "**One batch writer per process** (`storage/writer.py`): reports, session batches and "
     "backend events queue their rows; one task writes everything queued in one transaction "
@@ -460,30 +470,37 @@ FIXES = [
 
 
 def render_fix(fix: dict[str, Any] | None) -> list[str]:
-    if not isinstance(fix, dict) or not fix.get("rows"):
+    if not isinstance(fix, dict) or not fix.get("rows") or "builds" not in fix["rows"][0]:
         return []
-    rows, baseline = fix["rows"], fix["baseline"]
-    plot_fix(rows, baseline, Path(__file__).resolve().parents[1] / "docs" / "bench" / "fix.png")
+    rows = fix["rows"]
+    plot_fix(rows, Path(__file__).resolve().parents[1] / "docs" / "bench" / "fix.png")
+    builds = rows[0]["builds"]
+    names = [f"{b['label']} (`{b['rev']}`)" for b in builds] + ["this build"]
     lines = [
         "## Before / after the fixes",
         "",
-        f"The build this work started from (git revision `{baseline}`, run from its own `src/` "
-        "tree) and this build take turns with the ceiling in the same run (SQLite, 1 process, "
-        "medians), so the speed-up is measured, not remembered. What changed:",
+        "Earlier builds (each git revision run from its own `src/` tree) and this build take "
+        "turns with the ceiling in the same run (SQLite, 1 process, medians), so the speed-up is "
+        "measured, not remembered: " + ", ".join(names) + ". What changed:",
         "",
         *[f"- {fix_text}" for fix_text in FIXES],
         "",
-        "| endpoint | ceiling req/s | before req/s | after req/s | ratio before | ratio after "
-        "| speed-up | server CPU µs/req, before / after |",
-        "|---|---|---|---|---|---|---|---|",
+        "| endpoint | build | req/s | ratio to ceiling | server CPU µs/req | p50 / p99 ms |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        b_cpu, a_cpu = r["before"].get("cpu_us", 0.0), r["after"].get("cpu_us", 0.0)
-        cpu = f"{b_cpu:.0f} / {a_cpu:.0f}" if b_cpu and a_cpu else "not measured"
+        c = r["ceiling"]
+        olds = zip(names, r["builds"], strict=False)  # names ends with "this build"
+        entries = [("ceiling", c, 1.0)] + [(n, b, b["ratio"]) for n, b in olds]
+        entries.append(("**this build**", r["after"], r["ratio_after"]))
+        for name, s, ratio in entries:
+            cpu = f"{s['cpu_us']:.0f}" if s.get("cpu_us") else "not measured"
+            lines.append(
+                f"| {r['endpoint']} | {name} | {s['rps']:.0f} | {ratio:.2f} | {cpu} "
+                f"| {s['p50_ms']:.0f} / {s['p99_ms']:.0f} |"
+            )
         lines.append(
-            f"| {r['endpoint']} | {r['ceiling']['rps']:.0f} | {r['before']['rps']:.0f} | "
-            f"{r['after']['rps']:.0f} | {r['ratio_before']:.2f} | {r['ratio_after']:.2f} | "
-            f"{r['speedup']:.2f}x | {cpu} |"
+            f"| {r['endpoint']} | speed-up since {builds[0]['rev']} | {r['speedup']:.2f}x | | | |"
         )
     lines += ["", "![fix](docs/bench/fix.png)", ""]
     return lines

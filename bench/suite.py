@@ -9,6 +9,7 @@ results to ``.bench/results.json`` and renders ``BENCHMARKS.md`` plus ``docs/ben
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -226,49 +227,74 @@ def run_scale(plan: Plan, results: dict[str, Any]) -> None:
     results["scale"] = rows
 
 
-# The build this session's optimisation started from (before the batch writer, the blob
-# group flush and the lighter request paths): measured beside the current build.
-BASELINE_REV = "75c5630"
+# Earlier builds measured beside this one: where the optimisation work started (before the
+# batch writer, the blob group flush and the lighter request paths) and where the previous
+# round of it ended. Each runs from its own ``src/`` tree (git archive).
+BASELINE_REVS: tuple[tuple[str, str], ...] = (
+    ("75c5630", "start (session 1)"),
+    ("30972ee", "session 2"),
+)
 
 
 def run_fix(plan: Plan, results: dict[str, Any]) -> None:
-    """Before/after the fixes the profile pointed at: the baseline revision's build and this
+    """Before/after the fixes the profile pointed at: the baseline revisions' builds and this
     build, beside the ceiling, taking turns in the same run (1 process, SQLite)."""
     rows: list[dict[str, Any]] = []
-    baseline = servers.revision_src(BASELINE_REV)
-    with (
-        servers.scratch("fix") as work,
-        servers.bare(1, work) as ceiling,
-        servers.fieldreport(1, work / "before", src=baseline, **memory.SESSION_SETTINGS) as before,
-        servers.fieldreport(1, work / "after", **memory.SESSION_SETTINGS) as after,
-    ):
-        for ep_before, ep_after in zip(endpoints(before), endpoints(after), strict=True):
-            log(f"fix: {ep_before.name}, {BASELINE_REV} vs this build")
-            c, b, a = compare(
-                [
-                    Target("ceiling", ceiling.urls("/ingest"), ep_before.body, ep_before.headers,
-                           plan.connections, ceiling.pids),
-                    Target("before", before.urls(ep_before.path), ep_before.body,
-                           ep_before.headers, plan.connections, before.pids),
-                    Target("after", after.urls(ep_after.path), ep_after.body, ep_after.headers,
-                           plan.connections, after.pids),
-                ],
-                rounds=plan.rounds,
-                seconds=plan.seconds,
-            )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        work = stack.enter_context(servers.scratch("fix"))
+        ceiling = stack.enter_context(servers.bare(1, work))
+        olds = [
+            stack.enter_context(
+                servers.fieldreport(
+                    1, work / rev, src=servers.revision_src(rev), **memory.SESSION_SETTINGS
+                )
+            )
+            for rev, _ in BASELINE_REVS
+        ]
+        after = stack.enter_context(
+            servers.fieldreport(1, work / "after", **memory.SESSION_SETTINGS)
+        )
+        for eps in zip(*(endpoints(g) for g in [*olds, after]), strict=True):
+            name = eps[0].name
+            log(f"fix: {name}, {', '.join(r for r, _ in BASELINE_REVS)} vs this build")
+            targets = [
+                Target("ceiling", ceiling.urls("/ingest"), eps[0].body, eps[0].headers,
+                       plan.connections, ceiling.pids),
+                *(
+                    Target(rev, g.urls(ep.path), ep.body, ep.headers, plan.connections, g.pids)
+                    for (rev, _), g, ep in zip(BASELINE_REVS, olds, eps, strict=False)
+                ),
+                Target("after", after.urls(eps[-1].path), eps[-1].body, eps[-1].headers,
+                       plan.connections, after.pids),
+            ]  # fmt: skip
+            c, *builds, a = compare(targets, rounds=plan.rounds, seconds=plan.seconds)
+            first = builds[0]
             rows.append(
                 {
-                    "endpoint": ep_before.name,
+                    "endpoint": name,
                     "ceiling": c.summary(),
-                    "before": b.summary(),
+                    "builds": [
+                        {
+                            **b.summary(),
+                            "rev": rev,
+                            "label": label,
+                            "ratio": round(b.rps / c.rps, 3) if c.rps else 0.0,
+                        }
+                        for (rev, label), b in zip(BASELINE_REVS, builds, strict=True)
+                    ],
                     "after": a.summary(),
-                    "ratio_before": round(b.rps / c.rps, 3) if c.rps else 0.0,
                     "ratio_after": round(a.rps / c.rps, 3) if c.rps else 0.0,
-                    "speedup": round(a.rps / b.rps, 2) if b.rps else 0.0,
+                    "speedup": round(a.rps / first.rps, 2) if first.rps else 0.0,
                 }
             )
-            log(f"  ceiling {c.rps:.0f}/s  before {b.rps:.0f}/s  after {a.rps:.0f}/s")
-    results["fix"] = {"baseline": BASELINE_REV, "rows": rows}
+            log(
+                f"  ceiling {c.rps:.0f}/s  "
+                + "  ".join(
+                    f"{t.label} {b.rps:.0f}/s" for t, b in zip(targets[1:], builds, strict=False)
+                )
+                + f"  after {a.rps:.0f}/s"
+            )
+    results["fix"] = {"baselines": [list(b) for b in BASELINE_REVS], "rows": rows}
 
 
 def run_concurrency(plan: Plan, results: dict[str, Any]) -> None:
