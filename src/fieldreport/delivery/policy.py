@@ -26,6 +26,9 @@ JITTER = 0.1
 RETRY_AFTER_MIN = 1.0
 RETRY_AFTER_MAX = 6 * 3600.0
 MAX_ATTEMPTS_PER_DESTINATION = 50
+#: A delivery whose worker died this many times in a row while sending it to one destination
+#: (e.g. a report that crashes the renderer or exhausts memory) is given up on there.
+MAX_ABANDONED_IN_A_ROW = 3
 
 
 class Action(StrEnum):

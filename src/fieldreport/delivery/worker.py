@@ -26,7 +26,13 @@ from fieldreport.delivery.bundle import ReportBundle
 from fieldreport.delivery.links import link_key
 from fieldreport.delivery.loader import bundle_for, load_reports
 from fieldreport.delivery.notify import Listener
-from fieldreport.delivery.policy import DEFAULT_SCHEDULE, Action, decide, random_source
+from fieldreport.delivery.policy import (
+    DEFAULT_SCHEDULE,
+    MAX_ABANDONED_IN_A_ROW,
+    Action,
+    decide,
+    random_source,
+)
 from fieldreport.delivery.signing import signed_link
 from fieldreport.delivery.transports.base import SendResult
 from fieldreport.delivery.transports.http import HttpTransport
@@ -204,6 +210,17 @@ class Worker:
                 SendResult(ok=False, duration_ms=0, error="destination removed or disabled"),
                 Action.GIVE_UP,
             )
+            return
+        if claim.abandoned >= MAX_ABANDONED_IN_A_ROW:
+            # Not sent again: it may be what kills the workers (it would take every worker
+            # down in turn, forever). Move on to the next destination, or dead.
+            error = (
+                f"given up: the worker stopped {claim.abandoned} times in a row while sending "
+                "this report here (lease expired each time)"
+            )
+            log.error("delivery %s to %s: %s", claim.delivery_id, redact_url(dest.url), error)
+            self._record(claim, started, SendResult(ok=False, duration_ms=0, error=error),
+                         Action.GIVE_UP)  # fmt: skip
             return
         try:
             if report is None:

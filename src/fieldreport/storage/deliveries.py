@@ -47,8 +47,10 @@ class Claim:
     report_id: str
     project_id: int
     destination: Destination | None  # None: removed or disabled since (the worker moves on)
-    attempts: int  # already made on this destination
+    attempts: int  # already made on this destination (abandoned ones included)
     position: int
+    #: attempts on this destination whose worker stopped before finishing (lease expired)
+    abandoned: int = 0
 
 
 @dataclass(frozen=True)
@@ -206,17 +208,7 @@ async def claim_due(
         return []
     ids = [r.id for r in picked]
     taken_over = [r.id for r in picked if r.lease_owner is not None]
-    if taken_over:
-        await conn.execute(
-            delivery_attempts.update()
-            .where(
-                delivery_attempts.c.delivery_id.in_(taken_over)
-                & (delivery_attempts.c.outcome == "in_flight")
-            )
-            .values(
-                outcome="abandoned", error="the worker stopped before finishing (lease expired)"
-            )
-        )
+    abandoned = await _abandon(conn, picked, taken_over, now) if taken_over else {}
     await conn.execute(
         deliveries.update()
         .where(deliveries.c.id.in_(ids))
@@ -266,11 +258,64 @@ async def claim_due(
                 report_id=r.report_id,
                 project_id=r.project_id,
                 destination=dest_obj,
-                attempts=r.attempts,
+                attempts=r.attempts + (1 if r.id in abandoned else 0),
                 position=r.position,
+                abandoned=abandoned.get(r.id, 0),
             )
         )
     return claims
+
+
+ABANDONED_ERROR = "the worker stopped before finishing (lease expired)"
+
+
+async def _abandon(
+    conn: AsyncConnection, picked: list[Any], taken_over: list[int], now: datetime
+) -> dict[int, int]:
+    """Deliveries taken over from a worker whose lease ran out: its attempt is recorded as
+    ``abandoned`` and counts as an attempt (so the retry schedule moves on and a report that
+    keeps killing workers is eventually given up). Returns, per delivery, how many attempts
+    on its current destination were abandoned in a row, up to now."""
+    await conn.execute(
+        delivery_attempts.update()
+        .where(
+            delivery_attempts.c.delivery_id.in_(taken_over)
+            & (delivery_attempts.c.outcome == "in_flight")
+        )
+        .values(outcome="abandoned", error=ABANDONED_ERROR)
+    )
+    await conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id.in_(taken_over))
+        .values(
+            attempts=deliveries.c.attempts + 1,
+            total_attempts=deliveries.c.total_attempts + 1,
+            last_error=ABANDONED_ERROR,
+            updated_at=now,
+        )
+    )
+    # The streak of abandoned attempts on the current destination, newest first: any other
+    # outcome (a recorded failure, a redelivery's fresh start) ends it.
+    current = {r.id: r.destination_id for r in picked}
+    counts: dict[int, int] = dict.fromkeys(taken_over, 0)
+    ended: set[int] = set()
+    rows = await conn.execute(
+        sa.select(
+            delivery_attempts.c.delivery_id,
+            delivery_attempts.c.destination_id,
+            delivery_attempts.c.outcome,
+        )
+        .where(delivery_attempts.c.delivery_id.in_(taken_over))
+        .order_by(delivery_attempts.c.delivery_id, delivery_attempts.c.id.desc())
+    )
+    for delivery_id, destination_id, outcome in rows:
+        if delivery_id in ended:
+            continue
+        if outcome == "abandoned" and destination_id == current[delivery_id]:
+            counts[delivery_id] += 1
+        else:
+            ended.add(delivery_id)
+    return counts
 
 
 async def extend_leases(
