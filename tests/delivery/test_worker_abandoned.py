@@ -3,6 +3,8 @@ keeps killing its workers is given up on at that destination instead of looping 
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from fieldreport.delivery.policy import MAX_ABANDONED_IN_A_ROW
@@ -14,6 +16,24 @@ from tests.delivery.helpers import FakeClock, add_dest, attempts, only_delivery,
 from tests.delivery.receivers import Receiver, serve_receiver
 
 LEASE = 5.0
+
+
+async def one_report(
+    state: AppState, project: NewProject, client: httpx.AsyncClient, url: str, **dest: Any
+) -> FakeClock:
+    """A destination, a report for it, and a clock at the report's time."""
+    await add_dest(state, project, url, **dest)
+    await submit(client, project)
+    clock = FakeClock()
+    clock.sync()
+    return clock
+
+
+async def survivor_runs(state: AppState, clock: FakeClock, times: int = 1) -> None:
+    worker = Worker(state, name="survivor", now=clock, rand=lambda: 0.5)
+    for _ in range(times):
+        await worker.run_until_idle()
+    await worker.sender.close()
 
 
 async def die_while_sending(state: AppState, clock: FakeClock, owner: str) -> None:
@@ -28,14 +48,9 @@ async def test_an_abandoned_attempt_counts(
     state: AppState, project: NewProject, client: httpx.AsyncClient
 ) -> None:
     async with serve_receiver(Receiver()) as rx:
-        await add_dest(state, project, rx.url)
-        await submit(client, project)
-        clock = FakeClock()
-        clock.sync()
+        clock = await one_report(state, project, client, rx.url)
         await die_while_sending(state, clock, "dead-1")
-        worker = Worker(state, name="survivor", now=clock, rand=lambda: 0.5)
-        await worker.run_until_idle()
-        await worker.sender.close()
+        await survivor_runs(state, clock)
         d = await only_delivery(state)
         assert d.status == "delivered"
         assert d.total_attempts == 2  # the abandoned one and the delivered one
@@ -49,14 +64,9 @@ async def test_abandoned_attempts_move_the_retry_schedule_on(
     state: AppState, project: NewProject, client: httpx.AsyncClient
 ) -> None:
     async with serve_receiver(Receiver(fail_first=10)) as rx:
-        await add_dest(state, project, rx.url, retry_schedule=[0, 5, 300])
-        await submit(client, project)
-        clock = FakeClock()
-        clock.sync()
+        clock = await one_report(state, project, client, rx.url, retry_schedule=[0, 5, 300])
         await die_while_sending(state, clock, "dead-1")
-        worker = Worker(state, name="survivor", now=clock, rand=lambda: 0.5)
-        await worker.run_until_idle()  # the 2nd attempt fails: the 3rd is due 300 s later
-        await worker.sender.close()
+        await survivor_runs(state, clock)  # the 2nd attempt fails: the 3rd is due 300 s later
         d = await only_delivery(state)
         assert (d.status, d.attempts) == ("failed", 2)
         assert d.next_attempt_at is not None
@@ -68,16 +78,10 @@ async def test_a_report_that_keeps_killing_workers_is_given_up_on(
 ) -> None:
     async with serve_receiver(Receiver()) as primary, serve_receiver(Receiver()) as backup:
         await add_dest(state, project, primary.url)
-        await add_dest(state, project, backup.url, backup=True)
-        await submit(client, project)
-        clock = FakeClock()
-        clock.sync()
+        clock = await one_report(state, project, client, backup.url, backup=True)
         for i in range(MAX_ABANDONED_IN_A_ROW):
             await die_while_sending(state, clock, f"dead-{i + 1}")
-        worker = Worker(state, name="survivor", now=clock, rand=lambda: 0.5)
-        await worker.run_until_idle()
-        await worker.run_until_idle()
-        await worker.sender.close()
+        await survivor_runs(state, clock, times=2)
         d = await only_delivery(state)
         assert d.status == "delivered"
         tries = await attempts(state, d.id)
@@ -93,15 +97,10 @@ async def test_given_up_without_a_backup_is_dead(
     state: AppState, project: NewProject, client: httpx.AsyncClient
 ) -> None:
     async with serve_receiver(Receiver()) as rx:
-        await add_dest(state, project, rx.url)
-        await submit(client, project)
-        clock = FakeClock()
-        clock.sync()
+        clock = await one_report(state, project, client, rx.url)
         for i in range(MAX_ABANDONED_IN_A_ROW):
             await die_while_sending(state, clock, f"dead-{i + 1}")
-        worker = Worker(state, name="survivor", now=clock, rand=lambda: 0.5)
-        await worker.run_until_idle()
-        await worker.sender.close()
+        await survivor_runs(state, clock)
         d = await only_delivery(state)
         assert d.status == "dead"
         assert "lease expired each time" in (d.last_error or "")
@@ -112,10 +111,7 @@ async def test_a_recorded_attempt_ends_the_streak(
     state: AppState, project: NewProject, client: httpx.AsyncClient
 ) -> None:
     async with serve_receiver(Receiver(fail_first=1)) as rx:
-        await add_dest(state, project, rx.url, retry_schedule=[0, 5, 5, 5, 5, 5])
-        await submit(client, project)
-        clock = FakeClock()
-        clock.sync()
+        clock = await one_report(state, project, client, rx.url, retry_schedule=[0, 5, 5, 5, 5, 5])
         await die_while_sending(state, clock, "dead-1")
         await die_while_sending(state, clock, "dead-2")
         worker = Worker(state, name="survivor", now=clock, rand=lambda: 0.5)
