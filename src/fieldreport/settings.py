@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds to let in-flight requests finish after SIGTERM/SIGINT, e.g. `30s`.",
     )
+    database_wait: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long `serve` and `worker` wait at start-up for a database that is not "
+        "reachable yet (e.g. PostgreSQL starting beside them), e.g. `60s`; `0` stops at once. "
+        "Other commands never wait.",
+    )
 
     # --- dashboard --------------------------------------------------------------------------
     login_max_age: float = Field(
@@ -220,6 +227,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "shutdown_timeout",
+        "database_wait",
         "delivery_lease",
         "delivery_poll_interval",
         "delivery_link_ttl",

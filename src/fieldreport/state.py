@@ -10,6 +10,7 @@ from datetime import datetime
 from fieldreport.settings import Settings
 from fieldreport.storage.blobs import BlobStore, open_blob_store
 from fieldreport.storage.db import Database
+from fieldreport.storage.dbwait import wait_for_database
 from fieldreport.storage.migrate import upgrade
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.writer import BatchWriter
@@ -41,10 +42,17 @@ class AppState:
         await self.db.dispose()
 
 
-async def open_state(settings: Settings, *, migrate: bool = True) -> AppState:
-    """Open the database (creating and migrating it if needed) and the blob store."""
+async def open_state(settings: Settings, *, migrate: bool = True, wait: float = 0.0) -> AppState:
+    """Open the database (creating and migrating it if needed) and the blob store.
+    ``wait``: seconds to keep retrying a database that is not reachable yet; then (or at
+    once) :class:`~fieldreport.storage.dbwait.DatabaseUnreachable`."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
+    try:
+        await wait_for_database(db, wait)
+    except BaseException:
+        await db.dispose()
+        raise
     if migrate:
         await upgrade(db)
     secret = settings.s3_secret_access_key

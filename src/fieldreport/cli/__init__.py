@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from fieldreport import __version__
@@ -17,6 +19,7 @@ from fieldreport.cli import (
     user,
     widget,
 )
+from fieldreport.storage.dbwait import DatabaseUnreachable
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -44,4 +47,8 @@ cli.add_command(events.events)
 
 
 def main() -> None:
-    cli(prog_name="fieldreport")
+    try:
+        cli(prog_name="fieldreport")
+    except DatabaseUnreachable as exc:  # from any command: one clear line, no traceback
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -41,6 +41,7 @@ WORKER_FIELDS = (
     "delivery_per_destination",
     "delivery_lease",
     "delivery_poll_interval",
+    "database_wait",
     "delivery_link_ttl",
     "log_level",
     "log_format",
@@ -177,7 +178,7 @@ def retry(
 
 
 async def _run_worker(settings: Settings) -> None:
-    state = await open_state(settings)
+    state = await open_state(settings, wait=settings.database_wait)
     worker = Worker(state)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

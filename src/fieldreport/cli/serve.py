@@ -22,7 +22,7 @@ from fieldreport.storage.projects import list_projects
 
 
 async def _serve(settings: Settings, *, with_worker: bool = True) -> None:
-    state = await open_state(settings)
+    state = await open_state(settings, wait=settings.database_wait)
     try:
         async with state.db.read() as conn:
             has_projects = bool(await list_projects(conn))
