@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import mmap
 import re
+import struct
 import tempfile
 import unicodedata
-import warnings
 from dataclasses import dataclass
 from typing import IO
 
 from PIL import Image
+from zlib_ng.zlib_ng import crc32
 
 IMAGE_TYPES = {
     "PNG": ("image/png", "png"),
@@ -37,21 +41,86 @@ class NotAnImage(ValueError):
 
 
 def sniff_image(fh: IO[bytes]) -> tuple[str, str]:
-    """Return ``(content_type, extension)`` of a PNG, JPEG or WebP judged by its bytes."""
+    """Return ``(content_type, extension)`` of a PNG, JPEG or WebP judged by its bytes.
+
+    Pillow reads the header (format, size: no decoding, so a decompression bomb costs
+    nothing and is refused by its pixel count); a PNG must then be whole: every chunk to
+    ``IEND`` present with a correct CRC (what Pillow's ``verify()`` checks, at C speed).
+    """
     fh.seek(0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fh) as img:
-                kind = img.format
+        with Image.open(fh) as img:
+            kind = img.format
+            width, height = img.size
+            if kind != "PNG":
                 img.verify()
     except Exception as exc:  # Pillow raises many types for garbage input
-        raise NotAnImage("`file` must be a PNG, JPEG or WebP image") from exc
+        raise NotAnImage(NOT_AN_IMAGE) from exc
     finally:
         fh.seek(0)
+    most = Image.MAX_IMAGE_PIXELS
+    if most is not None and width * height > most:  # a decompression bomb
+        raise NotAnImage(NOT_AN_IMAGE)
     if kind not in IMAGE_TYPES:
         raise NotAnImage(f"`file` is a {kind} image; send PNG, JPEG or WebP")
+    if kind == "PNG" and not _png_complete(fh):
+        raise NotAnImage(NOT_AN_IMAGE)
     return IMAGE_TYPES[kind]
+
+
+NOT_AN_IMAGE = "`file` must be a PNG, JPEG or WebP image"
+_PNG_CHUNK = struct.Struct(">I4s")
+_PNG_CRC = struct.Struct(">I")
+_CHUNK_TYPE = re.compile(rb"\w\w\w\w")  # as Pillow's PNG reader requires
+
+
+def _png_complete(fh: IO[bytes]) -> bool:
+    """Whether a PNG (signature already checked) holds well-formed chunks up to ``IEND``,
+    each but ``IEND`` with a correct CRC. Read in place: an in-memory file's bytes, or a
+    file on disk mapped (never read into memory whole)."""
+    if isinstance(fh, io.BytesIO):
+        return _png_chunks_ok(fh.getvalue())  # the file's own bytes, not a copy
+    with (
+        mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        memoryview(mapped) as view,
+    ):
+        return _png_chunks_ok(view)
+
+
+# crc32 (zlib-ng's, like zlib's) releases the GIL for more than 5 KiB: on the event loop,
+# each release meant waiting for a worker thread to give it back (measured: ~700 µs of
+# waiting per 200 KB screenshot under load). In pieces this small it keeps the GIL.
+_CRC_STEP = 5 * 1024
+
+
+def _crc(chunk: memoryview) -> int:
+    value = 0
+    for at in range(0, len(chunk), _CRC_STEP):
+        value = crc32(chunk[at : at + _CRC_STEP], value)
+    return value
+
+
+def _png_chunks_ok(data: bytes | memoryview) -> bool:
+    view = memoryview(data)
+    try:
+        end = len(view)
+        pos = 8
+        while pos + 8 <= end:
+            length, kind = _PNG_CHUNK.unpack_from(view, pos)
+            if not _CHUNK_TYPE.fullmatch(kind):
+                return False
+            if kind == b"IEND":
+                return True
+            data_end = pos + 8 + length
+            if data_end + 4 > end:
+                return False
+            with view[pos + 4 : data_end] as chunk:
+                if _crc(chunk) != _PNG_CRC.unpack_from(view, data_end)[0]:
+                    return False
+            pos = data_end + 4
+        return False
+    finally:
+        view.release()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -94,7 +163,54 @@ def safe_content_type(value: str | None) -> str:
 
 
 def spool(data: bytes) -> IO[bytes]:
-    fh = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY)  # noqa: SIM115
+    """``data`` as a file: in memory (not copied) up to :data:`SPOOL_MAX_MEMORY`, else on disk."""
+    if len(data) <= SPOOL_MAX_MEMORY:
+        return io.BytesIO(data)
+    fh = tempfile.TemporaryFile()  # noqa: SIM115
     fh.write(data)
     fh.seek(0)
     return fh
+
+
+class Spool:
+    """A file arriving in pieces: kept in memory up to :data:`SPOOL_MAX_MEMORY` (then a
+    ``BytesIO`` of one join), past that in a temporary file on disk, written there about a
+    megabyte at a time on a worker thread (:meth:`drain`) so the event loop never waits on
+    the disk and never holds much more than a megabyte of it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._parts: list[bytes] = []
+        self._pending = 0
+        self._disk: IO[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._pending += len(data)
+        self.size += len(data)
+
+    @property
+    def must_drain(self) -> bool:
+        return self._pending > SPOOL_MAX_MEMORY
+
+    async def drain(self) -> None:
+        """Move what is held in memory to the file on disk."""
+        if self._disk is None:
+            self._disk = tempfile.TemporaryFile()  # noqa: SIM115
+        parts, self._parts, self._pending = self._parts, [], 0
+        await asyncio.to_thread(self._disk.writelines, parts)
+
+    async def finish(self) -> IO[bytes]:
+        """The whole file, positioned at its start."""
+        if self._disk is None:
+            parts = self._parts
+            return io.BytesIO(parts[0] if len(parts) == 1 else b"".join(parts))
+        if self._parts:
+            await self.drain()
+        self._disk.seek(0)
+        return self._disk
+
+    def close(self) -> None:
+        self._parts = []
+        if self._disk is not None:
+            self._disk.close()

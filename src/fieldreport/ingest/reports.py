@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import msgspec
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from fieldreport.ingest.accept import AcceptedReport, accept_report, report_fields
@@ -86,11 +87,16 @@ async def create_report(request: Request) -> Response:
         "ticketnr": accepted.ticketnr,
         "ticketurl": accepted.ticketurl,
     }
-    return JSONResponse(
-        body,
-        status_code=201,
-        headers={"Location": f"/api/v1/reports/{accepted.reportid}", **extra_headers},
+    # The bytes JSONResponse renders (compact, UTF-8), without its json.dumps.
+    return Response(
+        _encode(body),
+        201,
+        {"Location": f"/api/v1/reports/{accepted.reportid}", **extra_headers},
+        media_type="application/json",
     )
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 async def _accept(request: Request, project: Project, incoming: IncomingReport) -> AcceptedReport:
