@@ -4,6 +4,7 @@ PostgreSQL + S3."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -119,13 +120,13 @@ async def test_a_batch_is_in_exactly_one_place(state: AppState, project: NewProj
         BatchRecord(sid, pid, False, now, 1, "", None, None)
     with pytest.raises(ValueError, match="either"):
         BatchRecord(sid, pid, False, now, 1, "", "sessions/k", b"x")
-    row = {"session_id": sid, "late": False, "received_at": now, "size": 1, "encoding": ""}
-    for seq, places in enumerate(
-        [{"blob_key": None, "data": None}, {"blob_key": "sessions/k", "data": b"x"}], start=1
-    ):
+    row: dict[str, Any] = {"session_id": sid, "late": False, "received_at": now, "size": 1}
+    for seq, (key, data) in enumerate([(None, None), ("sessions/k", b"x")], start=1):
         with pytest.raises(IntegrityError):  # the CHECK constraint, on both databases
             async with state.db.write() as conn:
-                await conn.execute(session_batches.insert().values(seq=seq, **row, **places))
+                await conn.execute(
+                    session_batches.insert().values(seq=seq, blob_key=key, data=data, **row)
+                )
 
 
 async def test_delete_sessions_returns_only_blob_keys(state: AppState, project: NewProject) -> None:
