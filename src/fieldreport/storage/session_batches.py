@@ -236,7 +236,8 @@ class BatchContent:
 
     async def _fetch_page_from(self, first: Batch) -> None:
         last, total = first.seq, 0
-        for batch in self._batches[self._position.get(first.seq, len(self._batches)) :]:
+        for i in range(self._position.get(first.seq, len(self._batches)), len(self._batches)):
+            batch = self._batches[i]
             if batch.blob_key is not None:
                 continue
             if total and total + batch.size > READ_PAGE_BYTES:
