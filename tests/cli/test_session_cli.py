@@ -15,7 +15,8 @@ from fieldreport.settings import Settings
 from fieldreport.state import open_state
 from fieldreport.storage.projects import create_project
 from fieldreport.storage.schema.base import utcnow
-from fieldreport.storage.sessions import NewSession, insert_session, record_batch
+from fieldreport.storage.session_batches import record_batch
+from fieldreport.storage.sessions import NewSession, insert_session
 from tests.support.proc import fieldreport_cmd, subprocess_env
 
 
@@ -63,6 +64,17 @@ async def _seed(data_dir: Path) -> tuple[str, str]:
                     encoding="",
                     blob_key=key,
                 )
+                await record_batch(  # a small batch: stored in its row
+                    conn,
+                    session_id=sid,
+                    project_id=project.project.id,
+                    late=True,
+                    received_at=when,
+                    size=2,
+                    encoding="",
+                    blob_key=None,
+                    data=b"[]",
+                )
             ids.append(sid)
         return ids[0], ids[1]
     finally:
@@ -81,7 +93,11 @@ def test_session_list_show_and_gc(tmp_path: Path) -> None:
     assert _run(data, "session", "list", "--project", "nope").returncode != 0
 
     shown = json.loads(_run(data, "session", "show", old, "--json").stdout)
-    assert shown["user_device"] == "Pixel 8" and shown["batch_count"] == 1
+    assert shown["user_device"] == "Pixel 8" and shown["batch_count"] == 2
+    assert [(b["seq"], b["late"], b["size"]) for b in shown["batches"]] == [
+        (1, False, 4),
+        (2, True, 2),
+    ]
     assert shown["reports"] == []
     assert "Pixel 8" in _run(data, "session", "show", old).stdout
     missing = _run(data, "session", "show", "nope")

@@ -26,7 +26,7 @@ from fieldreport.ingest.session_tokens import (
 )
 from fieldreport.settings import Settings
 from fieldreport.storage.blobs import LocalBlobStore
-from fieldreport.storage.sessions import Batch
+from fieldreport.storage.session_batches import Batch
 from tests.support.sessions import events, gzip_bomb
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -201,7 +201,12 @@ async def test_events_stream_joins_batches_split_anywhere(tmp_path: Path) -> Non
             return self._gen(key)
 
     for store in (blobs, OneByte()):
-        out = b"".join([c async for c in events_stream(store, batches)])  # type: ignore[arg-type]
+
+        def read(batch: Batch, store: LocalBlobStore | OneByte = store) -> AsyncIterator[bytes]:
+            assert batch.blob_key is not None
+            return store.stream(batch.blob_key)
+
+        out = b"".join([c async for c in events_stream(read, batches)])
         assert json.loads(out) == [
             {"s": "a ] , [ b"},
             {"n": [1, 2]},

@@ -12,7 +12,15 @@ import sqlalchemy as sa
 from fieldreport.state import AppState
 from fieldreport.storage.projects import NewProject, create_project
 from fieldreport.storage.schema.sessions import session_batches, sessions
-from tests.support.sessions import FakeClock, bearer, gzip_bomb, start
+from fieldreport.storage.session_batches import INLINE_BATCH_BYTES
+from tests.support.sessions import (
+    FakeClock,
+    bearer,
+    gzip_bomb,
+    start,
+    stored_anything,
+    stored_batches,
+)
 
 OCTET = {"Content-Type": "application/octet-stream"}
 
@@ -84,8 +92,8 @@ async def test_start_append_late_roundtrip(
         (1, False, len(first)),
         (2, True, len(second)),
     ]
-    assert await state.blobs.get_bytes(rows[0].blob_key) == first
-    assert await state.blobs.get_bytes(rows[1].blob_key) == second
+    assert [data for _, data in await stored_batches(state, session_id)] == [first, second]
+    assert [r.blob_key for r in rows] == [None, None]  # small batches live in their rows
     row = await _session_row(state, session_id)
     assert row["platform"] == platform
     assert row["project_id"] == project.project.id
@@ -234,7 +242,7 @@ async def test_oversize_batches_are_413_and_leave_nothing(
 
     streamed = await client.post("/v1/ios/append", content=chunked(), headers=bearer(token))
     assert streamed.status_code == 413
-    assert len([k async for k in state.blobs.list("sessions")]) == 1
+    assert await stored_anything(state) == (1, 1)  # the exact one: a row naming its blob
 
 
 async def test_gzip_bomb_is_413_and_invalid_gzip_400(
@@ -256,7 +264,7 @@ async def test_gzip_bomb_is_413_and_invalid_gzip_400(
         "/v1/ios/append", content=b"x", headers=bearer(token, **{"Content-Encoding": "br"})
     )
     assert br.status_code == 415
-    assert [k async for k in state.blobs.list("sessions")] == []
+    assert await stored_anything(state) == (0, 0)
 
 
 async def test_batches_of_a_deleted_session_are_refused(
@@ -269,7 +277,10 @@ async def test_batches_of_a_deleted_session_are_refused(
         await conn.execute(sessions.delete().where(sessions.c.id == body["sessionID"]))
     resp = await client.post("/v1/ios/append", content=b"x", headers=bearer(body["token"]))
     assert resp.status_code == 401
-    assert [k async for k in state.blobs.list("sessions")] == []
+    large = b"x" * (INLINE_BATCH_BYTES + 1)  # written to the blob store, then deleted again
+    resp = await client.post("/v1/ios/append", content=large, headers=bearer(body["token"]))
+    assert resp.status_code == 401
+    assert await stored_anything(state) == (0, 0)
 
 
 async def test_reading_api_is_per_project(
@@ -345,7 +356,7 @@ async def test_concurrent_appends_share_commits_and_get_every_number(
         assert mine == list(range(1, 11))
         rows = await _batches(state, tokens[k]["sessionID"])
         assert [r.seq for r in rows] == list(range(1, 11))
-        contents = {await state.blobs.get_bytes(r.blob_key) for r in rows}
+        contents = {data for _, data in await stored_batches(state, tokens[k]["sessionID"])}
         assert contents == {f"batch {i}".encode() for i in range(30) if i % 3 == k}
         assert (await _session_row(state, tokens[k]["sessionID"]))["batch_count"] == 10
 

@@ -11,7 +11,16 @@ import sqlalchemy as sa
 from fieldreport.state import AppState
 from fieldreport.storage.projects import NewProject, set_origins
 from fieldreport.storage.schema.sessions import session_batches
-from tests.support.sessions import bearer, events, gz, gzip_bomb, start
+from fieldreport.storage.session_batches import INLINE_BATCH_BYTES
+from tests.support.sessions import (
+    bearer,
+    events,
+    gz,
+    gzip_bomb,
+    start,
+    stored_anything,
+    stored_batches,
+)
 
 APP = "https://app.example"
 
@@ -89,6 +98,64 @@ async def test_web_roundtrip_events_in_order(
     assert encodings == ["gzip", "", "gzip", "", ""]  # stored as sent
 
 
+async def test_small_batches_live_in_rows_and_large_ones_in_blobs(
+    client: httpx.AsyncClient, state: AppState, project: NewProject, allowed: None
+) -> None:
+    body = await _start_web(client, project)
+    token, sid = body["token"], str(body["sessionID"])
+    big = [{"type": 3, "timestamp": i, "data": {"pad": "x" * 1000}} for i in range(300)]
+    sent = [
+        (events(0, 2), False),  # small: in its row
+        (big, False),  # over INLINE_BATCH_BYTES: a blob
+        (events(2, 3), True),  # small, gzipped
+        (big[:150] + big[:150], True),  # large, but small once gzipped: in its row
+        (events(5, 1), False),
+    ]
+    raws = []
+    for batch, gzipped in sent:
+        raw = json.dumps(batch).encode()
+        headers = _web(token)
+        if gzipped:
+            raw, headers = gz(raw), _web(token, **{"Content-Encoding": "gzip"})
+        raws.append(raw)
+        resp = await client.post("/v1/web/append", content=raw, headers=headers)
+        assert resp.status_code == 200, resp.text
+    assert len(raws[1]) > INLINE_BATCH_BYTES >= max(len(r) for r in raws[2:])
+
+    async with state.db.read() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(
+                    session_batches.c.blob_key.is_(None), session_batches.c.data.is_(None)
+                ).order_by(session_batches.c.seq)
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (True, False),
+        (False, True),
+        (True, False),
+        (True, False),
+        (True, False),
+    ]
+    assert len([k async for k in state.blobs.list(f"sessions/{project.project.id}/{sid}")]) == 1
+    stored = await stored_batches(state, sid)
+    assert [data for _, data in stored] == raws  # exactly as sent, wherever stored
+
+    secret = bearer(project.secret_key)
+    got = await client.get(f"/api/v1/sessions/{sid}/events", headers=secret)
+    assert got.json() == [e for batch, _ in sent for e in batch]
+    for seq, (batch, gzipped) in enumerate(sent, start=1):
+        one = await client.get(f"/api/v1/sessions/{sid}/batches/{seq}", headers=secret)
+        assert one.status_code == 200
+        assert one.headers["content-length"] == str(len(raws[seq - 1]))
+        assert one.headers["content-type"] == "application/json"
+        assert one.headers["x-content-type-options"] == "nosniff"
+        assert (one.headers.get("content-encoding") == "gzip") is gzipped
+        assert one.json() == batch
+    missing = await client.get(f"/api/v1/sessions/{sid}/batches/6", headers=secret)
+    assert missing.status_code == 404
+
+
 async def test_an_empty_session_streams_an_empty_array(
     client: httpx.AsyncClient, project: NewProject, allowed: None
 ) -> None:
@@ -122,7 +189,7 @@ async def test_a_web_batch_must_be_an_array_of_objects(
         "/v1/web/append", content=gz(raw), headers=_web(token, **{"Content-Encoding": "gzip"})
     )
     assert gzipped.status_code == 400
-    assert [k async for k in state.blobs.list("sessions")] == []
+    assert await stored_anything(state) == (0, 0)
 
 
 async def test_web_zip_bomb_and_invalid_gzip(
@@ -135,7 +202,7 @@ async def test_web_zip_bomb_and_invalid_gzip(
     assert resp.status_code == 413, resp.text
     invalid = await client.post("/v1/web/append", content=b"[{}]", headers=headers)
     assert invalid.status_code == 400 and invalid.json()["code"] == "invalid_gzip"
-    assert [k async for k in state.blobs.list("sessions")] == []
+    assert await stored_anything(state) == (0, 0)
 
 
 async def test_cors_follows_the_projects_origins(

@@ -12,22 +12,22 @@ from fieldreport.state import AppState
 from fieldreport.storage.projects import NewProject
 from fieldreport.storage.reports import ReportFields, StoredFile, insert_report
 from fieldreport.storage.schema.sessions import session_batches, sessions
+from fieldreport.storage.session_batches import record_batch, session_batches_in_order
 from fieldreport.storage.sessions import (
     NewSession,
     Session,
     get_session,
     insert_session,
-    record_batch,
     record_image,
     reports_naming_session,
-    session_batches_in_order,
 )
 from tests.support.sessions import FakeClock
 
 
 async def _session_with_batches(
-    state: AppState, project_id: int, n: int, *, platform: str = "web"
+    state: AppState, project_id: int, n: int, *, platform: str = "web", inline: int = 0
 ) -> str:
+    """A session with ``n`` batches in blobs, then ``inline`` batches stored in their rows."""
     sid = str(uuid.uuid4())
     now = state.clock()
     async with state.db.write() as conn:
@@ -50,6 +50,19 @@ async def _session_with_batches(
                 size=4,
                 encoding="",
                 blob_key=key,
+            )
+    for _ in range(inline):
+        async with state.db.write() as conn:
+            await record_batch(
+                conn,
+                session_id=sid,
+                project_id=project_id,
+                late=False,
+                received_at=now,
+                size=4,
+                encoding="",
+                blob_key=None,
+                data=b"[{}]",
             )
     return sid
 
@@ -106,7 +119,7 @@ async def test_gc_removes_old_sessions_but_reports_keep_their_files(
     pid = project.project.id
     clock = FakeClock()
     state.clock = clock
-    old = await _session_with_batches(state, pid, 3)
+    old = await _session_with_batches(state, pid, 3, inline=2)
     async with state.db.write() as conn:
         await record_image(
             conn,
@@ -132,22 +145,22 @@ async def test_gc_removes_old_sessions_but_reports_keep_their_files(
         )
         assert [r.reportid for r in await reports_naming_session(conn, pid, old)] == [report_id]
     clock.advance(20 * 86400)
-    recent = await _session_with_batches(state, pid, 2)
+    recent = await _session_with_batches(state, pid, 2, inline=1)
     clock.advance(11 * 86400)
 
     dry = await collect_garbage(state, 30 * 86400, dry_run=True)
-    assert (dry.sessions, dry.batches, dry.bytes, dry.images) == (1, 3, 12, 1)
+    assert (dry.sessions, dry.batches, dry.bytes, dry.images) == (1, 5, 20, 1)
     assert len([k async for k in state.blobs.list("sessions")]) == 5
 
     done = await collect_garbage(state, 30 * 86400, dry_run=False)
-    assert (done.sessions, done.batches, done.images, done.blob_errors) == (1, 3, 1, 0)
+    assert (done.sessions, done.batches, done.images, done.blob_errors) == (1, 5, 1, 0)
     async with state.db.read() as conn:
         ids = [r[0] for r in await conn.execute(sa.select(sessions.c.id))]
         n_batches = (
             await conn.execute(sa.select(sa.func.count()).select_from(session_batches))
         ).scalar()
-        assert len(await session_batches_in_order(conn, recent)) == 2
-    assert ids == [recent] and n_batches == 2
+        assert len(await session_batches_in_order(conn, recent)) == 3
+    assert ids == [recent] and n_batches == 3
     left = sorted([k async for k in state.blobs.list("sessions")])
     assert left == sorted(f"sessions/{pid}/{recent}/{i}" for i in range(2))
     assert [k async for k in state.blobs.list("session-images")] == []

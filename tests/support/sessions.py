@@ -1,4 +1,5 @@
-"""Helpers for session-recording tests: a movable clock, gzip, rrweb-like events."""
+"""Helpers for session-recording tests: a movable clock, gzip, rrweb-like events, and what
+was stored."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
+
+from fieldreport.state import AppState
+from fieldreport.storage.schema.sessions import session_batches
+from fieldreport.storage.session_batches import Batch, BatchContent, session_batches_in_order
 
 
 class FakeClock:
@@ -56,3 +62,21 @@ async def start(
 
 def bearer(token: str, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **extra}
+
+
+async def stored_batches(state: AppState, session_id: str) -> list[tuple[Batch, bytes]]:
+    """A session's batches in order with their bytes, read from wherever they are stored
+    (their row or the blob store)."""
+    async with state.db.read() as conn:
+        batches = await session_batches_in_order(conn, session_id)
+    content = BatchContent(state.db, state.blobs, session_id, batches)
+    return [(b, b"".join([chunk async for chunk in content.chunks(b)])) for b in batches]
+
+
+async def stored_anything(state: AppState) -> tuple[int, int]:
+    """``(batch rows, batch blobs)`` in the whole store: (0, 0) when nothing was kept."""
+    async with state.db.read() as conn:
+        count = sa.select(sa.func.count()).select_from(session_batches)
+        rows = (await conn.execute(count)).scalar()
+    blobs = [k async for k in state.blobs.list("sessions")]
+    return int(rows or 0), len(blobs)

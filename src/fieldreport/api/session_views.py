@@ -1,20 +1,25 @@
 """Views of stored sessions: their JSON form and a web session's events as one stream.
 
 :func:`events_stream` yields ``[e1,e2,...]`` over every batch in sequence order without
-building the array: each batch blob is streamed (and inflated, if it was sent gzipped, a
-bounded step at a time), its outer brackets are cut off on the fly and the pieces are joined
-with commas. Batches were proven to be JSON arrays of objects when they arrived.
+building the array: each batch's bytes (from its row or its blob, see
+:class:`~fieldreport.storage.session_batches.BatchContent`) are streamed (and inflated, if it
+was sent gzipped, a bounded step at a time), its outer brackets are cut off on the fly and
+the pieces are joined with commas. Batches were proven to be JSON arrays of objects when
+they arrived.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
-from fieldreport.storage.blobs import BlobStore
-from fieldreport.storage.sessions import Batch, LinkedReport, Session
+from fieldreport.storage.session_batches import Batch
+from fieldreport.storage.sessions import LinkedReport, Session
+
+#: A batch's stored bytes, e.g. :meth:`~fieldreport.storage.session_batches.BatchContent.chunks`.
+BatchChunks = Callable[[Batch], AsyncIterator[bytes]]
 
 WHITESPACE = b" \t\r\n"
 INFLATE_STEP = 256 * 1024
@@ -73,14 +78,14 @@ def session_dict(
     return data
 
 
-async def _plain(blobs: BlobStore, batch: Batch) -> AsyncIterator[bytes]:
+async def _plain(read: BatchChunks, batch: Batch) -> AsyncIterator[bytes]:
     """A batch's bytes as JSON text (inflated a bounded step at a time)."""
     if batch.encoding != "gzip":
-        async for chunk in blobs.stream(batch.blob_key):
+        async for chunk in read(batch):
             yield chunk
         return
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    async for chunk in blobs.stream(batch.blob_key):
+    async for chunk in read(batch):
         data = chunk
         while data:
             out = d.decompress(data, INFLATE_STEP)
@@ -119,13 +124,14 @@ class _InnerArray:
         return combined[: end - 1]
 
 
-async def events_stream(blobs: BlobStore, batches: list[Batch]) -> AsyncIterator[bytes]:
+async def events_stream(read: BatchChunks, batches: list[Batch]) -> AsyncIterator[bytes]:
+    """``[e1,e2,...]``: the events of ``batches`` in order, each batch's bytes from ``read``."""
     yield b"["
     any_events = False
     for batch in batches:
         inner = _InnerArray()
         batch_started = False
-        async for piece in _plain(blobs, batch):
+        async for piece in _plain(read, batch):
             out = inner.feed(piece)
             if not batch_started:
                 out = out.lstrip(WHITESPACE)

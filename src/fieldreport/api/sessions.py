@@ -11,14 +11,13 @@ from starlette.routing import Route
 from fieldreport.api.session_views import batch_dict, events_stream, iso_z, session_dict
 from fieldreport.ingest.auth import app_state, project_for_listing, project_for_secret_key
 from fieldreport.ingest.errors import HTTPProblem, not_found
+from fieldreport.storage.session_batches import BatchContent, get_batch, session_batches_in_order
 from fieldreport.storage.sessions import (
     Session,
-    get_batch,
     get_image,
     get_session,
     list_sessions,
     reports_naming_session,
-    session_batches_in_order,
 )
 
 
@@ -126,8 +125,9 @@ async def session_events(request: Request) -> Response:
     state = app_state(request)
     async with state.db.read() as conn:
         batches = await session_batches_in_order(conn, session.id)
+    content = BatchContent(state.db, state.blobs, session.id, batches)
     return StreamingResponse(
-        events_stream(state.blobs, batches),
+        events_stream(content.chunks, batches),
         media_type="application/json",
         headers={"Cache-Control": "private, no-store"},
     )
@@ -155,13 +155,17 @@ async def session_batch(request: Request) -> Response:
     seq = int(request.path_params["seq"])
     state = app_state(request)
     async with state.db.read() as conn:
-        batch = await get_batch(conn, session.id, seq)
-    if batch is None:
+        found = await get_batch(conn, session.id, seq)
+    if found is None:
         raise not_found(f"no batch {seq} in this session")
+    batch, data = found
     headers = {"Content-Length": str(batch.size), "X-Content-Type-Options": "nosniff"}
     if batch.encoding == "gzip":
         headers["Content-Encoding"] = "gzip"
     media = "application/json" if session.platform == "web" else "application/octet-stream"
+    if batch.blob_key is None:
+        assert data is not None  # the row holds the bytes (a CHECK constraint says so)
+        return Response(data, media_type=media, headers=headers)
     return StreamingResponse(state.blobs.stream(batch.blob_key), media_type=media, headers=headers)
 
 

@@ -22,12 +22,8 @@ from fieldreport.retention import (
     sweep_orphaned_reports,
 )
 from fieldreport.state import AppState
-from fieldreport.storage.sessions import (
-    get_session,
-    list_sessions,
-    reports_naming_session,
-    session_batches_in_order,
-)
+from fieldreport.storage.session_batches import session_batches_in_order
+from fieldreport.storage.sessions import get_session, list_sessions, reports_naming_session
 from fieldreport.units import parse_duration
 
 

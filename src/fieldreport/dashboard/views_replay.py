@@ -15,12 +15,8 @@ from fieldreport.dashboard.useragent import parse_agent
 from fieldreport.ingest.auth import app_state
 from fieldreport.storage.accounts import LoginSession, can_see_project
 from fieldreport.storage.backend_events import backend_event_dict, events_for_recording
-from fieldreport.storage.sessions import (
-    Session,
-    get_session,
-    reports_naming_session,
-    session_batches_in_order,
-)
+from fieldreport.storage.session_batches import BatchContent, session_batches_in_order
+from fieldreport.storage.sessions import Session, get_session, reports_naming_session
 
 # The replayed page is rebuilt inside a sandboxed iframe (no scripts run there) and brings
 # its own inline styles and images from its original hosts: this page allows those.
@@ -87,8 +83,9 @@ async def session_events(request: Request, login: LoginSession) -> Response:
     state = app_state(request)
     async with state.db.read() as conn:
         batches = await session_batches_in_order(conn, session.id)
+    content = BatchContent(state.db, state.blobs, session.id, batches)
     return StreamingResponse(
-        events_stream(state.blobs, batches),
+        events_stream(content.chunks, batches),
         media_type="application/json",
         headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
     )

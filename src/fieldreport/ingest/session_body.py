@@ -1,11 +1,12 @@
-"""Session batch bodies: streamed, bounded, checked on the way to the blob store.
+"""Session batch bodies: streamed, bounded, checked on the way to storage.
 
-A batch is stored exactly as sent (gzip stays gzip), but while its chunks stream to the
-blob store they are also checked: the wire size against the batch limit, a gzip body is
+A batch is stored exactly as sent (gzip stays gzip), but while its chunks are read (into
+memory for a small batch stored in its row, streamed to the blob store for a larger one)
+they are also checked: the wire size against the batch limit, a gzip body is
 inflated incrementally (at most ``INFLATE_STEP`` bytes at a time, never whole) against the
 inflated limit, and a web batch is parsed incrementally to prove it is one JSON array of
 objects (rrweb events). A failed check raises :class:`HTTPProblem` from inside the stream,
-which aborts the blob write.
+which aborts the read (and any blob write).
 """
 
 from __future__ import annotations
@@ -240,7 +241,8 @@ class EventsArrayCheck:
 
 
 class BatchBody:
-    """Streams a request body once, checking it; ``chunks()`` feeds the blob store."""
+    """Streams a request body once, checking it on the way: :meth:`read_inline` takes a
+    small body whole; :meth:`chunks` feeds a larger one to the blob store."""
 
     def __init__(
         self,
@@ -257,6 +259,8 @@ class BatchBody:
         self.size = 0
         self.inflater = GzipInflater(inflated_limit) if gzip else None
         self.events = EventsArrayCheck() if json_events else None
+        self._stream = self._checked()
+        self._head: list[bytes] = []  # read by read_inline, not yet given to chunks()
 
     def _check(self, data: bytes) -> None:
         if self.inflater is not None:
@@ -266,7 +270,7 @@ class BatchBody:
         elif self.events is not None:
             self.events.feed(data)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def _checked(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self.request.stream():
                 if not chunk:
@@ -280,6 +284,23 @@ class BatchBody:
             raise HTTPProblem(
                 400, "the client disconnected before the body was complete", code="malformed_body"
             ) from exc
+
+    async def read_inline(self, limit: int) -> bytes | None:
+        """The whole body if it is at most ``limit`` bytes; None once it is larger (what was
+        read is kept for :meth:`chunks`). Call :meth:`finish` after either."""
+        async for chunk in self._stream:
+            self._head.append(chunk)
+            if self.size > limit:
+                return None
+        head, self._head = self._head, []
+        return head[0] if len(head) == 1 else b"".join(head)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body's (remaining) chunks, checked."""
+        while self._head:
+            yield self._head.pop(0)
+        async for chunk in self._stream:
+            yield chunk
 
     def finish(self) -> None:
         """Checks that need the whole body (gzip trailer, closing bracket)."""

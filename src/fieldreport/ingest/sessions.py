@@ -2,8 +2,9 @@
 
 The mobile protocol is seed 002's (OpenReplay's iOS tracker protocol); the web recorder uses
 the same one with JSON-array batches. ``start`` creates the session row and hands out a signed
-token; ``append``/``late`` verify the token without a database read, stream the batch to the
-blob store (checked on the way), then count it on the session in one transaction.
+token; ``append``/``late`` verify the token without a database read, read the batch
+(checked on the way), then store it and count it on the session in one transaction: a small
+batch inside its row, a larger one streamed to the blob store first.
 """
 
 from __future__ import annotations
@@ -37,13 +38,8 @@ from fieldreport.ingest.shedding import shed_load
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
 from fieldreport.storage.projects import Project, get_project, origin_known, project_by_key
-from fieldreport.storage.sessions import (
-    BatchRecord,
-    NewSession,
-    insert_session,
-    popular_image_hashes,
-    record_batches,
-)
+from fieldreport.storage.session_batches import INLINE_BATCH_BYTES, BatchRecord, record_batches
+from fieldreport.storage.sessions import NewSession, insert_session, popular_image_hashes
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +314,47 @@ async def _persist(
     encoding: str,
     late: bool,
 ) -> int:
+    """A small batch goes into its row; a larger one to the blob store first (see
+    :func:`_persist_blob`). The row commits in the batch writer's next transaction."""
+    data = await body.read_inline(INLINE_BATCH_BYTES)
+    if data is None:
+        return await _persist_blob(state, claims, body, encoding=encoding, late=late)
+    body.finish()
+    record = BatchRecord(
+        session_id=claims.session_id,
+        project_id=claims.project_id,
+        late=late,
+        received_at=state.clock(),
+        size=body.size,
+        encoding=encoding,
+        blob_key=None,
+        data=data,
+    )
+    return await _record(state, record)
+
+
+async def _record(state: AppState, record: BatchRecord) -> int:
+    """Commit the batch's row (durable when this returns); its sequence number."""
+    try:
+        seq = await state.writer.submit(record_batches, record)
+    except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
+        log.error("database write failed for a session batch: %s", exc)
+        raise HTTPProblem(
+            503, "database unavailable", code="unavailable", headers={"Retry-After": "5"}
+        ) from exc
+    if seq is None:
+        raise unauthorized("this session no longer exists: start a new session")
+    return seq
+
+
+async def _persist_blob(
+    state: AppState,
+    claims: SessionClaims,
+    body: BatchBody,
+    *,
+    encoding: str,
+    late: bool,
+) -> int:
     """Blob first (written, then flushed with concurrent writers), then the row; a failure
     after the blob deletes it again."""
     key = f"sessions/{claims.project_id}/{claims.session_id}/{uuid.uuid4().hex}"
@@ -351,16 +388,10 @@ async def _persist(
         # never point at a missing blob; an unreferenced blob only costs space).
         row_may_exist = True
         try:
-            seq = await state.writer.submit(record_batches, record)
-            row_may_exist = seq is not None
-        except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
-            row_may_exist = False  # the transaction failed: no row
-            log.error("database write failed for a session batch: %s", exc)
-            raise HTTPProblem(
-                503, "database unavailable", code="unavailable", headers={"Retry-After": "5"}
-            ) from exc
-        if seq is None:
-            raise unauthorized("this session no longer exists: start a new session")
+            return await _record(state, record)
+        except HTTPProblem:
+            row_may_exist = False  # the transaction failed, or the session is gone: no row
+            raise
     except BaseException:
         if stored and not row_may_exist:
             try:
@@ -368,7 +399,6 @@ async def _persist(
             except Exception:
                 log.warning("could not delete orphaned batch blob %s", key, exc_info=True)
         raise
-    return seq
 
 
 @shed_load("sessions.append")
@@ -378,8 +408,8 @@ async def append_batch(request: Request) -> Response:
     summary: Push a session batch
     description: >
       Mobile: `application/octet-stream` (the tracker's binary messages). Web: a JSON array of
-      rrweb events, optionally with `Content-Encoding: gzip`. A 200 means the batch blob and
-      its row are durable. 401: the token is invalid or expired; start a new session.
+      rrweb events, optionally with `Content-Encoding: gzip`. A 200 means the batch and its
+      row are durable. 401: the token is invalid or expired; start a new session.
     tags: [sessions]
     security: [{sessionToken: []}]
     parameters:

@@ -1,4 +1,4 @@
-"""Queries on session recordings: sessions, their batches, mobile images, retention."""
+"""Queries on session recordings: sessions, mobile images, retention (batches: session_batches)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,16 +52,6 @@ class Session:
 
 
 @dataclass(frozen=True)
-class Batch:
-    seq: int
-    late: bool
-    received_at: datetime
-    size: int
-    encoding: str
-    blob_key: str
-
-
-@dataclass(frozen=True)
 class LinkedReport:
     reportid: str
     ticketnr: int
@@ -90,87 +79,8 @@ async def insert_session(conn: AsyncConnection, new: NewSession) -> None:
     )
 
 
-@dataclass(frozen=True)
-class BatchRecord:
-    """A stored batch blob to count on its session (see :func:`record_batch`)."""
-
-    session_id: str
-    project_id: int
-    late: bool
-    received_at: datetime
-    size: int
-    encoding: str
-    blob_key: str
-
-
-def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | None]:
-    """:func:`record_batch` for many batches at once (one counter update per session, one
-    multi-row insert); the results are in the order of ``records``."""
-    by_session: dict[tuple[str, int], list[int]] = {}
-    for i, record in enumerate(records):
-        by_session.setdefault((record.session_id, record.project_id), []).append(i)
-    seqs: list[int | None] = [None] * len(records)
-    rows: list[dict[str, Any]] = []
-    # Sorted, so concurrent transactions lock session rows in one order (no deadlocks).
-    for (session_id, project_id), indexes in sorted(by_session.items()):
-        mine = [records[i] for i in indexes]
-        result = conn.execute(
-            sessions.update()
-            .where((sessions.c.id == session_id) & (sessions.c.project_id == project_id))
-            .values(
-                batch_count=sessions.c.batch_count + len(mine),
-                byte_count=sessions.c.byte_count + sum(r.size for r in mine),
-                first_batch_at=sa.func.coalesce(
-                    sessions.c.first_batch_at, min(r.received_at for r in mine)
-                ),
-                last_batch_at=max(r.received_at for r in mine),
-            )
-            .returning(sessions.c.batch_count)
-        )
-        last = result.scalar_one_or_none()
-        if last is None:
-            continue
-        first = int(last) - len(mine) + 1
-        for offset, (i, record) in enumerate(zip(indexes, mine, strict=True)):
-            seqs[i] = first + offset
-            rows.append(
-                {
-                    "session_id": record.session_id,
-                    "seq": first + offset,
-                    "late": record.late,
-                    "received_at": record.received_at,
-                    "size": record.size,
-                    "encoding": record.encoding,
-                    "blob_key": record.blob_key,
-                }
-            )
-    if rows:
-        conn.execute(session_batches.insert(), rows)
-    return seqs
-
-
-async def record_batch(
-    conn: AsyncConnection,
-    *,
-    session_id: str,
-    project_id: int,
-    late: bool,
-    received_at: datetime,
-    size: int,
-    encoding: str,
-    blob_key: str,
-) -> int | None:
-    """Count a stored batch on its session and add its row; return its sequence number
-    (1, 2, ... in arrival order) or None when the session no longer exists (or belongs to
-    another project).
-
-    The counter update locks the session row (PostgreSQL) or runs under SQLite's single
-    writer, so concurrent appends to one session get distinct, gap-free numbers.
-    """
-    record = BatchRecord(session_id, project_id, late, received_at, size, encoding, blob_key)
-    return (await conn.run_sync(record_batches, [record]))[0]
-
-
+#: Batches of at most this many bytes (as sent) are stored in their row, committed with it;
+#: larger ones go to the blob store (a row holds only their key).
 _SESSION_COLUMNS = (*sessions.c, projects.c.name.label("project_name"))
 
 
@@ -222,38 +132,6 @@ async def list_sessions(
     if before is not None:
         query = query.where(sessions.c.started_at < before)
     return [_to_session(r) for r in await conn.execute(query)]
-
-
-async def session_batches_in_order(conn: AsyncConnection, session_id: str) -> list[Batch]:
-    rows = await conn.execute(
-        sa.select(
-            session_batches.c.seq,
-            session_batches.c.late,
-            session_batches.c.received_at,
-            session_batches.c.size,
-            session_batches.c.encoding,
-            session_batches.c.blob_key,
-        )
-        .where(session_batches.c.session_id == session_id)
-        .order_by(session_batches.c.seq)
-    )
-    return [Batch(*r) for r in rows]
-
-
-async def get_batch(conn: AsyncConnection, session_id: str, seq: int) -> Batch | None:
-    row = (
-        await conn.execute(
-            sa.select(
-                session_batches.c.seq,
-                session_batches.c.late,
-                session_batches.c.received_at,
-                session_batches.c.size,
-                session_batches.c.encoding,
-                session_batches.c.blob_key,
-            ).where((session_batches.c.session_id == session_id) & (session_batches.c.seq == seq))
-        )
-    ).first()
-    return Batch(*row) if row is not None else None
 
 
 async def reports_naming_session(
@@ -371,7 +249,8 @@ async def count_inactive_since(conn: AsyncConnection, cutoff: datetime) -> tuple
 
 
 async def delete_sessions(conn: AsyncConnection, session_ids: list[str]) -> list[str]:
-    """Delete sessions and their batch rows; return the batch blob keys to delete."""
+    """Delete sessions and their batch rows; return the batch blob keys to delete (inline
+    batches have none: they go with their rows)."""
     if not session_ids:
         return []
     keys = [
@@ -379,6 +258,7 @@ async def delete_sessions(conn: AsyncConnection, session_ids: list[str]) -> list
         for r in await conn.execute(
             sa.select(session_batches.c.blob_key).where(
                 session_batches.c.session_id.in_(session_ids)
+                & session_batches.c.blob_key.is_not(None)
             )
         )
     ]

@@ -46,8 +46,12 @@ session_batches = sa.Table(
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("encoding", sa.String(16), nullable=False, server_default=""),
-    sa.Column("blob_key", sa.String(512), nullable=False),
+    # A batch's bytes, exactly as sent, are in one of two places: small batches in `data`
+    # (committed with the row), larger ones in the blob store under `blob_key`.
+    sa.Column("blob_key", sa.String(512), nullable=True),
+    sa.Column("data", sa.LargeBinary, nullable=True),
     sa.UniqueConstraint("session_id", "seq", name="uq_session_batches_seq"),
+    sa.CheckConstraint("(blob_key IS NULL) <> (data IS NULL)", name="one_place"),
 )
 
 session_images = sa.Table(

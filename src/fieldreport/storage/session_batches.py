@@ -1,0 +1,247 @@
+"""Session batches: their rows and their bytes, stored inline or in the blob store.
+
+A batch is stored exactly as sent. Batches of at most :data:`INLINE_BATCH_BYTES` are kept in
+their row (``session_batches.data``), committed with it in the batch writer's transaction:
+no blob file, no separate flush. Larger ones are streamed to the blob store first and the
+row names them (``blob_key``). Exactly one of the two is set (a CHECK constraint says so).
+:class:`BatchContent` reads a batch's bytes from wherever they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fieldreport.storage.blobs import BlobStore
+from fieldreport.storage.db import Database
+from fieldreport.storage.schema.base import UTCDateTime
+from fieldreport.storage.schema.sessions import session_batches, sessions
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A stored batch's row, without its bytes: those are in the blob store under
+    ``blob_key`` or, when ``blob_key`` is None, in the row (:func:`inline_batch_data`)."""
+
+    seq: int
+    late: bool
+    received_at: datetime
+    size: int
+    encoding: str
+    blob_key: str | None
+
+    @property
+    def inline(self) -> bool:
+        return self.blob_key is None
+
+
+INLINE_BATCH_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """A batch to count on its session (see :func:`record_batch`): its bytes are ``data``
+    (stored in the row) or were stored in the blob store under ``blob_key``."""
+
+    session_id: str
+    project_id: int
+    late: bool
+    received_at: datetime
+    size: int
+    encoding: str
+    blob_key: str | None
+    data: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if (self.blob_key is None) == (self.data is None):
+            raise ValueError("a batch is stored either in its row (data) or as a blob (blob_key)")
+
+
+# Built once: a statement built per call costs more Python than running it.
+_COUNT_BATCHES = (
+    sessions.update()
+    .where((sessions.c.id == sa.bindparam("sid")) & (sessions.c.project_id == sa.bindparam("pid")))
+    .values(
+        batch_count=sessions.c.batch_count + sa.bindparam("batches", type_=sa.Integer),
+        byte_count=sessions.c.byte_count + sa.bindparam("bytes", type_=sa.BigInteger),
+        first_batch_at=sa.func.coalesce(
+            sessions.c.first_batch_at, sa.bindparam("first", type_=UTCDateTime)
+        ),
+        last_batch_at=sa.bindparam("last", type_=UTCDateTime),
+    )
+    .returning(sessions.c.batch_count)
+)
+_INSERT_BATCHES = session_batches.insert()
+
+
+def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | None]:
+    """:func:`record_batch` for many batches at once (one counter update per session, one
+    multi-row insert); the results are in the order of ``records``."""
+    by_session: dict[tuple[str, int], list[int]] = {}
+    for i, record in enumerate(records):
+        by_session.setdefault((record.session_id, record.project_id), []).append(i)
+    seqs: list[int | None] = [None] * len(records)
+    rows: list[dict[str, Any]] = []
+    # Sorted, so concurrent transactions lock session rows in one order (no deadlocks).
+    for (session_id, project_id), indexes in sorted(by_session.items()):
+        mine = [records[i] for i in indexes]
+        times = [r.received_at for r in mine]
+        last = conn.execute(
+            _COUNT_BATCHES,
+            {
+                "sid": session_id,
+                "pid": project_id,
+                "batches": len(mine),
+                "bytes": sum(r.size for r in mine),
+                "first": min(times),
+                "last": max(times),
+            },
+        ).scalar_one_or_none()
+        if last is None:
+            continue
+        first = int(last) - len(mine) + 1
+        for offset, (i, record) in enumerate(zip(indexes, mine, strict=True)):
+            seqs[i] = first + offset
+            rows.append(
+                {
+                    "session_id": record.session_id,
+                    "seq": first + offset,
+                    "late": record.late,
+                    "received_at": record.received_at,
+                    "size": record.size,
+                    "encoding": record.encoding,
+                    "blob_key": record.blob_key,
+                    "data": record.data,
+                }
+            )
+    if rows:
+        conn.execute(_INSERT_BATCHES, rows)
+    return seqs
+
+
+async def record_batch(
+    conn: AsyncConnection,
+    *,
+    session_id: str,
+    project_id: int,
+    late: bool,
+    received_at: datetime,
+    size: int,
+    encoding: str,
+    blob_key: str | None,
+    data: bytes | None = None,
+) -> int | None:
+    """Count a stored batch on its session and add its row; return its sequence number
+    (1, 2, ... in arrival order) or None when the session no longer exists (or belongs to
+    another project).
+
+    The counter update locks the session row (PostgreSQL) or runs under SQLite's single
+    writer, so concurrent appends to one session get distinct, gap-free numbers.
+    """
+    record = BatchRecord(session_id, project_id, late, received_at, size, encoding, blob_key, data)
+    return (await conn.run_sync(record_batches, [record]))[0]
+
+
+_BATCH_COLUMNS = (
+    session_batches.c.seq,
+    session_batches.c.late,
+    session_batches.c.received_at,
+    session_batches.c.size,
+    session_batches.c.encoding,
+    session_batches.c.blob_key,
+)
+
+
+async def session_batches_in_order(conn: AsyncConnection, session_id: str) -> list[Batch]:
+    """The session's batch rows in sequence order (without the bytes of inline ones)."""
+    rows = await conn.execute(
+        sa.select(*_BATCH_COLUMNS)
+        .where(session_batches.c.session_id == session_id)
+        .order_by(session_batches.c.seq)
+    )
+    return [Batch(*r) for r in rows]
+
+
+async def get_batch(
+    conn: AsyncConnection, session_id: str, seq: int
+) -> tuple[Batch, bytes | None] | None:
+    """One batch row and, when it is stored inline, its bytes (else None: read the blob)."""
+    row = (
+        await conn.execute(
+            sa.select(*_BATCH_COLUMNS, session_batches.c.data).where(
+                (session_batches.c.session_id == session_id) & (session_batches.c.seq == seq)
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return Batch(*row[:-1]), None if row[-1] is None else bytes(row[-1])
+
+
+async def inline_batch_data(
+    conn: AsyncConnection, session_id: str, first: int, last: int
+) -> dict[int, bytes]:
+    """The bytes of the session's inline batches numbered ``first`` to ``last``, by number
+    (batches in blobs are left out)."""
+    rows = await conn.execute(
+        sa.select(session_batches.c.seq, session_batches.c.data).where(
+            (session_batches.c.session_id == session_id)
+            & session_batches.c.seq.between(first, last)
+            & session_batches.c.data.is_not(None)
+        )
+    )
+    return {int(r[0]): bytes(r[1]) for r in rows}
+
+
+#: Inline batches are fetched for a reader this many bytes at a time at most.
+READ_PAGE_BYTES = 4 * 1024 * 1024
+
+
+class BatchGone(LookupError):
+    """A batch listed a moment ago is no longer stored (its session was deleted meanwhile)."""
+
+
+class BatchContent:
+    """The bytes of one session's batches, as they were sent: blobs are streamed from the
+    blob store; inline batches are fetched from the database in order, a page of rows (up
+    to :data:`READ_PAGE_BYTES`) per short read, so a long session is never held whole."""
+
+    def __init__(self, db: Database, blobs: BlobStore, session_id: str, batches: list[Batch]):
+        self._db = db
+        self._blobs = blobs
+        self._session_id = session_id
+        self._batches = batches
+        self._position = {b.seq: i for i, b in enumerate(batches)}
+        self._page: dict[int, bytes] = {}
+
+    async def chunks(self, batch: Batch) -> AsyncIterator[bytes]:
+        """One batch's bytes (one of the batches this reader was made for)."""
+        if batch.blob_key is not None:
+            async for chunk in self._blobs.stream(batch.blob_key):
+                yield chunk
+            return
+        data = self._page.pop(batch.seq, None)
+        if data is None:
+            await self._fetch_page_from(batch)
+            data = self._page.pop(batch.seq, None)
+        if data is None:
+            raise BatchGone(f"batch {batch.seq} of session {self._session_id} is gone")
+        yield data
+
+    async def _fetch_page_from(self, first: Batch) -> None:
+        last, total = first.seq, 0
+        for i in range(self._position.get(first.seq, len(self._batches)), len(self._batches)):
+            batch = self._batches[i]
+            if batch.blob_key is not None:
+                continue
+            if total and total + batch.size > READ_PAGE_BYTES:
+                break
+            last, total = batch.seq, total + batch.size
+        async with self._db.read() as conn:
+            self._page = await inline_batch_data(conn, self._session_id, first.seq, last)

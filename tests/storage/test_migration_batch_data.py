@@ -1,0 +1,200 @@
+"""Migration 0006 (``session_batches.data``) on a database that already holds blob-backed
+batches, on SQLite and PostgreSQL: old rows stay readable, new rows may be inline, and the
+schema matches the table definition."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
+
+from fieldreport.storage.db import Database
+from fieldreport.storage.migrate import alembic_config, upgrade
+from fieldreport.storage.schema import metadata
+from fieldreport.storage.schema.base import UTCDateTime
+from fieldreport.storage.schema.core import projects
+from fieldreport.storage.schema.sessions import session_batches, sessions
+from fieldreport.storage.session_batches import get_batch, record_batch, session_batches_in_order
+from tests.support import pg
+
+WHEN = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+SID = "4f1c7a2e-1111-4222-8333-944455556666"
+# session_batches as migration 0002 made it (every row names a blob).
+OLD_BATCHES = sa.table(
+    "session_batches",
+    sa.column("session_id", sa.String),
+    sa.column("seq", sa.Integer),
+    sa.column("received_at", UTCDateTime),
+    sa.column("size", sa.Integer),
+    sa.column("blob_key", sa.String),
+)
+
+
+@pytest.fixture
+def empty_url(db_kind: str, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all (not the migrated template)."""
+    if db_kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    name, url = asyncio.run(pg.create_database())
+    yield url
+    asyncio.run(pg.drop_database(name))
+
+
+@pytest.fixture
+async def db(empty_url: str) -> AsyncIterator[Database]:
+    database = Database(empty_url)
+    yield database
+    await database.dispose()
+
+
+async def _alembic(db: Database, step: Callable[[Config], None]) -> None:
+    async with db.engine.connect() as conn:
+
+        def run(sync_conn: sa.Connection) -> None:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = sync_conn
+            step(cfg)
+
+        await conn.run_sync(run)
+        await conn.commit()
+
+
+async def _columns(db: Database) -> dict[str, bool]:
+    """``session_batches``' columns: name -> nullable."""
+    async with db.engine.connect() as conn:
+        cols = await conn.run_sync(lambda c: sa.inspect(c).get_columns("session_batches"))
+    return {c["name"]: bool(c["nullable"]) for c in cols}
+
+
+async def test_upgrade_keeps_blob_backed_rows_and_allows_inline_ones(db: Database) -> None:
+    # A database of the release before 0006, with a session and two blob-backed batches.
+    await _alembic(db, lambda cfg: command.upgrade(cfg, "0002_sessions"))
+    assert "data" not in await _columns(db)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            projects.insert().values(
+                id=1,
+                name="acme",
+                public_key_hash="p",
+                secret_key_hash="s",
+                public_key_hint="p",
+                secret_key_hint="s",
+                created_at=WHEN,
+            )
+        )
+        await conn.execute(
+            sessions.insert().values(
+                id=SID,
+                project_id=1,
+                platform="web",
+                user_uuid="u",
+                started_at=WHEN,
+                batch_count=2,
+                byte_count=6,
+            )
+        )
+        await conn.execute(
+            OLD_BATCHES.insert(),
+            [
+                {
+                    "session_id": SID,
+                    "seq": seq,
+                    "received_at": WHEN,
+                    "size": 3,
+                    "blob_key": f"sessions/1/{SID}/{seq}",
+                }
+                for seq in (1, 2)
+            ],
+        )
+
+    await upgrade(db)
+    assert await _columns(db) == {
+        "id": False,
+        "session_id": False,
+        "seq": False,
+        "late": False,
+        "received_at": False,
+        "size": False,
+        "encoding": False,
+        "blob_key": True,
+        "data": True,
+    }
+    async with db.engine.begin() as conn:
+        old = await session_batches_in_order(conn, SID)
+        assert [(b.seq, b.blob_key, b.inline) for b in old] == [
+            (1, f"sessions/1/{SID}/1", False),
+            (2, f"sessions/1/{SID}/2", False),
+        ]
+        assert (await get_batch(conn, SID, 1)) == (old[0], None)
+        seq = await record_batch(
+            conn,
+            session_id=SID,
+            project_id=1,
+            late=True,
+            received_at=WHEN,
+            size=2,
+            encoding="",
+            blob_key=None,
+            data=b"[]",
+        )
+        assert seq == 3
+        assert (await get_batch(conn, SID, 3)) is not None
+    with pytest.raises(IntegrityError):  # the CHECK constraint came with the migration
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                session_batches.insert().values(
+                    session_id=SID, seq=4, received_at=WHEN, size=1, blob_key=None, data=None
+                )
+            )
+
+    # The migrated table is the one the code describes (columns, types, nullability).
+    async with db.engine.connect() as conn:
+        diffs = await conn.run_sync(
+            lambda c: compare_metadata(
+                MigrationContext.configure(c, opts={"compare_type": True}), metadata
+            )
+        )
+    assert [d for d in diffs if "session_batches" in repr(d)] == []
+
+    if db.dialect == "postgresql":  # TOAST compresses batches with lz4 where the server can
+        async with db.engine.connect() as conn:
+            lz4 = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
+                        " WHERE name = 'default_toast_compression'"
+                    )
+                )
+            ).scalar()
+            method = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT attcompression::text FROM pg_attribute"
+                        " WHERE attrelid = 'session_batches'::regclass AND attname = 'data'"
+                    )
+                )
+            ).scalar()
+        assert method == ("l" if lz4 else "")
+
+    # Going back refuses to drop batches that live only in their rows ...
+    with pytest.raises(RuntimeError, match="would lose them"):
+        await _alembic(db, lambda cfg: command.downgrade(cfg, "0002_sessions"))
+    async with db.engine.begin() as conn:
+        await conn.execute(session_batches.delete().where(session_batches.c.seq == 3))
+    # ... and without them restores the old table, blob-backed rows intact.
+    await _alembic(db, lambda cfg: command.downgrade(cfg, "0002_sessions"))
+    columns = await _columns(db)
+    assert "data" not in columns and columns["blob_key"] is False
+    async with db.engine.connect() as conn:
+        keys = await conn.execute(sa.text("SELECT blob_key FROM session_batches ORDER BY seq"))
+        assert [r[0] for r in keys] == [f"sessions/1/{SID}/1", f"sessions/1/{SID}/2"]

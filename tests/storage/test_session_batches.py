@@ -1,0 +1,163 @@
+"""Batch rows and their bytes (in the row or in a blob) on SQLite + local blobs and
+PostgreSQL + S3."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from fieldreport.state import AppState
+from fieldreport.storage import session_batches as module
+from fieldreport.storage.projects import NewProject
+from fieldreport.storage.schema.sessions import session_batches, sessions
+from fieldreport.storage.session_batches import (
+    BatchContent,
+    BatchGone,
+    BatchRecord,
+    get_batch,
+    record_batch,
+    session_batches_in_order,
+)
+from fieldreport.storage.sessions import NewSession, delete_sessions, insert_session
+from tests.support.sessions import stored_batches
+
+
+async def _session(state: AppState, project_id: int) -> str:
+    sid = str(uuid.uuid4())
+    async with state.db.write() as conn:
+        await insert_session(
+            conn,
+            NewSession(
+                id=sid,
+                project_id=project_id,
+                platform="ios",
+                user_uuid="u",
+                started_at=state.clock(),
+            ),
+        )
+    return sid
+
+
+async def _add(state: AppState, project_id: int, sid: str, data: bytes, *, blob: bool) -> int:
+    key = None
+    if blob:
+        key = f"sessions/{project_id}/{sid}/{uuid.uuid4().hex}"
+        await state.blobs.put_bytes(key, data)
+    async with state.db.write() as conn:
+        seq = await record_batch(
+            conn,
+            session_id=sid,
+            project_id=project_id,
+            late=False,
+            received_at=state.clock(),
+            size=len(data),
+            encoding="",
+            blob_key=key,
+            data=None if blob else data,
+        )
+    assert seq is not None
+    return seq
+
+
+@pytest.mark.parametrize(("page_bytes", "reads_expected"), [(1, 6), (25, 5), (4 << 20, 1)])
+async def test_content_reads_rows_and_blobs_in_order(
+    state: AppState,
+    project: NewProject,
+    monkeypatch: pytest.MonkeyPatch,
+    page_bytes: int,
+    reads_expected: int,
+) -> None:
+    monkeypatch.setattr(module, "READ_PAGE_BYTES", page_bytes)
+    pid = project.project.id
+    sid = await _session(state, pid)
+    places = [False, False, True, False, True, True, False, False, False]
+    sent = [f"batch {i} ".encode() * (i + 1) for i in range(len(places))]
+    for data, blob in zip(sent, places, strict=True):
+        await _add(state, pid, sid, data, blob=blob)
+
+    reads = 0
+    real = module.inline_batch_data
+
+    async def counted(*args: object) -> dict[int, bytes]:
+        nonlocal reads
+        reads += 1
+        return await real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "inline_batch_data", counted)
+    got = await stored_batches(state, sid)
+    assert [data for _, data in got] == sent
+    assert [b.inline for b, _ in got] == [not blob for blob in places]
+    # One read per page of rows: each inline batch alone (1 byte), a few, or all at once.
+    assert reads == reads_expected
+
+
+async def test_get_batch_gives_a_rows_bytes_or_its_blob_key(
+    state: AppState, project: NewProject
+) -> None:
+    pid = project.project.id
+    sid = await _session(state, pid)
+    await _add(state, pid, sid, b"\x00inline", blob=False)
+    await _add(state, pid, sid, b"\x00blob", blob=True)
+    async with state.db.read() as conn:
+        inline = await get_batch(conn, sid, 1)
+        blob = await get_batch(conn, sid, 2)
+        assert await get_batch(conn, sid, 3) is None
+    assert inline is not None and blob is not None
+    assert inline[0].inline and inline[1] == b"\x00inline" and inline[0].size == 7
+    assert not blob[0].inline and blob[1] is None and blob[0].blob_key is not None
+    assert await state.blobs.get_bytes(blob[0].blob_key) == b"\x00blob"
+
+
+async def test_a_batch_is_in_exactly_one_place(state: AppState, project: NewProject) -> None:
+    pid = project.project.id
+    sid = await _session(state, pid)
+    now = state.clock()
+    with pytest.raises(ValueError, match="either"):
+        BatchRecord(sid, pid, False, now, 1, "", None, None)
+    with pytest.raises(ValueError, match="either"):
+        BatchRecord(sid, pid, False, now, 1, "", "sessions/k", b"x")
+    row: dict[str, Any] = {"session_id": sid, "late": False, "received_at": now, "size": 1}
+    for seq, (key, data) in enumerate([(None, None), ("sessions/k", b"x")], start=1):
+        with pytest.raises(IntegrityError):  # the CHECK constraint, on both databases
+            async with state.db.write() as conn:
+                await conn.execute(
+                    session_batches.insert().values(seq=seq, blob_key=key, data=data, **row)
+                )
+
+
+async def test_delete_sessions_returns_only_blob_keys(state: AppState, project: NewProject) -> None:
+    pid = project.project.id
+    sid = await _session(state, pid)
+    other = await _session(state, pid)
+    for blob in (False, True, False, True):
+        await _add(state, pid, sid, b"[]", blob=blob)
+    await _add(state, pid, other, b"[]", blob=False)
+    async with state.db.read() as conn:
+        keys = [b.blob_key for b in await session_batches_in_order(conn, sid) if b.blob_key]
+    assert len(keys) == 2
+    async with state.db.write() as conn:
+        assert sorted(await delete_sessions(conn, [sid])) == sorted(keys)
+        assert await delete_sessions(conn, [other]) == []  # inline only: nothing to delete
+    async with state.db.read() as conn:
+        left = await conn.execute(sa.select(sa.func.count()).select_from(session_batches))
+        assert left.scalar() == 0
+
+
+async def test_a_reader_of_a_deleted_session_says_the_batch_is_gone(
+    state: AppState, project: NewProject
+) -> None:
+    pid = project.project.id
+    sid = await _session(state, pid)
+    await _add(state, pid, sid, b"[1]", blob=False)
+    async with state.db.read() as conn:
+        batches = await session_batches_in_order(conn, sid)
+    async with state.db.write() as conn:
+        await conn.execute(session_batches.delete())
+        await conn.execute(sessions.delete())
+    content = BatchContent(state.db, state.blobs, sid, batches)
+    with pytest.raises(BatchGone):
+        [chunk async for chunk in content.chunks(batches[0])]
