@@ -196,7 +196,7 @@ def test_100mib_upload_does_not_grow_server_memory(data_dir: Path) -> None:
         assert resp.status_code == 201, resp.text
         growth = (peak - before) / MiB
         assert growth < 20, f"server RSS grew by {growth:.1f} MiB for a 100 MiB upload"
-        blobs = list((data_dir / "blobs" / "reports").rglob("attachment-1"))
+        blobs = list((data_dir / "blobs" / "reports").rglob("*.attachment-1"))
         assert len(blobs) == 1 and blobs[0].stat().st_size == 100 * MiB
     finally:
         server.stop()

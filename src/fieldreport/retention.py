@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import delete_events_of_sessions
 from fieldreport.storage.blobs import BlobNotFound
+from fieldreport.storage.blobs.keys import REPORTS, report_of_key
 from fieldreport.storage.reports import existing_report_ids
 from fieldreport.storage.sessions import (
     count_inactive_since,
@@ -110,17 +111,23 @@ REPORT_ORPHAN_GRACE = 3600.0
 ExistingIds = Callable[[AsyncConnection, list[str]], Awaitable[set[str]]]
 
 
+def _session_of_key(key: str) -> str | None:
+    parts = key.split("/")  # sessions/<project>/<session>/<batch>
+    return parts[2] if len(parts) == 4 else None
+
+
 async def _sweep(
     state: AppState,
     prefix: str,
+    owner_of: Callable[[str], str | None],
     existing: ExistingIds,
     *,
     dry_run: bool,
     grace: float | None = None,
 ) -> tuple[int, int]:
-    """Delete the blobs under ``prefix/<project>/<owner>/<name>`` whose owner row does not
-    exist (with ``grace``: only when all of the owner's blobs are older than that many
-    seconds). Returns ``(blobs, errors)``."""
+    """Delete the blobs under ``prefix`` whose owner (``owner_of(key)``; ``None``: not an
+    owned blob, left alone) has no row (with ``grace``: only when all of the owner's blobs
+    are older than that many seconds). Returns ``(blobs, errors)``."""
     found = 0
     errors = 0
     pending: dict[str, list[str]] = {}
@@ -138,10 +145,10 @@ async def _sweep(
         pending.clear()
 
     async for key in state.blobs.list(prefix):
-        parts = key.split("/")
-        if len(parts) != 4:
+        owner = owner_of(key)
+        if owner is None:
             continue
-        pending.setdefault(parts[2], []).append(key)
+        pending.setdefault(owner, []).append(key)
         if len(pending) >= PAGE:
             await settle()
     await settle()
@@ -165,7 +172,7 @@ async def sweep_orphaned_batches(state: AppState, *, dry_run: bool) -> tuple[int
     Session rows are created before any of their batches arrive, so a batch blob without a
     session row can only belong to a deleted session. Returns ``(blobs, errors)``.
     """
-    return await _sweep(state, "sessions", existing_session_ids, dry_run=dry_run)
+    return await _sweep(state, "sessions", _session_of_key, existing_session_ids, dry_run=dry_run)
 
 
 async def sweep_orphaned_reports(
@@ -173,8 +180,12 @@ async def sweep_orphaned_reports(
 ) -> tuple[int, int]:
     """Delete report files whose report row does not exist and which are older than
     ``grace`` seconds: left behind by a crash (or a commit of unknown outcome) between
-    writing a report's files and committing its row. Returns ``(blobs, errors)``."""
-    return await _sweep(state, "reports", existing_report_ids, dry_run=dry_run, grace=grace)
+    writing a report's files and committing its row, complete or not (a report's files are
+    written in place). Both key layouts (:mod:`fieldreport.storage.blobs.keys`). Returns
+    ``(blobs, errors)``."""
+    return await _sweep(
+        state, REPORTS, report_of_key, existing_report_ids, dry_run=dry_run, grace=grace
+    )
 
 
 async def retention_loop(

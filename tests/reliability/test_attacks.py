@@ -14,6 +14,7 @@ import httpx
 import sqlalchemy as sa
 
 from fieldreport.state import AppState
+from fieldreport.storage.blobs.keys import report_of_key
 from fieldreport.storage.projects import NewProject, create_project
 from fieldreport.storage.schema.core import report_files, reports
 from tests.reliability.conftest import Record
@@ -53,9 +54,9 @@ async def test_attack_path_traversal_in_report_filenames(
     async with state.db.read() as conn:
         rows = (await conn.execute(sa.select(report_files))).all()
     assert len(rows) == len(TRAVERSALS) + 1
-    prefix = f"reports/{project.project.id}/{report_id}/"
     for row in rows:
-        assert row.blob_key.startswith(prefix) and ".." not in row.blob_key
+        assert report_of_key(row.blob_key) == report_id and ".." not in row.blob_key
+        assert row.blob_key.startswith(f"reports/{project.project.id}/")
         assert "/" not in row.filename and "\\" not in row.filename
         assert not row.filename.startswith(".") and row.filename.isascii()
     # Nothing landed outside the blob store: no file of those names anywhere in the test dir.
@@ -71,7 +72,7 @@ async def test_attack_path_traversal_in_report_filenames(
         "attack",
         "path traversal in report file names (`../../etc/passwd`, backslashes, absolute, "
         "encoded, Unicode look-alikes)",
-        "blob keys are ours (`reports/<project>/<report>/…`), display names sanitised, "
+        "blob keys are ours (`reports/<project>/<yyyy-mm>/<report>.…`), display names sanitised, "
         "downloads carry safe Content-Disposition, nothing written outside the store",
     )
 

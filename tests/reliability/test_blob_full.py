@@ -91,6 +91,9 @@ class _QuotaBlobs(LocalBlobStore):
     async def write(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
         return await super().write(key, self._limited(source_chunks(source, None)), sha256=sha256)
 
+    async def create(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+        return await super().create(key, self._limited(source_chunks(source, None)), sha256=sha256)
+
 
 async def _counts(state: AppState, root: Path) -> tuple[int, int, int, int]:
     async with state.db.read() as conn:
@@ -144,7 +147,7 @@ async def test_blob_directory_full(
     n_reports, n_files, n_blobs, n_temps = await _counts(state, blob_dir.path)
     assert n_reports == accepted
     assert n_files == n_blobs == 2 * accepted  # no half-stored report, no orphan blob
-    assert n_temps == 0  # no partial temporary file left behind
+    assert n_temps == 0  # no partial file left behind (in place or temporary)
 
     if blob_dir.mounted:
         blob_dir.grow()

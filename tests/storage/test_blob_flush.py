@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fieldreport.storage.blobs import BlobStoreError, LocalBlobStore
+from fieldreport.storage.blobs import BlobStoreError, LocalBlobStore, local
 from fieldreport.storage.blobs.flush import SyncFs, libc_syncfs
 from fieldreport.storage.blobs.local import SMALL_BLOB
 
@@ -169,29 +169,43 @@ async def test_a_cancelled_caller_does_not_cancel_the_flush(tmp_path: Path) -> N
     assert ("sync-end", 1) in journal.events
 
 
-def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
+def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths ``os.fsync`` is called on, in order."""
+    calls: list[str] = []
     real: Callable[[int], None] = os.fsync
 
     def fsync(fd: int) -> None:
-        calls.append(fd)
+        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
         real(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
     return calls
 
 
+@pytest.mark.parametrize("method", ["write", "create"])
 async def test_without_syncfs_each_write_is_fsynced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
     store = LocalBlobStore(tmp_path / "blobs", syncfs=None)
+    root = str(store.root)
     fsyncs = _count_fsyncs(monkeypatch)
-    blobs = await asyncio.gather(*(store.write(f"r/{i}/f", b"x" * i) for i in range(8)))
-    assert len(fsyncs) == 16  # the file and its directory, for each blob
+    write = getattr(store, method)
+    blobs = await asyncio.gather(*(write(f"r/{i}/f", b"x" * i) for i in range(8)))
+    # The file (before its rename, for write) and its directory; the directory was new: its
+    # parent and the root as well (whichever writer created ``r``, each syncs the way up).
+    files = [p for p in fsyncs if p.endswith((".part", "/f"))]
+    assert len(files) == 8
+    assert sorted(set(fsyncs) - set(files)) == sorted(
+        [f"{root}/r/{i}" for i in range(8)] + [f"{root}/r", root]
+    )
+    assert fsyncs.count(f"{root}/r") == fsyncs.count(root) == 8
     await store.flush()  # nothing left to do
-    assert len(fsyncs) == 16
+    assert len(fsyncs) == 32
     assert [b.size for b in blobs] == list(range(8))
     assert [await store.get_bytes(f"r/{i}/f") for i in range(8)] == [b"x" * i for i in range(8)]
+    fsyncs.clear()
+    await write("r/1/g", b"into a directory that exists")
+    assert len(fsyncs) == 2 and fsyncs[1] == f"{root}/r/1"
 
 
 @needs_syncfs
@@ -207,28 +221,30 @@ async def test_with_syncfs_writes_do_not_fsync_but_put_does(
     assert len(fsyncs) == 2
 
 
+@pytest.mark.parametrize("method", ["write", "create"])
 async def test_small_blobs_take_one_thread_trip(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
     store = LocalBlobStore(tmp_path / "blobs", syncfs=None)
+    write = getattr(store, method)
     trips = 0
-    real = asyncio.to_thread
+    real = local._on_thread
 
-    async def to_thread(func, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+    async def on_thread(func, /, *args):  # type: ignore[no-untyped-def]
         nonlocal trips
         trips += 1
-        return await real(func, *args, **kwargs)
+        return await real(func, *args)
 
-    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    monkeypatch.setattr(local, "_on_thread", on_thread)
     data = os.urandom(300_000)
 
     async def stream(chunk: int) -> AsyncIterator[bytes]:
         for start in range(0, len(data), chunk):
             yield data[start : start + chunk]
 
-    for source in (data, io.BytesIO(data), stream(16_384)):
+    for n, source in enumerate((data, io.BytesIO(data), stream(16_384))):
         trips = 0
-        blob = await store.write("k", source, sha256=True)
+        blob = await write(f"k{n}", source, sha256=True)
         assert trips == 1, source
         assert blob.size == len(data)
         assert blob.sha256 == hashlib.sha256(data).hexdigest()
@@ -240,7 +256,7 @@ async def test_small_blobs_take_one_thread_trip(
             yield big[start : start + 16_384]
 
     trips = 0
-    blob = await store.write("big", big_stream(), sha256=True)
+    blob = await write("big", big_stream(), sha256=True)
     assert blob.sha256 == hashlib.sha256(big).hexdigest()
     # streamed as it comes, batched to at least 256 KiB a trip: head, a few batches, commit
     assert 3 <= trips <= 2 + 600_000 // (256 * 1024) + 1, trips

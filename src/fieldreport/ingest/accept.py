@@ -1,6 +1,7 @@
 """Accepting a report: blobs first, then one transaction for the rows.
 
-The blobs are written, then flushed to disk (one flush shared with concurrent requests)
+The blobs are written (each at a fresh key, see :mod:`fieldreport.storage.blobs.keys`),
+then flushed to disk (one flush shared with concurrent requests)
 before the transaction that makes them visible, so a committed report never points at a
 missing blob; if the transaction fails, the blobs are deleted again. The transaction is
 the seam for the delivery outbox: rows added to it are committed atomically with the report.
@@ -21,6 +22,7 @@ from fieldreport.ingest.files import IncomingFile
 from fieldreport.ingest.report_input import IncomingReport
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
+from fieldreport.storage.blobs.keys import report_key_prefix
 from fieldreport.storage.projects import Project
 from fieldreport.storage.report_writer import NewReport, write_reports
 from fieldreport.storage.reports import ReportFields, StoredFile, get_report
@@ -43,8 +45,10 @@ def ticket_url(public_url: str, report_id: str) -> str:
 async def _store_file(
     state: AppState, key: str, incoming: IncomingFile, position: int
 ) -> StoredFile:
-    """Write one file (not yet durable: the caller flushes), hashed on the way."""
-    blob = await state.blobs.write(key, incoming.file, sha256=True)
+    """Write one file (not yet durable: the caller flushes), hashed on the way. The key is
+    new (it names a new report id) and nothing reads it before the report commits, so the
+    store may write it in place (:meth:`BlobStore.create`)."""
+    blob = await state.blobs.create(key, incoming.file, sha256=True)
     assert blob.sha256 is not None
     return StoredFile(
         role=incoming.role,
@@ -79,7 +83,7 @@ async def accept_report(
 ) -> AcceptedReport:
     """Store a validated report durably. Raises HTTPProblem (503/507) when storage fails."""
     report_id = str(uuid.uuid4())
-    prefix = f"reports/{project.id}/{report_id}"
+    prefix = report_key_prefix(project.id, report_id, utcnow())
     stored: list[StoredFile] = []
     committing = False
     try:
@@ -87,11 +91,11 @@ async def accept_report(
             if incoming.screenshot is not None:
                 ext = incoming.screenshot.filename.rsplit(".", 1)[-1]
                 stored.append(
-                    await _store_file(state, f"{prefix}/screenshot.{ext}", incoming.screenshot, 0)
+                    await _store_file(state, f"{prefix}.screenshot.{ext}", incoming.screenshot, 0)
                 )
             for i, attachment in enumerate(incoming.attachments):
                 stored.append(
-                    await _store_file(state, f"{prefix}/attachment-{i + 1}", attachment, i)
+                    await _store_file(state, f"{prefix}.attachment-{i + 1}", attachment, i)
                 )
             if stored:
                 await state.blobs.flush()  # durable before the rows that name them commit

@@ -62,6 +62,10 @@ class BlobStore(Protocol):
 
     A row committed after the flush never points at a missing or partial blob, even after
     a power cut; a crash between write and commit leaves only an unreferenced blob.
+
+    :meth:`create` is :meth:`write` for a fresh key (never used before, e.g. naming a new
+    UUID) that nothing reads until the caller's flush and commit: the store may then write
+    it in place, and a crash may leave it partial, as an unreferenced blob.
     """
 
     url: str
@@ -70,8 +74,15 @@ class BlobStore(Protocol):
         """Store ``source`` under ``key`` atomically; durable once a later :meth:`flush` returns."""
         ...
 
+    async def create(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+        """:meth:`write` of a fresh key that nobody reads before the caller's flush and
+        commit (the local store refuses a key that exists, and removes the blob again if the
+        caller is cancelled meanwhile)."""
+        ...
+
     async def flush(self) -> None:
-        """Make every blob whose :meth:`write` returned before this call durable."""
+        """Make every blob whose :meth:`write` or :meth:`create` returned before this call
+        durable."""
         ...
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
-import hashlib
 import os
 import uuid
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, BinaryIO, Literal
+from typing import Literal, TypeVar
 
 from fieldreport.storage.blobs.base import (
     CHUNK_SIZE,
@@ -23,78 +21,50 @@ from fieldreport.storage.blobs.base import (
     check_key,
     file_chunks,
 )
+from fieldreport.storage.blobs.draft import Draft, fsync_dir
 from fieldreport.storage.blobs.flush import GroupFlush, SyncFs, libc_syncfs
 
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (creations, renames) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["SMALL_BLOB", "LocalBlobStore", "fsync_dir"]
 
 
 #: A streamed blob up to this size is gathered in memory and written in one trip to a
 #: worker thread; a larger one is written as it arrives.
 SMALL_BLOB = 1024 * 1024
 
+T = TypeVar("T")
 
-class _Draft:
-    """A blob being written to a temporary file (all methods run on a worker thread)."""
 
-    def __init__(self, tmp_dir: Path, sha256: bool) -> None:
-        self.tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
-        self.digest = hashlib.sha256() if sha256 else None
-        self.size = 0
-        self.fh: BinaryIO | None = None
-
-    def write(self, chunks: Iterable[bytes]) -> None:
-        if self.fh is None:
-            self.fh = self.tmp.open("wb")
-        for chunk in chunks:
-            self.size += len(chunk)
-            if self.digest is not None:
-                self.digest.update(chunk)
-            self.fh.write(chunk)
-
-    def write_file(self, source: IO[bytes]) -> None:
-        source.seek(0)
-        self.write(iter(functools.partial(source.read, CHUNK_SIZE), b""))
-
-    def commit(self, target: Path, durable: bool) -> WrittenBlob:
-        """Close, then rename into place; ``durable``: fsync the file and the directory."""
-        if self.fh is None:
-            self.write(())
-        assert self.fh is not None
-        try:
-            if durable:
-                self.fh.flush()
-                os.fsync(self.fh.fileno())
-        finally:
-            self.fh.close()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.tmp, target)
-        if durable:
-            fsync_dir(target.parent)
-        return WrittenBlob(self.size, self.digest.hexdigest() if self.digest else None)
-
-    def discard(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-        self.tmp.unlink(missing_ok=True)
+async def _on_thread(func: Callable[..., T], *args: object) -> T:
+    """``func(*args)`` on the default executor's threads. If the caller is cancelled, the
+    call still finishes before the cancellation goes on: a draft is never cleaned up
+    while a thread still writes to it."""
+    future = asyncio.get_running_loop().run_in_executor(None, func, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            try:
+                await asyncio.wait((future,))
+            except asyncio.CancelledError:
+                continue
+        if not future.cancelled():
+            future.exception()  # retrieved: it is the caller's cancellation that goes on
+        raise
 
 
 class LocalBlobStore:
     """Blobs as files under ``root``.
 
     A write goes to a temporary file in ``root/.tmp`` and is renamed into place, so a blob
-    is either absent or complete. ``put_*`` also fsync the file and its directory before
-    returning. :meth:`write` does not; :meth:`flush` then makes every blob written before it
-    durable with one ``syncfs(2)`` of the root's filesystem for all concurrent callers
-    (:mod:`.flush`). Once a syncfs has failed, every later flush fails as well. Where
-    there is no ``syncfs`` (``syncfs=None``), :meth:`write` fsyncs like ``put_*`` and
-    :meth:`flush` has nothing left to do.
+    is either absent or complete. :meth:`create` (a fresh key, read by nobody before the
+    caller's flush and commit) writes the file in place instead, created exclusively:
+    no temporary file, no rename. ``put_*`` also fsync the file and its directory before
+    returning. :meth:`write` and :meth:`create` do not; :meth:`flush` then makes every blob
+    written before it durable with one ``syncfs(2)`` of the root's filesystem for all
+    concurrent callers (:mod:`.flush`): data, inodes and directory entries alike. Once a
+    syncfs has failed, every later flush fails as well. Where there is no ``syncfs``
+    (``syncfs=None``), they fsync like ``put_*`` (the file, its directory and any
+    directory created for it) and :meth:`flush` has nothing left to do.
 
     ``root`` must be one filesystem (no other filesystem mounted below it).
     """
@@ -105,6 +75,10 @@ class LocalBlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._tmp = self.root / ".tmp"
         self._tmp.mkdir(exist_ok=True)
+        # Hot paths build file names as strings (no Path objects).
+        self._root = str(self.root)
+        self._prefix = self._root + os.sep
+        self._tmp_prefix = str(self._tmp) + os.sep
         self._syncfs = libc_syncfs() if syncfs == "auto" else syncfs
         self._group = GroupFlush(self._sync_root)
         # Held open so that syncfs reports every writeback error since the store opened.
@@ -126,7 +100,12 @@ class LocalBlobStore:
     # -- writes ------------------------------------------------------------------------
 
     async def write(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
-        return await self._store(key, source, sha256=sha256, durable=self._syncfs is None)
+        durable = self._syncfs is None
+        return await self._store(key, source, sha256=sha256, durable=durable, fresh=False)
+
+    async def create(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+        durable = self._syncfs is None
+        return await self._store(key, source, sha256=sha256, durable=durable, fresh=True)
 
     async def flush(self) -> None:
         if self._syncfs is None:
@@ -152,51 +131,47 @@ class LocalBlobStore:
             raise
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        return (await self._store(key, chunks, sha256=False, durable=True)).size
+        return (await self._store(key, chunks, sha256=False, durable=True, fresh=False)).size
 
     async def put_bytes(self, key: str, data: bytes) -> None:
-        await self._store(key, data, sha256=False, durable=True)
+        await self._store(key, data, sha256=False, durable=True, fresh=False)
 
     async def put_file(self, key: str, path: Path) -> int:
         return await self.put_stream(key, file_chunks(path))
 
     async def _store(
-        self, key: str, source: BlobSource, *, sha256: bool, durable: bool
+        self, key: str, source: BlobSource, *, sha256: bool, durable: bool, fresh: bool
     ) -> WrittenBlob:
-        """Write ``source`` and rename it into place: one trip to a worker thread for bytes,
-        a file, or a stream that ends within :data:`SMALL_BLOB`; larger streams as they come."""
-        target = self._path(key)
-        draft = _Draft(self._tmp, sha256)
+        """Write ``source`` (in place when ``fresh``, else to a temporary file renamed into
+        place): one trip to a worker thread for bytes, a file, or a stream that ends within
+        :data:`SMALL_BLOB`; larger streams as they come."""
+        path = self._prefix + check_key(key)
+        if fresh:
+            draft = Draft(self._root, path, None, sha256)
+        else:
+            draft = Draft(self._root, f"{self._tmp_prefix}{uuid.uuid4().hex}.part", path, sha256)
         try:
+            if isinstance(source, bytes):
+                return await _on_thread(draft.write_all, (source,), durable)
+            if not isinstance(source, AsyncIterable):
+                return await _on_thread(draft.copy_file, source, durable)
             try:
-                if isinstance(source, bytes):
-                    return await asyncio.to_thread(
-                        self._write_all, draft, [source], target, durable
-                    )
-                if not isinstance(source, AsyncIterable):
-                    return await asyncio.to_thread(self._write_file, draft, source, target, durable)
                 head, rest = await _gather_head(source, SMALL_BLOB)
                 if rest is None:
-                    return await asyncio.to_thread(self._write_all, draft, head, target, durable)
-                await asyncio.to_thread(draft.write, head)
+                    return await _on_thread(draft.write_all, head, durable)
+                await _on_thread(draft.write, head)
                 async for batch in rest:
-                    await asyncio.to_thread(draft.write, batch)
-                return await asyncio.to_thread(draft.commit, target, durable)
+                    await _on_thread(draft.write, batch)
+                return await _on_thread(draft.commit, durable)
             except BaseException:
-                await asyncio.to_thread(draft.discard)
+                await _on_thread(draft.discard)
                 raise
+        except asyncio.CancelledError:
+            if fresh:  # complete or not, the caller never learns of this blob: remove it
+                await _on_thread(draft.discard)
+            raise
         except OSError as exc:
             raise _store_error("cannot write blob", exc) from exc
-
-    @staticmethod
-    def _write_all(draft: _Draft, chunks: list[bytes], target: Path, durable: bool) -> WrittenBlob:
-        draft.write(chunks)
-        return draft.commit(target, durable)
-
-    @staticmethod
-    def _write_file(draft: _Draft, source: IO[bytes], target: Path, durable: bool) -> WrittenBlob:
-        draft.write_file(source)
-        return draft.commit(target, durable)
 
     async def stream(self, key: str) -> AsyncIterator[bytes]:
         path = self._path(key)

@@ -160,6 +160,10 @@ class S3BlobStore:
         size = await self.put_stream(key, source_chunks(source, digest))
         return WrittenBlob(size, digest.hexdigest() if digest else None)
 
+    async def create(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+        """The same as :meth:`write`: a PUT is atomic already (a fresh key is never taken)."""
+        return await self.write(key, source, sha256=sha256)
+
     async def flush(self) -> None:
         """Nothing to do: every write is durable once it returns."""
         return None
