@@ -84,6 +84,10 @@ async def test_send_success_body_is_the_seed_exactly(
         "id", "timestamp", "type", "title", "payload", "uuid", "metadata", "origin",
     ]  # fmt: skip
     assert stored[0].level == "info" and stored[0].pending is False
+    # what Starlette's JSONResponse would send, byte for byte
+    assert resp.content == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.headers["content-length"] == str(len(resp.content))
 
 
 async def test_wrong_or_missing_key(
@@ -98,7 +102,8 @@ async def test_wrong_or_missing_key(
     ):
         resp = await client.post(SEND, json=_event(recording), headers=headers)
         assert resp.status_code == 401
-        assert resp.json() == NOT_LOGGED_IN
+        assert resp.content == json.dumps(NOT_LOGGED_IN, separators=(",", ":")).encode()
+        assert resp.headers["content-type"] == "application/json"
     assert await _events(state, recording) == []
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fieldreport.storage.bulk import insert_ids
+from fieldreport.storage.bulk import RowInsert
 from fieldreport.storage.schema.backend_events import backend_events
 from fieldreport.storage.schema.core import reports
 from fieldreport.storage.schema.sessions import sessions
@@ -157,6 +157,25 @@ def pending_counts(conn: Connection, project_ids: Iterable[int]) -> dict[int, in
     return counts
 
 
+# The columns store_events writes, in the order of its row tuples.
+_INSERT = RowInsert(
+    backend_events,
+    [
+        "project_id",
+        "recording",
+        "type",
+        "level",
+        "timestamp",
+        "title",
+        "payload",
+        "metadata",
+        "origin",
+        "received_at",
+        "pending",
+    ],
+)
+
+
 def store_events(
     conn: Connection,
     events: Sequence[NewEvent],
@@ -187,8 +206,10 @@ def store_events(
     if hold_unknown and unknown_projects:
         counts = pending_counts(conn, unknown_projects)
         room = {pid: max(0, max_pending - n) for pid, n in counts.items()}
+    received_at = _INSERT.bind(conn, "received_at", now)
+    flags = {False: _INSERT.bind(conn, "pending", False), True: _INSERT.bind(conn, "pending", True)}
     decided: list[StoreStatus] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     for e in events:
         state = states[(e.project_id, e.recording)]
         status: StoreStatus
@@ -202,29 +223,43 @@ def store_events(
         decided.append(status)
         if status != "no_recording":
             rows.append(
-                {
-                    "project_id": e.project_id,
-                    "recording": e.recording,
-                    "type": e.type,
-                    "level": e.level,
-                    "timestamp": e.timestamp,
-                    "title": e.title,
-                    "payload": e.payload,
-                    "metadata": e.metadata,
-                    "origin": e.origin,
-                    "received_at": now,
-                    "pending": status == "pending",
-                }
+                (
+                    e.project_id,
+                    e.recording,
+                    e.type,
+                    e.level,
+                    e.timestamp,
+                    e.title,
+                    e.payload,
+                    e.metadata,
+                    e.origin,
+                    received_at,
+                    flags[status == "pending"],
+                )
             )
-    ids = insert_ids(conn, backend_events, rows)
+    ids = iter(_INSERT.ids(conn, rows))
+    stored = iter(events)
     results: list[StoreResult] = []
-    stored = iter(zip(ids, rows, strict=True))
     for status in decided:
+        e = next(stored)
         if status == "no_recording":
             results.append(StoreResult(status))
             continue
-        new_id, row = next(stored)
-        results.append(StoreResult(status, BackendEvent(id=new_id, **row)))
+        event = BackendEvent(
+            next(ids),
+            e.project_id,
+            e.recording,
+            e.type,
+            e.level,
+            e.timestamp,
+            e.title,
+            e.payload,
+            e.metadata,
+            e.origin,
+            now,
+            status == "pending",
+        )
+        results.append(StoreResult(status, event))
     return results
 
 

@@ -1,11 +1,23 @@
-"""Multi-row inserts that return the new rows' ids, in order, on SQLite and PostgreSQL."""
+"""Multi-row inserts that return the new rows' ids, in order, on SQLite and PostgreSQL.
+
+:func:`insert_ids` takes SQLAlchemy Core rows (dicts, any columns). :class:`RowInsert` is for
+the ingest hot paths: a statement for a fixed list of columns, written once per dialect and run
+with ``exec_driver_sql`` on tuples that are already what the driver takes (see
+:meth:`RowInsert.bind`). That skips what a Core execution costs per statement and per row
+(compile-cache lookup, parameter dicts, type processing: ~10 µs a row, ~50 µs a statement),
+while errors still arrive as SQLAlchemy's exceptions and the connection's transaction is the
+caller's, as with Core.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
 
 
 def insert_ids(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -24,3 +36,92 @@ def insert_ids(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) ->
         return ids
     result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
     return [int(r[0]) for r in result]
+
+
+# Bound parameters per SQLite statement: 32766 since SQLite 3.32, 999 before.
+_SQLITE_MAX_VARIABLES = 999
+
+
+@dataclass(frozen=True)
+class _Statements:
+    insert: str  # PostgreSQL: the whole statement; SQLite: up to VALUES, rows follow
+    row: str = ""  # SQLite: one row's placeholders
+    top: str = ""  # SQLite: the highest id so far
+
+
+class RowInsert:
+    """``INSERT INTO table (columns...)`` of many rows, returning their ids (the table's
+    integer primary key ``id``) in the order of the rows.
+
+    * SQLite: the writer holds the database (``BEGIN IMMEDIATE``), so the next ids are
+      ``max(id) + 1...``, given explicitly. The rows go in as one multi-row statement (per
+      83 rows), not an ``executemany``: pysqlite runs each row of that as a step of its own
+      and releases and takes back the GIL around each, which the writer thread pays for in
+      waits while the event loop holds the GIL.
+    * PostgreSQL: one statement whatever the row count, ``INSERT ... SELECT ... FROM
+      unnest($1::type[], ...) WITH ORDINALITY ... ORDER BY ordinality RETURNING id``: the
+      ids come from the sequence in that order, so sorted they match the rows (what
+      SQLAlchemy's own ``sort_by_parameter_order`` relies on). One prepared statement
+      serves every row count.
+    """
+
+    def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        self._sql: dict[str, _Statements] = {}
+        self._binds: dict[tuple[str, str], Callable[[Any], Any] | None] = {}
+
+    def bind(self, conn: Connection, column: str, value: Any) -> Any:
+        """``value`` of ``column`` as the driver takes it (the column type's bind processing:
+        a timestamp as SQLite's text, a boolean as SQLite's integer). For values shared by
+        many rows, so that the per-row tuples need no processing."""
+        key = (conn.dialect.name, column)
+        if key not in self._binds:
+            column_type = self.table.c[column].type.dialect_impl(conn.dialect)
+            self._binds[key] = column_type.bind_processor(conn.dialect)
+        process = self._binds[key]
+        return value if process is None else process(value)
+
+    def ids(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+        """Insert ``rows`` (one value per column, in order, as :meth:`bind` gives them) in
+        the caller's transaction; their new ids, in order."""
+        if not rows:
+            return []
+        sql = self._sql.get(conn.dialect.name) or self._build(conn.dialect)
+        if conn.dialect.name == "sqlite":
+            first = int(conn.exec_driver_sql(sql.top).scalar_one()) + 1
+            per_statement = _SQLITE_MAX_VARIABLES // (len(self.columns) + 1)
+            for start in range(0, len(rows), per_statement):
+                chunk = rows[start : start + per_statement]
+                values = ", ".join([sql.row] * len(chunk))
+                params = tuple(v for i, row in enumerate(chunk, first + start) for v in (i, *row))
+                conn.exec_driver_sql(f"{sql.insert} {values}", params)
+            return list(range(first, first + len(rows)))
+        arrays = tuple(list(column) for column in zip(*rows, strict=True))
+        ids = sorted(int(new_id) for new_id in conn.exec_driver_sql(sql.insert, arrays).scalars())
+        if len(ids) != len(rows):
+            raise RuntimeError(f"inserted {len(rows)} rows but got {len(ids)} ids")
+        return ids
+
+    def _build(self, dialect: Dialect) -> _Statements:
+        table = dialect.identifier_preparer.format_table(self.table)
+        names = ", ".join(dialect.identifier_preparer.quote(c) for c in self.columns)
+        if dialect.name == "sqlite":
+            built = _Statements(
+                insert=f"INSERT INTO {table} (id, {names}) VALUES",
+                row=f"({', '.join('?' * (len(self.columns) + 1))})",
+                top=f"SELECT coalesce(max(id), 0) FROM {table}",
+            )
+        elif dialect.name == "postgresql":
+            arrays = ", ".join(
+                f"${i}::{self.table.c[c].type.compile(dialect=dialect)}[]"
+                for i, c in enumerate(self.columns, 1)
+            )
+            built = _Statements(
+                insert=f"INSERT INTO {table} ({names}) SELECT {names} FROM unnest({arrays}) "
+                f"WITH ORDINALITY AS u({names}, _position) ORDER BY _position RETURNING id"
+            )
+        else:
+            raise NotImplementedError(f"RowInsert does not know {dialect.name}")
+        self._sql[dialect.name] = built
+        return built

@@ -20,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import Connection
 
@@ -92,17 +93,19 @@ class EventWriter:
         cached key lookup: a key rotated meanwhile raises :class:`KeyRevoked`."""
         if self._closing:
             raise WriterOverloaded("the server is shutting down")
-        if self._queued + len(events) > self.max_queued:
+        count = len(events)
+        if self._queued + count > self.max_queued:
             raise WriterOverloaded(f"{self._queued} events are waiting to be written")
-        self._queued += len(events)
+        self._queued += count
         try:
             results = await self.writer.submit_many(self._write, [(e, key_hash) for e in events])
         finally:
-            self._queued -= len(events)
-        if any(r is None for r in results):
-            raise KeyRevoked("the key was rotated or removed")
-        self.events_written += len(results)
-        return [r for r in results if r is not None]
+            self._queued -= count
+        for result in results:
+            if result is None:
+                raise KeyRevoked("the key was rotated or removed")
+        self.events_written += count
+        return cast(list[StoreResult], results)  # no None left
 
     async def stop(self) -> None:
         """Refuse new events and stop the sweeper; events already queued still commit."""

@@ -145,12 +145,6 @@ async def project_by_key(conn: AsyncConnection, key: str, kind: KeyKind) -> Proj
     return await conn.run_sync(find_by_key, key, kind)
 
 
-def _secret_owners(hashes: list[str]) -> sa.Select[Any]:
-    return sa.select(projects.c.secret_key_hash, projects.c.id).where(
-        projects.c.secret_key_hash.in_(hashes)
-    )
-
-
 async def projects_for_secret_hashes(
     conn: AsyncConnection, hashes: Iterable[str]
 ) -> dict[str, int]:
@@ -159,11 +153,21 @@ async def projects_for_secret_hashes(
 
 
 def secret_owners(conn: Connection, hashes: Iterable[str]) -> dict[str, int]:
-    """:func:`projects_for_secret_hashes` on a synchronous connection (the batch writer)."""
+    """:func:`projects_for_secret_hashes` on a synchronous connection. The batch writer runs
+    it in every transaction of events, so it is plain SQL (no statement building)."""
     wanted = sorted(set(hashes))
     if not wanted:
         return {}
-    return {h: int(pid) for h, pid in conn.execute(_secret_owners(wanted))}
+    if conn.dialect.name == "postgresql":
+        found = conn.exec_driver_sql(_KEY_OWNERS_PG, (wanted,))
+    else:
+        marks = ", ".join("?" * len(wanted))
+        found = conn.exec_driver_sql(f"{_KEY_OWNERS} IN ({marks})", tuple(wanted))
+    return {h: int(pid) for h, pid in found}
+
+
+_KEY_OWNERS = "SELECT secret_key_hash, id FROM projects WHERE secret_key_hash"
+_KEY_OWNERS_PG = f"{_KEY_OWNERS} = ANY($1::varchar[])"
 
 
 async def list_projects(conn: AsyncConnection) -> list[Project]:

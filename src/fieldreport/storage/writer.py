@@ -46,7 +46,7 @@ R = TypeVar("R")
 Job = Callable[[Connection, list[Any]], list[Any]]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Entry:
     job: Job
     items: list[Any]
@@ -80,13 +80,12 @@ class BatchWriter:
         if loop is not self._loop:  # e.g. a CLI command or a test with its own asyncio.run()
             self._loop, self._pending, self._task = loop, deque(), None
         future: asyncio.Future[list[Any]] = loop.create_future()
-        # A caller that went away (client disconnect) must not leave an unread error behind.
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._pending.append(_Entry(job, list(items), future))
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._drain(), name="batch-writer")
-        # Shielded: a cancelled caller's rows may still commit with the others.
-        return await asyncio.shield(future)
+        # A caller cancelled while it waits (client gone) cancels only its future: its rows
+        # are queued and still commit with the others, and the drain skips its answer.
+        return await future
 
     async def close(self) -> None:
         """Wait for queued writes, then release the writer thread and its connection."""
@@ -196,8 +195,16 @@ def _caused_by_the_items(exc: Exception) -> bool:
 
 
 def _run(conn: Connection, job: Job, items: list[Any]) -> list[Any]:
-    with conn.begin_nested():
+    # The savepoint as plain SQL: ``conn.begin_nested()`` compiles a new statement for each
+    # savepoint name, ~0.1 ms a job. Jobs run one at a time, so one name serves them all
+    # (a job's own savepoints nest inside it).
+    conn.exec_driver_sql("SAVEPOINT batch_job")
+    try:
         results = job(conn, items)
+    except BaseException:
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT batch_job")
+        raise
+    conn.exec_driver_sql("RELEASE SAVEPOINT batch_job")
     if len(results) != len(items):
         raise RuntimeError(f"{job.__qualname__} returned {len(results)} results for {len(items)}")
     return results
