@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ def settings(
     if backend == "postgresql+s3":
         s3: S3Server = request.getfixturevalue("s3_server")
         overrides.setdefault("database_url", request.getfixturevalue("pg_url"))
-        overrides.setdefault("blob_url", f"s3://{s3.bucket}/t{free_port()}")
+        overrides.setdefault("blob_url", f"s3://{s3.bucket}/t{uuid.uuid4().hex[:16]}")
         overrides.setdefault("s3_endpoint", s3.endpoint)
         overrides.setdefault("s3_region", s3.region)
         overrides.setdefault("s3_access_key_id", s3.access_key_id)
