@@ -45,14 +45,16 @@ class AppState:
 async def open_state(settings: Settings, *, migrate: bool = True, wait: float = 0.0) -> AppState:
     """Open the database (creating and migrating it if needed) and the blob store.
     ``wait``: seconds to keep retrying a database that is not reachable yet; then (or at
-    once) :class:`~fieldreport.storage.dbwait.DatabaseUnreachable`."""
+    once) :class:`~fieldreport.storage.dbwait.DatabaseUnreachable`. With neither ``migrate``
+    nor ``wait`` the database is not contacted here (it may be down: requests answer 503)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
-    try:
-        await wait_for_database(db, wait)
-    except BaseException:
-        await db.dispose()
-        raise
+    if migrate or wait:
+        try:
+            await wait_for_database(db, wait)
+        except BaseException:
+            await db.dispose()
+            raise
     if migrate:
         await upgrade(db)
     secret = settings.s3_secret_access_key
