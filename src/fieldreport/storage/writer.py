@@ -202,7 +202,11 @@ def _run(conn: Connection, job: Job, items: list[Any]) -> list[Any]:
     try:
         results = job(conn, items)
     except BaseException:
-        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT batch_job")
+        # A lost connection (invalidated) has no savepoint to roll back to: trying would
+        # replace the connection error, which fails the batch with a 503, by SQLAlchemy's
+        # PendingRollbackError (seen as a 500 when PostgreSQL restarted under load).
+        if not conn.invalidated:
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT batch_job")
         raise
     conn.exec_driver_sql("RELEASE SAVEPOINT batch_job")
     if len(results) != len(items):
