@@ -320,17 +320,7 @@ async def _persist(
     if data is None:
         return await _persist_blob(state, claims, body, encoding=encoding, late=late)
     body.finish()
-    record = BatchRecord(
-        session_id=claims.session_id,
-        project_id=claims.project_id,
-        late=late,
-        received_at=state.clock(),
-        size=body.size,
-        encoding=encoding,
-        blob_key=None,
-        data=data,
-    )
-    return await _record(state, record)
+    return await _record(state, _batch_record(state, claims, body, encoding, late, data=data))
 
 
 async def _record(state: AppState, record: BatchRecord) -> int:
@@ -345,6 +335,29 @@ async def _record(state: AppState, record: BatchRecord) -> int:
     if seq is None:
         raise unauthorized("this session no longer exists: start a new session")
     return seq
+
+
+def _batch_record(
+    state: AppState,
+    claims: SessionClaims,
+    body: BatchBody,
+    encoding: str,
+    late: bool,
+    *,
+    blob_key: str | None = None,
+    data: bytes | None = None,
+) -> BatchRecord:
+    """The row of a received batch: its bytes (``data``) or where they are (``blob_key``)."""
+    return BatchRecord(
+        session_id=claims.session_id,
+        project_id=claims.project_id,
+        late=late,
+        received_at=state.clock(),
+        size=body.size,
+        encoding=encoding,
+        blob_key=blob_key,
+        data=data,
+    )
 
 
 async def _persist_blob(
@@ -375,15 +388,7 @@ async def _persist_blob(
                 code="storage_unavailable",
                 headers={"Retry-After": "30"},
             ) from exc
-        record = BatchRecord(
-            session_id=claims.session_id,
-            project_id=claims.project_id,
-            late=late,
-            received_at=state.clock(),
-            size=body.size,
-            encoding=encoding,
-            blob_key=key,
-        )
+        record = _batch_record(state, claims, body, encoding, late, blob_key=key)
         # Cancelled while the row's transaction may still commit: keep the blob (a row must
         # never point at a missing blob; an unreferenced blob only costs space).
         row_may_exist = True

@@ -40,6 +40,21 @@ class NewEvent:
     origin: str
 
 
+def _values(e: NewEvent) -> tuple[int, str, str, str, int, str, str, str, str]:
+    """A new event's fields in column order (an insert's row, a stored event's middle)."""
+    return (
+        e.project_id,
+        e.recording,
+        e.type,
+        e.level,
+        e.timestamp,
+        e.title,
+        e.payload,
+        e.metadata,
+        e.origin,
+    )
+
+
 @dataclass(frozen=True)
 class BackendEvent:
     id: int
@@ -222,21 +237,7 @@ def store_events(
             status = "no_recording"
         decided.append(status)
         if status != "no_recording":
-            rows.append(
-                (
-                    e.project_id,
-                    e.recording,
-                    e.type,
-                    e.level,
-                    e.timestamp,
-                    e.title,
-                    e.payload,
-                    e.metadata,
-                    e.origin,
-                    received_at,
-                    flags[status == "pending"],
-                )
-            )
+            rows.append((*_values(e), received_at, flags[status == "pending"]))
     ids = iter(_INSERT.ids(conn, rows))
     stored = iter(events)
     results: list[StoreResult] = []
@@ -245,20 +246,7 @@ def store_events(
         if status == "no_recording":
             results.append(StoreResult(status))
             continue
-        event = BackendEvent(
-            next(ids),
-            e.project_id,
-            e.recording,
-            e.type,
-            e.level,
-            e.timestamp,
-            e.title,
-            e.payload,
-            e.metadata,
-            e.origin,
-            now,
-            status == "pending",
-        )
+        event = BackendEvent(next(ids), *_values(e), now, status == "pending")
         results.append(StoreResult(status, event))
     return results
 
