@@ -37,9 +37,10 @@ async def _session_with_batches(
                 id=sid, project_id=project_id, platform=platform, user_uuid="u", started_at=now
             ),
         )
-    for i in range(n):
-        key = f"sessions/{project_id}/{sid}/{i}"
-        await state.blobs.put_bytes(key, b"[{}]")
+    for i in range(n + inline):
+        key = f"sessions/{project_id}/{sid}/{i}" if i < n else None  # blobs first, then rows
+        if key is not None:
+            await state.blobs.put_bytes(key, b"[{}]")
         async with state.db.write() as conn:
             await record_batch(
                 conn,
@@ -50,19 +51,7 @@ async def _session_with_batches(
                 size=4,
                 encoding="",
                 blob_key=key,
-            )
-    for _ in range(inline):
-        async with state.db.write() as conn:
-            await record_batch(
-                conn,
-                session_id=sid,
-                project_id=project_id,
-                late=False,
-                received_at=now,
-                size=4,
-                encoding="",
-                blob_key=None,
-                data=b"[{}]",
+                data=None if key is not None else b"[{}]",
             )
     return sid
 
