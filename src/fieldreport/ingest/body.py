@@ -25,19 +25,12 @@ def check_content_length(request: Request, limit: int) -> None:
 
 
 class LimitedBody:
-    """Wraps a request so its body stream raises :class:`BodyTooLarge` past ``limit``.
-
-    It also keeps the body's last bytes, so a parser that tolerates truncated input
-    (multipart without its closing boundary) can be checked afterwards.
-    """
-
-    TAIL = 512
+    """Wraps a request so its body stream raises :class:`BodyTooLarge` past ``limit``."""
 
     def __init__(self, request: Request, limit: int) -> None:
         check_content_length(request, limit)
         self.limit = limit
         self.seen = 0
-        self.tail = b""
         self._receive: Receive = request.receive
         self.request = Request(request.scope, self._counting_receive)
 
@@ -48,7 +41,6 @@ class LimitedBody:
             self.seen += len(body)
             if self.seen > self.limit:
                 raise BodyTooLarge
-            self.tail = (self.tail + body[-self.TAIL :])[-self.TAIL :]  # not a copy of body
         return message
 
 

@@ -15,15 +15,17 @@ import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from fieldreport.storage.db import Database
 
 log = logging.getLogger(__name__)
 
-#: What a database that is not (yet) there raises: refused or timed-out connections,
-#: unknown hosts, a server still starting up ("the database system is starting up").
-UNREACHABLE = (OSError, asyncio.TimeoutError, OperationalError, InterfaceError, DBAPIError)
+#: What a database that is not (yet) there raises: refused or timed-out connections
+#: (``TimeoutError`` is an ``OSError``), unknown hosts, a server still starting up ("the
+#: database system is starting up"; SQLAlchemy's DBAPIError covers its Operational- and
+#: InterfaceError).
+UNREACHABLE = (OSError, DBAPIError)
 
 
 class DatabaseUnreachable(RuntimeError):

@@ -19,10 +19,12 @@ import contextlib
 import functools
 import hashlib
 import os
-from collections.abc import Iterable
-from typing import IO
+from collections.abc import Callable, Iterable
+from typing import IO, TypeVar
 
 from fieldreport.storage.blobs.base import CHUNK_SIZE, WrittenBlob
+
+T = TypeVar("T")
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
@@ -125,17 +127,15 @@ class Draft:
 
     def write_all(self, chunks: Iterable[bytes], durable: bool) -> WrittenBlob:
         """:meth:`write` then :meth:`commit` (one trip to a worker thread); discards on failure."""
-        try:
-            self.write(chunks)
-            return self.commit(durable)
-        except BaseException:
-            self.discard()
-            raise
+        return self._whole(self.write, chunks, durable)
 
     def copy_file(self, source: IO[bytes], durable: bool) -> WrittenBlob:
         """:meth:`write_file` then :meth:`commit`; discards on failure."""
+        return self._whole(self.write_file, source, durable)
+
+    def _whole(self, fill: Callable[[T], None], source: T, durable: bool) -> WrittenBlob:
         try:
-            self.write_file(source)
+            fill(source)
             return self.commit(durable)
         except BaseException:
             self.discard()
