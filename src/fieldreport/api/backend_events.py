@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fieldreport.api.query import int_param, limit_param
 from fieldreport.ingest.auth import app_state, project_for_secret_key
 from fieldreport.ingest.errors import HTTPProblem, not_found
 from fieldreport.storage.backend_events import (
@@ -16,17 +17,6 @@ from fieldreport.storage.backend_events import (
 )
 
 MAX_LIMIT = 5000
-
-
-def _int_param(request: Request, name: str, default: int | None) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise HTTPProblem(400, f"`{name}` must be an integer") from exc
-    return max(-(2**63), min(value, 2**63 - 1))  # the database's BIGINT range
 
 
 def _list_param(request: Request, name: str) -> list[str]:
@@ -61,14 +51,12 @@ async def list_backend_events(request: Request) -> Response:
     state = app_state(request)
     project = await project_for_secret_key(state, request)
     recording = request.path_params["uuid"]
-    since = _int_param(request, "since", None)
-    until = _int_param(request, "until", None)
-    limit = _int_param(request, "limit", 1000)
-    offset = _int_param(request, "offset", 0)
+    since = int_param(request, "since")
+    until = int_param(request, "until")
+    limit = limit_param(request, default=1000, maximum=MAX_LIMIT)
+    offset = int_param(request, "offset", minimum=0) or 0
     types = _list_param(request, "type")
     levels = _list_param(request, "level")
-    if limit is None or not 1 <= limit <= MAX_LIMIT or offset is None or offset < 0:
-        raise HTTPProblem(400, f"`limit` must be 1..{MAX_LIMIT} and `offset` at least 0")
     if unknown := [t for t in types if t not in EVENT_TYPES]:
         raise HTTPProblem(400, f"unknown type {unknown[0]!r}: use log or exception")
     async with state.db.read() as conn:

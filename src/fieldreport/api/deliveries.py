@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from fieldreport.api.query import limit_param
 from fieldreport.delivery.links import link_key
 from fieldreport.delivery.signing import link_valid
 from fieldreport.delivery.views import attempt_dict, delivery_dict
@@ -114,12 +115,7 @@ async def list_project_deliveries(request: Request) -> Response:
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:
         raise HTTPProblem(400, f"`status` must be one of {', '.join(STATUSES)}")
-    try:
-        limit = int(request.query_params.get("limit", "100"))
-    except ValueError:
-        raise HTTPProblem(400, "`limit` must be an integer") from None
-    if not 1 <= limit <= 1000:
-        raise HTTPProblem(400, "`limit` must be 1..1000")
+    limit = limit_param(request, default=100, maximum=1000)
     async with state.db.read() as conn:
         found = await list_deliveries(conn, project_id=project.id, status=status, limit=limit)
     return JSONResponse({"deliveries": [delivery_dict(d) for d in found]})

@@ -8,9 +8,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from fieldreport.api.query import int_param, limit_param
 from fieldreport.api.serialize import report_dict
 from fieldreport.ingest.auth import app_state, project_for_listing, project_for_secret_key
-from fieldreport.ingest.errors import HTTPProblem, not_found
+from fieldreport.ingest.errors import not_found
 from fieldreport.storage.reports import Report, StoredFile, get_report, list_reports
 
 
@@ -70,14 +71,8 @@ async def list_project_reports(request: Request) -> Response:
     """
     state = app_state(request)
     project = await project_for_listing(state, request)
-    try:
-        limit = int(request.query_params.get("limit", "50"))
-        before_raw = request.query_params.get("before")
-        before = int(before_raw) if before_raw is not None else None
-    except ValueError as exc:
-        raise HTTPProblem(400, "`limit` and `before` must be integers") from exc
-    if not 1 <= limit <= 500 or (before is not None and before < 1):
-        raise HTTPProblem(400, "`limit` must be 1..500 and `before` at least 1")
+    limit = limit_param(request, default=50, maximum=500)
+    before = int_param(request, "before", minimum=1)
     if before is not None:
         before = min(before, 2**31 - 1)  # past any ticket number (an INTEGER column)
     async with state.db.read() as conn:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from fieldreport.api.query import limit_param
 from fieldreport.api.session_views import batch_dict, events_stream, iso_z, session_dict
 from fieldreport.ingest.auth import app_state, project_for_listing, project_for_secret_key
 from fieldreport.ingest.errors import HTTPProblem, not_found
@@ -54,15 +55,17 @@ async def list_project_sessions(request: Request) -> Response:
     """
     state = app_state(request)
     project = await project_for_listing(state, request)
-    try:
-        limit = int(request.query_params.get("limit", "50"))
-        before_raw = request.query_params.get("before")
-        # A "+00:00" pasted into a URL unencoded arrives as " 00:00".
-        before = datetime.fromisoformat(before_raw.replace(" ", "+")) if before_raw else None
-    except ValueError as exc:
-        raise HTTPProblem(400, "`limit` must be an integer, `before` an ISO 8601 time") from exc
-    if not 1 <= limit <= 500:
-        raise HTTPProblem(400, "`limit` must be 1..500")
+    limit = limit_param(request, default=50, maximum=500)
+    before_raw = request.query_params.get("before")
+    before: datetime | None = None
+    if before_raw:
+        try:
+            # A "+00:00" pasted into a URL unencoded arrives as " 00:00".
+            before = datetime.fromisoformat(before_raw.replace(" ", "+"))
+        except ValueError:
+            raise HTTPProblem(
+                400, f"`before` must be an ISO 8601 time, got {before_raw[:40]!r}"
+            ) from None
     if before is not None and before.tzinfo is None:
         raise HTTPProblem(400, "`before` needs a time zone (e.g. 2026-01-01T00:00:00+00:00)")
     async with state.db.read() as conn:
