@@ -229,10 +229,11 @@ def run_scale(plan: Plan, results: dict[str, Any]) -> None:
 
 # Earlier builds measured beside this one: where the optimisation work started (before the
 # batch writer, the blob group flush and the lighter request paths) and where the previous
-# round of it ended. Each runs from its own ``src/`` tree (git archive).
+# rounds of it ended. Each runs from its own ``src/`` tree (git archive).
 BASELINE_REVS: tuple[tuple[str, str], ...] = (
     ("75c5630", "start (session 1)"),
     ("30972ee", "session 2"),
+    ("e2eb3ca", "session 3"),
 )
 
 
