@@ -188,6 +188,16 @@ async def sweep_orphaned_reports(
     )
 
 
+async def sweep_partial_files(
+    state: AppState, *, dry_run: bool, grace: float = REPORT_ORPHAN_GRACE
+) -> tuple[int, int]:
+    """Delete the temporary files of blob writes that never finished (a crash between
+    writing and renaming), once ``grace`` seconds have passed since their last write. No
+    row can name them: a blob only gets its key when it is complete. Returns
+    ``(files, errors)``."""
+    return await state.blobs.sweep_partial(grace, dry_run=dry_run)
+
+
 async def retention_loop(
     state: AppState, older_than: float, sleep: Callable[[float], Awaitable[None]]
 ) -> None:

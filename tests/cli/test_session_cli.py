@@ -115,11 +115,18 @@ def test_session_list_show_and_gc(tmp_path: Path) -> None:
     lost.parent.mkdir(parents=True)
     lost.write_bytes(b"png")  # a report's file whose report never committed, 2 hours ago
     os.utime(lost, (time.time() - 7200, time.time() - 7200))
+    crashed = data / "blobs" / ".tmp" / f"{uuid.uuid4().hex}.part"
+    crashed.write_bytes(b"half a fi")  # a write a crash interrupted, 2 hours ago
+    os.utime(crashed, (time.time() - 7200, time.time() - 7200))
+    writing = data / "blobs" / ".tmp" / f"{uuid.uuid4().hex}.part"
+    writing.write_bytes(b"in progress")  # written just now: left alone
     done = _run(data, "gc", "--older-than", "30d", "--orphans")
     assert done.returncode == 0, done.stderr
     assert "removed 1 sessions" in done.stdout and "removed 1 orphaned batch" in done.stdout
     assert "removed 1 orphaned report files" in done.stdout
-    assert not stray.exists() and not lost.exists()
+    assert "removed 1 partial files of interrupted writes" in done.stdout
+    assert not stray.exists() and not lost.exists() and not crashed.exists()
+    assert writing.exists()
     assert [s["id"] for s in json.loads(_run(data, "session", "list", "--json").stdout)] == [recent]
     blobs = sorted(p.relative_to(data / "blobs").as_posix() for p in (data / "blobs").rglob("b1"))
     assert blobs == [f"sessions/1/{recent}/b1"]

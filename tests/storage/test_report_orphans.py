@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fieldreport.retention import REPORT_ORPHAN_GRACE, sweep_orphaned_reports
+from fieldreport.retention import REPORT_ORPHAN_GRACE, sweep_orphaned_reports, sweep_partial_files
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import LocalBlobStore
 from fieldreport.storage.blobs.keys import report_key_prefix, report_of_key
@@ -139,3 +139,32 @@ def test_report_of_key_reads_both_layouts() -> None:
     assert report_key_prefix(3, rid, datetime(2027, 2, 28, 23, 59, tzinfo=UTC)) == (
         f"reports/3/2027-02/{rid}"
     )
+
+
+async def test_partial_files_of_interrupted_writes_are_swept_after_the_grace(
+    state: AppState,
+) -> None:
+    """A ``.tmp/*.part`` file is what a write leaves when the process dies before the rename.
+    Only the local store has them (an S3 object appears only once complete)."""
+    if not isinstance(state.blobs, LocalBlobStore):
+        assert await sweep_partial_files(state, dry_run=False) == (0, 0)
+        return
+    tmp = state.blobs.root / ".tmp"
+    old = tmp / f"{uuid.uuid4().hex}.part"
+    old.write_bytes(b"half")
+    hours_ago = time.time() - 2 * REPORT_ORPHAN_GRACE
+    os.utime(old, (hours_ago, hours_ago))
+    fresh = tmp / f"{uuid.uuid4().hex}.part"
+    fresh.write_bytes(b"being written")
+    other = tmp / "notes.txt"  # not ours: left alone whatever its age
+    other.write_bytes(b"x")
+    os.utime(other, (hours_ago, hours_ago))
+
+    assert await sweep_partial_files(state, dry_run=True) == (1, 0)
+    assert old.exists()
+    assert await sweep_partial_files(state, dry_run=False) == (1, 0)
+    assert not old.exists() and fresh.exists() and other.exists()
+    # A finished write is untouched by the sweep, and a blob is never in .tmp.
+    await state.blobs.write("reports/1/kept.bin", b"whole")
+    assert await sweep_partial_files(state, dry_run=False, grace=0) == (1, 0)  # `fresh`
+    assert await state.blobs.get_bytes("reports/1/kept.bin") == b"whole"

@@ -20,6 +20,7 @@ from fieldreport.retention import (
     collect_garbage,
     sweep_orphaned_batches,
     sweep_orphaned_reports,
+    sweep_partial_files,
 )
 from fieldreport.state import AppState
 from fieldreport.storage.session_batches import session_batches_in_order
@@ -129,8 +130,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option(
     "--orphans",
     is_flag=True,
-    help="Also delete blobs no row names: batch blobs whose session is gone, and report files "
-    "older than an hour whose report was never committed (lists every session and report blob).",
+    help="Also delete blobs no row names: batch blobs whose session is gone, report files "
+    "older than an hour whose report was never committed (lists every session and report blob), "
+    "and temporary files of writes a crash interrupted, an hour after their last write.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @settings_options(STORAGE_FIELDS)
@@ -150,13 +152,17 @@ def gc(older_than: float, dry_run: bool, orphans: bool, as_json: bool, **kwargs:
         swept_reports, report_errors = (
             await sweep_orphaned_reports(state, dry_run=dry_run) if orphans else (0, 0)
         )
-        sweep_errors += report_errors
+        swept_partial, partial_errors = (
+            await sweep_partial_files(state, dry_run=dry_run) if orphans else (0, 0)
+        )
+        sweep_errors += report_errors + partial_errors
         if as_json:
             print_json(
                 {
                     **result.as_dict(),
                     "orphaned_blobs": swept,
                     "orphaned_report_blobs": swept_reports,
+                    "partial_files": swept_partial,
                 }
             )
             return
@@ -168,6 +174,7 @@ def gc(older_than: float, dry_run: bool, orphans: bool, as_json: bool, **kwargs:
         if orphans:
             click.echo(f"{verb} {swept} orphaned batch blobs")
             click.echo(f"{verb} {swept_reports} orphaned report files")
+            click.echo(f"{verb} {swept_partial} partial files of interrupted writes")
         if result.blob_errors or sweep_errors:
             failed = result.blob_errors + sweep_errors
             click.echo(f"warning: {failed} blobs could not be deleted", err=True)

@@ -123,6 +123,11 @@ class BlobStore(Protocol):
         """Yield every key under ``prefix``."""
         ...
 
+    async def sweep_partial(self, older_than: float, *, dry_run: bool) -> tuple[int, int]:
+        """Delete what interrupted writes left behind (not blobs: nothing :meth:`list`
+        yields), last written more than ``older_than`` seconds ago. ``(found, errors)``."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import time
 import uuid
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 from typing import Literal, TypeVar
 
 from fieldreport.storage.blobs.base import (
@@ -228,6 +230,37 @@ class LocalBlobStore:
 
         for key in await asyncio.to_thread(walk):
             yield key
+
+    async def sweep_partial(self, older_than: float, *, dry_run: bool) -> tuple[int, int]:
+        """Delete the ``.tmp/*.part`` files of writes that never finished (the process died
+        between writing and renaming) whose last write is more than ``older_than`` seconds
+        old; a write in progress keeps touching its file, so a grace of minutes is safe."""
+        cutoff = time.time() - older_than
+
+        def sweep() -> tuple[int, int]:
+            found = errors = 0
+            with os.scandir(self._tmp) as entries:
+                for entry in entries:
+                    if not entry.name.endswith(".part"):
+                        continue
+                    try:
+                        stat = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # finished (renamed) or removed meanwhile
+                    if not S_ISREG(stat.st_mode) or stat.st_mtime >= cutoff:
+                        continue
+                    found += 1
+                    if dry_run:
+                        continue
+                    try:
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        pass
+                    except OSError:
+                        errors += 1
+            return found, errors
+
+        return await _on_thread(sweep)
 
     async def close(self) -> None:
         if self._close_fd is not None:

@@ -332,6 +332,13 @@ class S3BlobStore:
             for meta in page:
                 yield meta["path"]
 
+    async def sweep_partial(self, older_than: float, *, dry_run: bool) -> tuple[int, int]:
+        """Nothing to sweep: an object appears only once its upload completes, and obstore
+        aborts a multipart upload that fails. What a crash leaves (an incomplete multipart
+        upload) is invisible to readers and is the bucket lifecycle rule's job
+        (``AbortIncompleteMultipartUpload``, docs/deploy.md)."""
+        return 0, 0
+
     async def close(self) -> None:
         # obstore keeps no per-store resources that need releasing.
         return None
