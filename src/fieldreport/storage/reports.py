@@ -64,13 +64,19 @@ class Report:
 
 @dataclass(frozen=True)
 class NewReport:
-    """An accepted report's rows, before its ticket number is known."""
+    """An accepted report's rows, before its ticket number is known.
+
+    With ``key_hash`` (the public key the request came with, found through a cache), the
+    writer's transaction first checks that the key still belongs to ``project_id`` and, with
+    ``origin`` (the request's normalised ``Origin``), that the project still allows it."""
 
     report_id: str
     project_id: int
     created_at: datetime
     fields: ReportFields
     files: list[StoredFile]
+    key_hash: str | None = None
+    origin: str | None = None
 
 
 def insert_reports(conn: Connection, rows: list[NewReport]) -> list[int]:
