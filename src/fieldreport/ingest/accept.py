@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -19,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from fieldreport.ingest.errors import HTTPProblem, unavailable
 from fieldreport.ingest.files import IncomingFile
+from fieldreport.ingest.report_ids import new_report_id
 from fieldreport.ingest.report_input import IncomingReport
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
@@ -100,7 +100,7 @@ async def accept_report(
     """Store a validated report durably. Raises HTTPProblem (503/507) when storage fails,
     and :class:`KeyRefused` when the transaction finds ``key_hash`` (the request's public
     key, looked up through a cache) no longer ``project``'s, or ``origin`` no longer allowed."""
-    report_id = str(uuid.uuid4())
+    report_id = new_report_id()
     prefix = report_key_prefix(project.id, report_id, utcnow())
     stored: list[StoredFile] = []
     committing = False
