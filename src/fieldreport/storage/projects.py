@@ -241,16 +241,21 @@ async def origin_known(conn: AsyncConnection, origin: str) -> bool:
     return row.first() is not None
 
 
+# Built once: the batch writer runs it in every transaction of reports, and building the
+# statement cost more than running it.
+_TAKE_TICKETNRS = (
+    projects.update()
+    .where(projects.c.id == sa.bindparam("tn_project"))
+    .values(last_ticketnr=projects.c.last_ticketnr + sa.bindparam("tn_count"))
+    .returning(projects.c.last_ticketnr)
+)
+
+
 def take_ticketnrs(conn: Connection, project_id: int, count: int) -> int:
     """Allocate ``count`` consecutive ticket numbers of the project inside the caller's write
     transaction (one row update, held until commit, so numbers have no gaps); return the
     first."""
-    result = conn.execute(
-        projects.update()
-        .where(projects.c.id == project_id)
-        .values(last_ticketnr=projects.c.last_ticketnr + count)
-        .returning(projects.c.last_ticketnr)
-    )
+    result = conn.execute(_TAKE_TICKETNRS, {"tn_project": project_id, "tn_count": count})
     last = result.scalar_one_or_none()
     if last is None:
         raise LookupError(f"project {project_id} does not exist (deleted meanwhile?)")

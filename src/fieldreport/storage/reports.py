@@ -79,6 +79,11 @@ class NewReport:
     origin: str | None = None
 
 
+# Built once (the batch writer inserts reports in every transaction of reports).
+_INSERT_REPORTS = reports.insert()
+_INSERT_FILES = report_files.insert()
+
+
 def insert_reports(conn: Connection, rows: list[NewReport]) -> list[int]:
     """Insert reports and their files in the caller's transaction (multi-row statements and
     one ticket-counter update per project); return their ticket numbers in order."""
@@ -92,7 +97,7 @@ def insert_reports(conn: Connection, rows: list[NewReport]) -> list[int]:
         for offset, i in enumerate(indexes):
             ticketnrs[i] = first + offset
     conn.execute(
-        reports.insert(),
+        _INSERT_REPORTS,
         [
             {
                 "id": row.report_id,
@@ -127,7 +132,7 @@ def insert_reports(conn: Connection, rows: list[NewReport]) -> list[int]:
         for f in row.files
     ]
     if files:
-        conn.execute(report_files.insert(), files)
+        conn.execute(_INSERT_FILES, files)
     return ticketnrs
 
 
