@@ -91,7 +91,7 @@ class Draft:
             _write_all(fd, chunk)
 
     def write_file(self, source: IO[bytes]) -> None:
-        if isinstance(source, io.BytesIO):
+        if type(source) is io.BytesIO:  # not a subclass, which may read differently
             # An upload held in memory: its own buffer, not a copy read out of it.
             with source.getbuffer() as view:
                 self.write((view,))
