@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -19,16 +18,27 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from fieldreport.ingest.errors import HTTPProblem, unavailable
 from fieldreport.ingest.files import IncomingFile
+from fieldreport.ingest.report_ids import new_report_id
 from fieldreport.ingest.report_input import IncomingReport
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
 from fieldreport.storage.blobs.keys import report_key_prefix
 from fieldreport.storage.projects import Project
-from fieldreport.storage.report_writer import NewReport, write_reports
+from fieldreport.storage.report_writer import NewReport, Refusal, write_reports
 from fieldreport.storage.reports import ReportFields, StoredFile, get_report
 from fieldreport.storage.schema.base import utcnow
 
 log = logging.getLogger(__name__)
+
+
+class KeyRefused(Exception):
+    """The write transaction found the report's key no longer valid for its project
+    (``reason == "key"``) or its origin no longer allowed (``"origin"``): nothing was
+    stored, and the request gets the answer a fresh key lookup would give."""
+
+    def __init__(self, reason: Refusal) -> None:
+        super().__init__(reason)
+        self.reason: Refusal = reason
 
 
 @dataclass(frozen=True)
@@ -79,10 +89,18 @@ def report_fields(
 
 
 async def accept_report(
-    state: AppState, project: Project, incoming: IncomingReport, fields: ReportFields
+    state: AppState,
+    project: Project,
+    incoming: IncomingReport,
+    fields: ReportFields,
+    *,
+    key_hash: str | None = None,
+    origin: str | None = None,
 ) -> AcceptedReport:
-    """Store a validated report durably. Raises HTTPProblem (503/507) when storage fails."""
-    report_id = str(uuid.uuid4())
+    """Store a validated report durably. Raises HTTPProblem (503/507) when storage fails,
+    and :class:`KeyRefused` when the transaction finds ``key_hash`` (the request's public
+    key, looked up through a cache) no longer ``project``'s, or ``origin`` no longer allowed."""
+    report_id = new_report_id()
     prefix = report_key_prefix(project.id, report_id, utcnow())
     stored: list[StoredFile] = []
     committing = False
@@ -114,9 +132,8 @@ async def accept_report(
             # from here on may be a COMMIT of unknown outcome.
             committing = True
             try:
-                written = await state.writer.submit(
-                    write_reports, NewReport(report_id, project.id, utcnow(), fields, stored)
-                )
+                row = NewReport(report_id, project.id, utcnow(), fields, stored, key_hash, origin)
+                written = await state.writer.submit(write_reports, row)
             except asyncio.CancelledError:
                 # The client went away, but its group may still commit these rows: keep
                 # the blobs (an uncommitted leftover is an orphan for gc, never a dangling row).
@@ -133,6 +150,10 @@ async def accept_report(
         else:
             await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))
         raise
+    if written.refused is not None:
+        # Known not to be committed (the transaction left the report out): remove its files.
+        await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))
+        raise KeyRefused(written.refused)
     if written.delivery_id is not None:
         state.delivery_wake.set()
     return AcceptedReport(report_id, written.ticketnr, ticket_url(state.public_url, report_id))

@@ -21,17 +21,6 @@ def bearer_from_header(header: str) -> str | None:
     return token.strip()
 
 
-async def project_for_public_key(state: AppState, key: str | None) -> Project:
-    if not key:
-        raise unauthorized(
-            "missing project key: send the public key in X-Fieldreport-Key or the form field `key`"
-        )
-    project = await state.db.run_read(find_by_key, key, "public")
-    if project is None:
-        raise unauthorized("unknown project key")
-    return project
-
-
 async def project_for_secret_key(state: AppState, request: Request) -> Project:
     """Authenticate a backend API call by ``Authorization: Bearer <secret key>``."""
     token = bearer_token(request)

@@ -7,12 +7,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fieldreport.ingest.accept import AcceptedReport, accept_report, report_fields
-from fieldreport.ingest.auth import app_state, project_for_public_key
+from fieldreport.ingest.accept import AcceptedReport, KeyRefused, accept_report, report_fields
+from fieldreport.ingest.auth import app_state
 from fieldreport.ingest.clientip import client_ip
-from fieldreport.ingest.cors import check_origin, cors_headers, preflight_response, request_origin
+from fieldreport.ingest.cors import cors_headers, preflight_response, request_origin
 from fieldreport.ingest.errors import HTTPProblem, problem_response
 from fieldreport.ingest.report_input import IncomingReport, parse_json, parse_multipart
+from fieldreport.ingest.report_keys import authorize_report, refusal, report_keys
 from fieldreport.ingest.shedding import shed_load
 from fieldreport.storage.projects import Project, origin_known, project_by_key
 
@@ -56,8 +57,7 @@ async def create_report(request: Request) -> Response:
     try:
         if header_key is not None:
             # Authenticate before reading a possibly large body.
-            project = await project_for_public_key(state, header_key)
-            check_origin(request, project.origins, project.name)
+            project, key_hash = await authorize_report(request, header_key)
         content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
             incoming = await parse_multipart(request, limit)
@@ -72,10 +72,15 @@ async def create_report(request: Request) -> Response:
             )
         try:
             if header_key is None:
-                project = await project_for_public_key(state, incoming.key)
-                check_origin(request, project.origins, project.name)
+                project, key_hash = await authorize_report(request, incoming.key)
             extra_headers = cors_headers(request, project.origins)
-            accepted = await _accept(request, project, incoming)
+            try:
+                accepted = await _accept(request, project, incoming, key_hash)
+            except KeyRefused as refused:
+                # The cached lookup was stale: answer as a fresh one would have, CORS included.
+                report_keys(request).forget(key_hash)
+                extra_headers = {}
+                raise refusal(request, refused.reason, project) from refused
         finally:
             incoming.close()
     except HTTPProblem as problem:
@@ -99,7 +104,9 @@ async def create_report(request: Request) -> Response:
 _encode = msgspec.json.Encoder().encode
 
 
-async def _accept(request: Request, project: Project, incoming: IncomingReport) -> AcceptedReport:
+async def _accept(
+    request: Request, project: Project, incoming: IncomingReport, key_hash: str
+) -> AcceptedReport:
     state = app_state(request)
     fields = report_fields(
         incoming,
@@ -107,7 +114,8 @@ async def _accept(request: Request, project: Project, incoming: IncomingReport) 
         ipaddress=client_ip(request.scope, state.settings.trusted_proxy_networks),
         referer=request.headers.get("referer", ""),
     )
-    return await accept_report(state, project, incoming, fields)
+    origin = request_origin(request)
+    return await accept_report(state, project, incoming, fields, key_hash=key_hash, origin=origin)
 
 
 async def _cors_for_error(request: Request) -> dict[str, str]:

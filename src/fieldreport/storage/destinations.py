@@ -124,7 +124,7 @@ async def set_enabled(
     )
 
 
-def _chain_query(project_id: int, after_position: int) -> sa.Select[Any]:
+def _chain_query(project_id: Any, after_position: Any) -> sa.Select[Any]:
     return (
         sa.select(destinations)
         .where(
@@ -145,7 +145,12 @@ async def next_in_chain(
     return destination_from(row._mapping) if row else None
 
 
+# Built once: the batch writer runs it in every transaction of reports, and building the
+# statement cost more than running it.
+_FIRST_IN_CHAIN = _chain_query(sa.bindparam("first_of"), -1)
+
+
 def first_in_chain(conn: Connection, project_id: int) -> Destination | None:
     """The project's first enabled destination (synchronous, for the batch writer)."""
-    row = conn.execute(_chain_query(project_id, -1)).first()
+    row = conn.execute(_FIRST_IN_CHAIN, {"first_of": project_id}).first()
     return destination_from(row._mapping) if row else None

@@ -170,6 +170,33 @@ _KEY_OWNERS = "SELECT secret_key_hash, id FROM projects WHERE secret_key_hash"
 _KEY_OWNERS_PG = f"{_KEY_OWNERS} = ANY($1::varchar[])"
 
 
+def public_key_holders(conn: Connection, hashes: Iterable[str]) -> dict[str, tuple[int, set[str]]]:
+    """Public key hash -> (project id, the project's allowed origins), for the hashes that
+    still belong to a project. The report writer runs it in every transaction of reports to
+    confirm cached key lookups, so it is plain SQL (no statement building)."""
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return {}
+    if conn.dialect.name == "postgresql":
+        found = conn.exec_driver_sql(_PUBLIC_HOLDERS_PG, (wanted,))
+    else:
+        marks = ", ".join("?" * len(wanted))
+        found = conn.exec_driver_sql(f"{_PUBLIC_HOLDERS} IN ({marks})", tuple(wanted))
+    holders: dict[str, tuple[int, set[str]]] = {}
+    for key_hash, project_id, origin in found:
+        _, origins = holders.setdefault(key_hash, (int(project_id), set()))
+        if origin is not None:
+            origins.add(origin)
+    return holders
+
+
+_PUBLIC_HOLDERS = (
+    "SELECT p.public_key_hash, p.id, o.origin FROM projects p"
+    " LEFT JOIN project_origins o ON o.project_id = p.id WHERE p.public_key_hash"
+)
+_PUBLIC_HOLDERS_PG = f"{_PUBLIC_HOLDERS} = ANY($1::varchar[])"
+
+
 async def list_projects(conn: AsyncConnection) -> list[Project]:
     rows = (await conn.execute(sa.select(*_COLUMNS).order_by(projects.c.id))).all()
     return [_row_to_project(r, await _origins(conn, r._mapping["id"])) for r in rows]
@@ -214,16 +241,21 @@ async def origin_known(conn: AsyncConnection, origin: str) -> bool:
     return row.first() is not None
 
 
+# Built once: the batch writer runs it in every transaction of reports, and building the
+# statement cost more than running it.
+_TAKE_TICKETNRS = (
+    projects.update()
+    .where(projects.c.id == sa.bindparam("tn_project"))
+    .values(last_ticketnr=projects.c.last_ticketnr + sa.bindparam("tn_count"))
+    .returning(projects.c.last_ticketnr)
+)
+
+
 def take_ticketnrs(conn: Connection, project_id: int, count: int) -> int:
     """Allocate ``count`` consecutive ticket numbers of the project inside the caller's write
     transaction (one row update, held until commit, so numbers have no gaps); return the
     first."""
-    result = conn.execute(
-        projects.update()
-        .where(projects.c.id == project_id)
-        .values(last_ticketnr=projects.c.last_ticketnr + count)
-        .returning(projects.c.last_ticketnr)
-    )
+    result = conn.execute(_TAKE_TICKETNRS, {"tn_project": project_id, "tn_count": count})
     last = result.scalar_one_or_none()
     if last is None:
         raise LookupError(f"project {project_id} does not exist (deleted meanwhile?)")

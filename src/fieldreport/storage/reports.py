@@ -64,13 +64,24 @@ class Report:
 
 @dataclass(frozen=True)
 class NewReport:
-    """An accepted report's rows, before its ticket number is known."""
+    """An accepted report's rows, before its ticket number is known.
+
+    With ``key_hash`` (the public key the request came with, found through a cache), the
+    writer's transaction first checks that the key still belongs to ``project_id`` and, with
+    ``origin`` (the request's normalised ``Origin``), that the project still allows it."""
 
     report_id: str
     project_id: int
     created_at: datetime
     fields: ReportFields
     files: list[StoredFile]
+    key_hash: str | None = None
+    origin: str | None = None
+
+
+# Built once (the batch writer inserts reports in every transaction of reports).
+_INSERT_REPORTS = reports.insert()
+_INSERT_FILES = report_files.insert()
 
 
 def insert_reports(conn: Connection, rows: list[NewReport]) -> list[int]:
@@ -86,7 +97,7 @@ def insert_reports(conn: Connection, rows: list[NewReport]) -> list[int]:
         for offset, i in enumerate(indexes):
             ticketnrs[i] = first + offset
     conn.execute(
-        reports.insert(),
+        _INSERT_REPORTS,
         [
             {
                 "id": row.report_id,
@@ -121,7 +132,7 @@ def insert_reports(conn: Connection, rows: list[NewReport]) -> list[int]:
         for f in row.files
     ]
     if files:
-        conn.execute(report_files.insert(), files)
+        conn.execute(_INSERT_FILES, files)
     return ticketnrs
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import io
 import os
 from collections.abc import Callable, Iterable
 from typing import IO, TypeVar
@@ -80,7 +81,7 @@ class Draft:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self.new_dirs = True
 
-    def write(self, chunks: Iterable[bytes]) -> None:
+    def write(self, chunks: Iterable[bytes | memoryview]) -> None:
         fd = self.fd if self.fd >= 0 else self._open()
         digest = self.digest
         for chunk in chunks:
@@ -90,6 +91,11 @@ class Draft:
             _write_all(fd, chunk)
 
     def write_file(self, source: IO[bytes]) -> None:
+        if type(source) is io.BytesIO:  # not a subclass, which may read differently
+            # An upload held in memory: its own buffer, not a copy read out of it.
+            with source.getbuffer() as view:
+                self.write((view,))
+            return
         source.seek(0)
         self.write(iter(functools.partial(source.read, CHUNK_SIZE), b""))
 

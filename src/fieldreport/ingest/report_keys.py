@@ -1,0 +1,119 @@
+"""The project of a report's public key, remembered briefly (no database read per report).
+
+Looking the key up (the project, then its origins) cost every report a read in a reader
+thread and a thread hop (~0.6 ms of CPU; on PostgreSQL a ``run_sync`` round trip). As the
+full-stack API does with secret keys (``KeyCache`` in :mod:`fieldreport.ingest.fullstack`),
+reports remember ``public key hash -> project`` for :data:`TTL` seconds, and the cache is
+only a hint: the writer's transaction checks again, before it inserts the report, that the
+key still belongs to the project and that the request's origin is still allowed
+(:func:`fieldreport.storage.report_writer.write_reports`). A rotated key or a removed origin
+is therefore refused at once, cached or not, with the answer a fresh lookup would give.
+
+Only positive answers come from the cache: a key it does not know, or an origin the cached
+entry does not allow (it may have been added a moment ago), is looked up in the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from starlette.requests import Request
+
+from fieldreport.ingest.auth import app_state
+from fieldreport.ingest.cors import check_origin, origin_allowed, request_origin
+from fieldreport.ingest.errors import HTTPProblem, unauthorized
+from fieldreport.keys import hash_key
+from fieldreport.state import AppState
+from fieldreport.storage.projects import Project, find_by_key
+from fieldreport.storage.report_writer import Refusal
+
+#: How long an entry is trusted (the full-stack ``KeyCache``'s lifetime), and how many are kept.
+TTL = 60.0
+SIZE = 1024
+
+
+class ProjectCache:
+    """Public key hash -> project (with its origins), for ``ttl`` seconds, at most ``size``
+    entries (all dropped when full, as ``KeyCache`` does)."""
+
+    def __init__(
+        self, ttl: float = TTL, size: int = SIZE, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._entries: dict[str, tuple[Project, float]] = {}
+
+    def get(self, key_hash: str) -> Project | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[1] < self.clock():
+            return None
+        return entry[0]
+
+    def put(self, key_hash: str, project: Project) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key_hash] = (project, self.clock() + self.ttl)
+
+    def forget(self, key_hash: str) -> None:
+        self._entries.pop(key_hash, None)
+
+
+class _Holder:
+    """The app's cache, tied to its state (a test app may get a new state)."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.cache = ProjectCache()
+
+
+def report_keys(request: Request) -> ProjectCache:
+    """The cache of the app serving ``request``."""
+    app_state_ns = request.app.state
+    state = app_state(request)
+    holder: _Holder | None = getattr(app_state_ns, "report_keys", None)
+    if holder is None or holder.state is not state:
+        holder = app_state_ns.report_keys = _Holder(state)
+    return holder.cache
+
+
+def missing_key() -> HTTPProblem:
+    return unauthorized(
+        "missing project key: send the public key in X-Fieldreport-Key or the form field `key`"
+    )
+
+
+def unknown_key() -> HTTPProblem:
+    return unauthorized("unknown project key")
+
+
+async def authorize_report(request: Request, key: str | None) -> tuple[Project, str]:
+    """The project of ``key`` and the key's hash, refusing a missing or unknown key (401)
+    and an origin the project does not allow (403), as :func:`check_origin` does."""
+    if not key:
+        raise missing_key()
+    key_hash = hash_key(key)
+    cache = report_keys(request)
+    project = cache.get(key_hash)
+    if project is None or not origin_allowed(request_origin(request), project.origins):
+        state = app_state(request)
+        project = await state.db.run_read(find_by_key, key, "public")
+        if project is None:
+            cache.forget(key_hash)
+            raise unknown_key()
+        cache.put(key_hash, project)
+    check_origin(request, project.origins, project.name)
+    return project, key_hash
+
+
+def refusal(request: Request, reason: Refusal, project: Project) -> HTTPProblem:
+    """The 401 or 403 for a report the writer refused (see :class:`KeyRefused`): what
+    :func:`authorize_report` answers for an unknown key or an origin the project does not
+    allow."""
+    if reason == "origin":
+        try:
+            check_origin(request, [], project.name)
+        except HTTPProblem as problem:
+            return problem
+    return unknown_key()
