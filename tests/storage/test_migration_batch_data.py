@@ -1,10 +1,12 @@
-"""Migration 0006 (``session_batches.data``) on a database that already holds blob-backed
-batches, on SQLite and PostgreSQL: old rows stay readable, new rows may be inline, and the
-schema matches the table definition."""
+"""Migrations 0006 (``session_batches.data``) and 0007 (``session_batches.codec``) on
+databases that already hold batches, on SQLite and PostgreSQL: old rows stay readable, new
+rows may be inline (and deflated), the schema matches the table definition, and going back
+loses nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +130,7 @@ async def test_upgrade_keeps_blob_backed_rows_and_allows_inline_ones(db: Databas
         "encoding": False,
         "blob_key": True,
         "data": True,
+        "codec": True,
     }
     async with db.engine.begin() as conn:
         old = await session_batches_in_order(conn, SID)
@@ -198,3 +201,75 @@ async def test_upgrade_keeps_blob_backed_rows_and_allows_inline_ones(db: Databas
     async with db.engine.connect() as conn:
         keys = await conn.execute(sa.text("SELECT blob_key FROM session_batches ORDER BY seq"))
         assert [r[0] for r in keys] == [f"sessions/1/{SID}/1", f"sessions/1/{SID}/2"]
+
+
+async def test_codec_upgrade_reads_old_rows_and_downgrade_inflates_new_ones(db: Database) -> None:
+    await _alembic(db, lambda cfg: command.upgrade(cfg, "0006_session_batch_data"))
+    old_batch = b'[{"type":3,"data":{"source":2}}]' * 40
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            projects.insert().values(
+                id=1,
+                name="acme",
+                public_key_hash="p",
+                secret_key_hash="s",
+                public_key_hint="p",
+                secret_key_hint="s",
+                created_at=WHEN,
+            )
+        )
+        await conn.execute(
+            sessions.insert().values(
+                id=SID, project_id=1, platform="web", user_uuid="u", started_at=WHEN
+            )
+        )
+        await conn.execute(
+            sa.text(
+                "INSERT INTO session_batches (session_id, seq, late, received_at, size, encoding,"
+                " data) VALUES (:sid, 1, :late, :when, :size, '', :data)"
+            ),
+            {"sid": SID, "late": False, "when": WHEN, "size": len(old_batch), "data": old_batch},
+        )
+        await conn.execute(sa.text("UPDATE sessions SET batch_count = 1"))
+
+    await upgrade(db)
+    new_batch = b'[{"type":3,"data":{"source":1,"positions":[]}}]' * 60
+    async with db.engine.begin() as conn:
+        seq = await record_batch(
+            conn,
+            session_id=SID,
+            project_id=1,
+            late=False,
+            received_at=WHEN,
+            size=len(new_batch),
+            encoding="",
+            blob_key=None,
+            data=new_batch,
+        )
+        assert seq == 2
+        # A row deflated by the server (what SQLite databases hold), on either database.
+        await conn.execute(
+            session_batches.insert().values(
+                session_id=SID,
+                seq=3,
+                received_at=WHEN,
+                size=len(new_batch),
+                data=zlib.compress(new_batch),
+                codec="zlib",
+            )
+        )
+        stored = (await conn.execute(sa.text("SELECT seq, codec FROM session_batches"))).all()
+        deflated_by_writer = "zlib" if db.dialect == "sqlite" else None  # PostgreSQL: TOAST
+        assert sorted(stored) == [(1, None), (2, deflated_by_writer), (3, "zlib")]
+        for seq, sent in ((1, old_batch), (2, new_batch), (3, new_batch)):
+            assert (await get_batch(conn, SID, seq))[1] == sent  # type: ignore[index]
+
+    await _alembic(db, lambda cfg: command.downgrade(cfg, "0006_session_batch_data"))
+    assert "codec" not in await _columns(db)
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(sa.text("SELECT seq, data FROM session_batches ORDER BY seq"))
+        assert [(r[0], bytes(r[1])) for r in rows] == [
+            (1, old_batch),
+            (2, new_batch),
+            (3, new_batch),
+        ]

@@ -3,6 +3,8 @@ PostgreSQL + S3."""
 
 from __future__ import annotations
 
+import gzip
+import os
 import uuid
 from typing import Any
 
@@ -19,8 +21,10 @@ from fieldreport.storage.session_batches import (
     BatchGone,
     BatchRecord,
     get_batch,
+    pack,
     record_batch,
     session_batches_in_order,
+    unpack,
 )
 from fieldreport.storage.sessions import NewSession, delete_sessions, insert_session
 from tests.support.sessions import stored_batches
@@ -161,3 +165,58 @@ async def test_a_reader_of_a_deleted_session_says_the_batch_is_gone(
     content = BatchContent(state.db, state.blobs, sid, batches)
     with pytest.raises(BatchGone):
         [chunk async for chunk in content.chunks(batches[0])]
+
+
+async def test_batches_in_rows_are_deflated_when_it_pays_and_read_back_as_sent(
+    state: AppState, project: NewProject
+) -> None:
+    pid = project.project.id
+    sid = await _session(state, pid)
+    web = b'[{"type":3,"timestamp":1700000000000,"data":{"source":1,"x":12}}' + b",{}" * 900 + b"]"
+    noise = os.urandom(20_000)  # e.g. a mobile tracker's own compressed messages
+    tiny = b"[]"
+    gzipped = gzip.compress(web)
+    for data in (web, noise, tiny):
+        await _add(state, pid, sid, data, blob=False)
+    async with state.db.write() as conn:
+        await record_batch(
+            conn,
+            session_id=sid,
+            project_id=pid,
+            late=False,
+            received_at=state.clock(),
+            size=len(gzipped),
+            encoding="gzip",
+            blob_key=None,
+            data=gzipped,
+        )
+    async with state.db.read() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(session_batches.c.seq, session_batches.c.codec, session_batches.c.data)
+                .where(session_batches.c.session_id == sid)
+                .order_by(session_batches.c.seq)
+            )
+        ).all()
+        assert [bytes(r.data) for r in rows[1:]] == [noise, tiny, gzipped]
+        assert [r.codec for r in rows[1:]] == [None, None, None]
+        if state.db.is_sqlite:  # only the JSON batch is kept deflated (and much smaller)
+            assert rows[0].codec == "zlib" and len(rows[0].data) < len(web) // 4
+        else:  # PostgreSQL compresses it itself (TOAST)
+            assert rows[0].codec is None and bytes(rows[0].data) == web
+        # Every read gives the bytes as sent, with their size as sent.
+        for seq, sent in enumerate((web, noise, tiny, gzipped), start=1):
+            found = await get_batch(conn, sid, seq)
+            assert found is not None and found[1] == sent and found[0].size == len(sent)
+    assert [data for _, data in await stored_batches(state, sid)] == [web, noise, tiny, gzipped]
+
+
+def test_pack_and_unpack() -> None:
+    text = b'{"type":2}' * 100
+    packed, codec = pack(text, "")
+    assert codec == "zlib" and unpack(packed, codec) == text
+    assert pack(text, "gzip") == (text, None)
+    assert pack(b"{}" * 100, "") == (b"{}" * 100, None)  # under 512 bytes: as sent
+    assert pack(b"{}" * 300, "")[1] == "zlib"
+    with pytest.raises(ValueError, match="unknown codec 'br'"):
+        unpack(b"x", "br")

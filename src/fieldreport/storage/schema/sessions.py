@@ -50,6 +50,8 @@ session_batches = sa.Table(
     # (committed with the row), larger ones in the blob store under `blob_key`.
     sa.Column("blob_key", sa.String(512), nullable=True),
     sa.Column("data", sa.LargeBinary, nullable=True),
+    # How `data` is stored: NULL exactly as sent, "zlib" deflated by the server (reads inflate).
+    sa.Column("codec", sa.String(16), nullable=True),
     sa.UniqueConstraint("session_id", "seq", name="uq_session_batches_seq"),
     sa.CheckConstraint("(blob_key IS NULL) <> (data IS NULL)", name="one_place"),
 )
