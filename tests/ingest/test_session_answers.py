@@ -8,6 +8,7 @@ CORS headers and the request id included. uvicorn's own ``date`` and ``server`` 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -189,7 +190,8 @@ async def test_expired_tokens_and_late_grace(
 async def test_shed_batches_are_readable_from_any_origin(
     client: httpx.AsyncClient, server: RunningServer, web: dict[str, str]
 ) -> None:
-    server.server.config.app.state.in_flight = InFlight(0)  # every request is one too many
+    app: Any = server.server.config.app
+    app.state.in_flight = InFlight(0)  # every request is one too many
     shed = _problem(
         503,
         "server busy: too many requests in flight, try again shortly",
