@@ -200,3 +200,21 @@ def test_100mib_upload_does_not_grow_server_memory(data_dir: Path) -> None:
         assert len(blobs) == 1 and blobs[0].stat().st_size == 100 * MiB
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("level", ["info", "warning"])
+def test_access_log_lines_follow_the_log_level(data_dir: Path, level: str) -> None:
+    """At info, each request has an access log line carrying its request id; at warning
+    uvicorn is not asked for them at all (it formatted each one before dropping it)."""
+    server = ServerProcess(data_dir, free_port(), FIELDREPORT_LOG_LEVEL=level)
+    try:
+        server.start()
+        resp = httpx.get(f"{server.url}/healthz", headers={"X-Request-ID": "access-1"})
+        assert resp.headers["x-request-id"] == "access-1"
+    finally:
+        server.stop()
+    lines = [line for line in server.output().splitlines() if "GET /healthz" in line]
+    if level == "info":
+        assert any("[access-1]" in line and " 200" in line for line in lines), lines
+    else:
+        assert lines == []

@@ -21,9 +21,12 @@ replaces a route in place must call :meth:`IndexedRouter.reindex`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match, Mount, Route, Router, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 _ANY = None  # the first segment of a route that can match paths with any first segment
 
@@ -48,6 +51,15 @@ def _could_match(route: BaseRoute, path: str) -> bool:
     if isinstance(route, Route | Mount | WebSocketRoute):
         return route.path_regex.match(path) is not None
     return True
+
+
+def asgi_route(path: str, endpoint: Callable[..., Any], app: ASGIApp) -> Route:
+    """A POST route documented (OpenAPI) and labelled (metrics: ``scope["endpoint"]``) by
+    ``endpoint``, served by the plain ASGI ``app`` (matching, path parameters and 405s stay
+    Starlette's)."""
+    route = Route(path, endpoint, methods=["POST"])
+    route.app = app
+    return route
 
 
 class IndexedRouter(Router):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from typing import Any
 
@@ -47,6 +48,9 @@ async def _serve(settings: Settings, *, with_worker: bool = True) -> None:
             port=settings.port,
             log_level=settings.log_level,
             log_config=None,
+            # uvicorn formats each access log line's arguments (client address, quoted
+            # path) before the logger drops them below INFO: only ask for lines that print.
+            access_log=_level(settings.log_level) <= logging.INFO,
             timeout_graceful_shutdown=int(settings.shutdown_timeout),
             server_header=False,
             proxy_headers=False,
@@ -58,6 +62,12 @@ async def _serve(settings: Settings, *, with_worker: bool = True) -> None:
         click.echo("fieldreport: stopped")
     finally:
         await state.close()
+
+
+def _level(name: str) -> int:
+    """A log level's number (an unknown name counts as INFO: its access lines are kept)."""
+    level = logging.getLevelName(name.upper())
+    return level if isinstance(level, int) else logging.INFO
 
 
 def _graceful_signals(server: uvicorn.Server) -> None:

@@ -13,7 +13,11 @@ class BodyTooLarge(Exception):
 
 
 def check_content_length(request: Request, limit: int) -> None:
-    declared = request.headers.get("content-length")
+    check_declared_length(request.headers.get("content-length"), limit)
+
+
+def check_declared_length(declared: str | None, limit: int) -> None:
+    """Refuse a body whose ``Content-Length`` (the header's value, if sent) passes ``limit``."""
     if declared is None:
         return
     try:

@@ -41,7 +41,11 @@ def _request_origin(value: str) -> str:
 
 
 def request_origin(request: Request) -> str | None:
-    origin = request.headers.get("origin")
+    return normalized_origin(request.headers.get("origin"))
+
+
+def normalized_origin(origin: str | None) -> str | None:
+    """An ``Origin`` header's value (``None``: not sent) as :func:`request_origin` gives it."""
     if origin is None or origin == "null":
         return origin
     return _request_origin(origin)
@@ -64,11 +68,16 @@ def check_origin(request: Request, allowed: list[str], project_name: str) -> Non
 
 
 def cors_headers(request: Request, allowed: list[str]) -> dict[str, str]:
-    origin = request_origin(request)
-    if origin is None or not origin_allowed(origin, allowed):
+    return cors_headers_for(request.headers.get("origin"), allowed)
+
+
+def cors_headers_for(origin_header: str | None, allowed: list[str]) -> dict[str, str]:
+    """:func:`cors_headers` for a request whose ``Origin`` header is ``origin_header``."""
+    origin = normalized_origin(origin_header)
+    if origin_header is None or origin is None or not origin_allowed(origin, allowed):
         return {}
     return {
-        "Access-Control-Allow-Origin": request.headers["origin"],
+        "Access-Control-Allow-Origin": origin_header,
         "Access-Control-Expose-Headers": "Location, Retry-After",
         "Vary": "Origin",
     }

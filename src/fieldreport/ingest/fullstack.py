@@ -31,7 +31,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from fieldreport.ingest.auth import app_state, bearer_from_header
 from fieldreport.ingest.fullstack_input import (
@@ -46,6 +46,7 @@ from fieldreport.ingest.fullstack_input import (
 )
 from fieldreport.ingest.shedding import InFlight, in_flight, shed_load
 from fieldreport.keys import hash_key
+from fieldreport.routing import asgi_route
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import NewEvent, StoreResult
 from fieldreport.storage.event_writer import EventWriter, KeyRevoked, WriterOverloaded
@@ -376,15 +377,7 @@ async def send_batch(request: Request) -> Response:
     return json_response({"success": "true" if all_ok else "false", "results": results})
 
 
-def _asgi_route(path: str, endpoint: Callable[..., Any], app: ASGIApp) -> Route:
-    """A POST route documented (OpenAPI) and labelled (metrics) by ``endpoint``, served by
-    ``app``."""
-    route = Route(path, endpoint, methods=["POST"])
-    route.app = app
-    return route
-
-
 routes = [
-    _asgi_route("/api/fullstack/v1/send", send, send_asgi),
+    asgi_route("/api/fullstack/v1/send", send, send_asgi),
     Route("/api/fullstack/v1/send-batch", send_batch, methods=["POST"]),
 ]

@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import ijson
 import msgspec
-from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
-from fieldreport.ingest.body import check_content_length
+from fieldreport.ingest.body import check_declared_length
 from fieldreport.ingest.errors import HTTPProblem, too_large
 
 INFLATE_STEP = 64 * 1024
@@ -241,25 +241,27 @@ class EventsArrayCheck:
 
 
 class BatchBody:
-    """Streams a request body once, checking it on the way: :meth:`read_inline` takes a
-    small body whole; :meth:`chunks` feeds a larger one to the blob store."""
+    """Reads a request body once (from ASGI ``receive``), checking it on the way:
+    :meth:`read_inline` takes a small body whole; :meth:`chunks` feeds a larger one to the
+    blob store. ``content_length`` is the request's header (``None``: not sent)."""
 
     def __init__(
         self,
-        request: Request,
+        receive: Receive,
+        content_length: str | None,
         *,
         limit: int,
         inflated_limit: int,
         gzip: bool,
         json_events: bool,
     ) -> None:
-        check_content_length(request, limit)
-        self.request = request
+        check_declared_length(content_length, limit)
+        self._receive = receive
+        self._ended = False
         self.limit = limit
         self.size = 0
         self.inflater = GzipInflater(inflated_limit) if gzip else None
         self.events = EventsArrayCheck() if json_events else None
-        self._stream = self._checked()
         self._head: list[bytes] = []  # read by read_inline, not yet given to chunks()
 
     def _check(self, data: bytes) -> None:
@@ -270,25 +272,34 @@ class BatchBody:
         elif self.events is not None:
             self.events.feed(data)
 
-    async def _checked(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self.request.stream():
-                if not chunk:
-                    continue
-                self.size += len(chunk)
-                if self.size > self.limit:
-                    raise too_large(self.limit)
-                self._check(chunk)
-                yield chunk
-        except ClientDisconnect as exc:
-            raise HTTPProblem(
-                400, "the client disconnected before the body was complete", code="malformed_body"
-            ) from exc
+    async def _next(self) -> bytes | None:
+        """The body's next (non-empty, checked) chunk; ``None`` once it has ended. The ASGI
+        messages are read as Starlette's ``Request.stream`` reads them, without an async
+        generator per request."""
+        while not self._ended:
+            message = await self._receive()
+            if message["type"] == "http.request":
+                if not message.get("more_body", False):
+                    self._ended = True
+                chunk: bytes = message.get("body", b"")
+                if chunk:
+                    self.size += len(chunk)
+                    if self.size > self.limit:
+                        raise too_large(self.limit)
+                    self._check(chunk)
+                    return chunk
+            elif message["type"] == "http.disconnect":
+                raise HTTPProblem(
+                    400,
+                    "the client disconnected before the body was complete",
+                    code="malformed_body",
+                )
+        return None
 
     async def read_inline(self, limit: int) -> bytes | None:
         """The whole body if it is at most ``limit`` bytes; None once it is larger (what was
         read is kept for :meth:`chunks`). Call :meth:`finish` after either."""
-        async for chunk in self._stream:
+        while (chunk := await self._next()) is not None:
             self._head.append(chunk)
             if self.size > limit:
                 return None
@@ -299,7 +310,7 @@ class BatchBody:
         """The body's (remaining) chunks, checked."""
         while self._head:
             yield self._head.pop(0)
-        async for chunk in self._stream:
+        while (chunk := await self._next()) is not None:
             yield chunk
 
     def finish(self) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 
-from fieldreport.ingest.auth import app_state
 from fieldreport.ingest.ratelimit import RateLimiter
 from fieldreport.ingest.session_tokens import TokenSigner, load_secret
 from fieldreport.state import AppState
@@ -33,10 +33,17 @@ class SessionRuntime:
 
 
 def session_runtime(request: Request) -> SessionRuntime:
-    app_st = request.app.state
+    return app_session_runtime(request.app)
+
+
+def app_session_runtime(app: Starlette) -> SessionRuntime:
+    """:func:`session_runtime` for plain ASGI endpoints (``scope["app"]``)."""
+    app_st = app.state
     runtime = getattr(app_st, "session_runtime", None)
     if runtime is None:
-        runtime = SessionRuntime.for_state(app_state(request))
+        state = app_st.fieldreport
+        assert isinstance(state, AppState)
+        runtime = SessionRuntime.for_state(state)
         app_st.session_runtime = runtime
     assert isinstance(runtime, SessionRuntime)
     return runtime

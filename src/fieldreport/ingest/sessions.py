@@ -2,9 +2,9 @@
 
 The mobile protocol is seed 002's (OpenReplay's iOS tracker protocol); the web recorder uses
 the same one with JSON-array batches. ``start`` creates the session row and hands out a signed
-token; ``append``/``late`` verify the token without a database read, read the batch
-(checked on the way), then store it and count it on the session in one transaction: a small
-batch inside its row, a larger one streamed to the blob store first.
+token; ``append``/``late`` (served by :mod:`fieldreport.ingest.session_append`) verify the
+token without a database read, read the batch (checked on the way), then store it and count
+it on the session in one transaction.
 """
 
 from __future__ import annotations
@@ -21,24 +21,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fieldreport.ingest.auth import app_state, bearer_token
+from fieldreport.ingest.auth import app_state
 from fieldreport.ingest.body import read_limited
 from fieldreport.ingest.cors import check_origin, cors_headers, request_origin
-from fieldreport.ingest.errors import HTTPProblem, not_found, problem_response, unauthorized
+from fieldreport.ingest.errors import HTTPProblem, not_found, problem_response
 from fieldreport.ingest.reports import preflight
-from fieldreport.ingest.session_body import BatchBody
-from fieldreport.ingest.session_runtime import (
-    PLATFORMS,
-    WEB,
-    same_protocol,
-    session_runtime,
+from fieldreport.ingest.session_append import (
+    Answer,
+    batch_answer,
+    batch_app,
+    cors_for_error,
+    verify_claims,
 )
-from fieldreport.ingest.session_tokens import InvalidToken, SessionClaims
+from fieldreport.ingest.session_runtime import PLATFORMS, WEB, session_runtime
+from fieldreport.ingest.session_tokens import SessionClaims
 from fieldreport.ingest.shedding import shed_load
+from fieldreport.routing import asgi_route
 from fieldreport.state import AppState
-from fieldreport.storage.blobs import BlobStoreError
-from fieldreport.storage.projects import Project, get_project, origin_known, project_by_key
-from fieldreport.storage.session_batches import INLINE_BATCH_BYTES, BatchRecord, record_batches
+from fieldreport.storage.projects import Project, get_project, project_by_key
 from fieldreport.storage.sessions import NewSession, insert_session, popular_image_hashes
 
 log = logging.getLogger(__name__)
@@ -215,198 +215,30 @@ async def _problem(request: Request, problem: HTTPProblem, headers: dict[str, st
 
 
 async def _cors_for_error(request: Request) -> dict[str, str]:
-    """Let the recorder read an error (e.g. 401: start again) from an origin some project allows."""
-    origin = request_origin(request)
-    if origin is None or origin in ("null", "invalid"):
-        return {}
-    try:
-        async with app_state(request).db.read() as conn:
-            known = await origin_known(conn, origin) or await origin_known(conn, "*")
-    except Exception:  # the error itself matters more than its CORS headers
-        return {}
-    return cors_headers(request, [origin]) if known else {}
+    return await cors_for_error(app_state(request), request.headers.get("origin"))
 
 
 def verify_token(
     request: Request, platform: str, *, late: bool, now: datetime | None = None
 ) -> SessionClaims:
     """The session a request's bearer token names (signature and expiry checked, no DB read)."""
-    token = bearer_token(request)
-    if token is None:
-        raise unauthorized("missing session token: send `Authorization: Bearer <token>`")
     state = app_state(request)
-    grace = state.settings.session_late_grace if late else 0.0
-    try:
-        claims = session_runtime(request).signer.verify(
-            token, now=state.clock() if now is None else now, grace=grace
-        )
-    except InvalidToken as exc:
-        raise unauthorized(str(exc)) from exc
-    if not same_protocol(claims.platform, platform):
-        raise unauthorized(f"this token belongs to a {claims.platform} session")
-    return claims
-
-
-def _token_cors(request: Request, claims: SessionClaims) -> dict[str, str]:
-    """A web batch must come from the origin its session was started from."""
-    origin = request_origin(request)
-    if origin is None:
-        return {}
-    if claims.origin is None or origin != claims.origin:
-        raise HTTPProblem(
-            403,
-            "this session was started from another origin",
-            code="origin_not_allowed",
-        )
-    return cors_headers(request, [origin])
-
-
-def _encoding(request: Request) -> str:
-    value = request.headers.get("content-encoding", "").strip().lower()
-    if value in ("", "identity"):
-        return ""
-    if value in ("gzip", "x-gzip"):
-        return "gzip"
-    raise HTTPProblem(
-        415, f"unsupported Content-Encoding {value!r} (send gzip or none)", code="unsupported"
+    authorization = request.headers.get("authorization", "")
+    return verify_claims(
+        state, session_runtime(request), authorization, platform, late=late, now=now
     )
 
 
-async def _store_batch(request: Request, *, late: bool) -> Response:
-    extra_headers: dict[str, str] = {}
-    try:
-        platform = _platform(request)
-        state = app_state(request)
-        now = state.clock()
-        claims = verify_token(request, platform, late=late, now=now)
-        if platform == WEB:
-            extra_headers = _token_cors(request, claims)
-        runtime = session_runtime(request)
-        settings = state.settings
-        encoding = _encoding(request)
-        declared = request.headers.get("content-length", "")
-        admitted = declared.isdigit() and int(declared) <= settings.session_max_batch_bytes
-        if admitted:
-            runtime.bytes_per_minute.take(claims.project_id, int(declared), now)
-        body = BatchBody(
-            request,
-            limit=settings.session_max_batch_bytes,
-            inflated_limit=settings.session_max_inflated_bytes,
-            gzip=encoding == "gzip",
-            json_events=platform == WEB,
-        )
-        if not admitted:  # chunked: charge what arrives, refuse once over the limit
-            runtime.bytes_per_minute.take(claims.project_id, 0, now)
-        seq = await _persist(state, claims, body, encoding=encoding, late=late)
-        if not admitted:
-            runtime.bytes_per_minute.charge(claims.project_id, body.size, now)
-    except HTTPProblem as problem:
-        return await _problem(request, problem, extra_headers)
-    # The bytes JSONResponse({"seq": seq}) renders, without a json.dumps per batch.
-    return Response(b'{"seq":%d}' % seq, media_type="application/json", headers=extra_headers)
+def _response(answer: Answer) -> Response:
+    status, body, headers = answer
+    response = Response(body, status)
+    response.raw_headers = headers
+    return response
 
 
-async def _persist(
-    state: AppState,
-    claims: SessionClaims,
-    body: BatchBody,
-    *,
-    encoding: str,
-    late: bool,
-) -> int:
-    """A small batch goes into its row; a larger one to the blob store first (see
-    :func:`_persist_blob`). The row commits in the batch writer's next transaction."""
-    data = await body.read_inline(INLINE_BATCH_BYTES)
-    if data is None:
-        return await _persist_blob(state, claims, body, encoding=encoding, late=late)
-    body.finish()
-    return await _record(state, _batch_record(state, claims, body, encoding, late, data=data))
+APPEND_ROUTE, LATE_ROUTE = "sessions.append", "sessions.late"  # in-flight counters
 
 
-async def _record(state: AppState, record: BatchRecord) -> int:
-    """Commit the batch's row (durable when this returns); its sequence number."""
-    try:
-        seq = await state.writer.submit(record_batches, record)
-    except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
-        log.error("database write failed for a session batch: %s", exc)
-        raise HTTPProblem(
-            503, "database unavailable", code="unavailable", headers={"Retry-After": "5"}
-        ) from exc
-    if seq is None:
-        raise unauthorized("this session no longer exists: start a new session")
-    return seq
-
-
-def _batch_record(
-    state: AppState,
-    claims: SessionClaims,
-    body: BatchBody,
-    encoding: str,
-    late: bool,
-    *,
-    blob_key: str | None = None,
-    data: bytes | None = None,
-) -> BatchRecord:
-    """The row of a received batch: its bytes (``data``) or where they are (``blob_key``)."""
-    return BatchRecord(
-        session_id=claims.session_id,
-        project_id=claims.project_id,
-        late=late,
-        received_at=state.clock(),
-        size=body.size,
-        encoding=encoding,
-        blob_key=blob_key,
-        data=data,
-    )
-
-
-async def _persist_blob(
-    state: AppState,
-    claims: SessionClaims,
-    body: BatchBody,
-    *,
-    encoding: str,
-    late: bool,
-) -> int:
-    """Blob first (written, then flushed with concurrent writers), then the row; a failure
-    after the blob deletes it again."""
-    key = f"sessions/{claims.project_id}/{claims.session_id}/{uuid.uuid4().hex}"
-    stored = False
-    row_may_exist = False
-    try:
-        try:
-            await state.blobs.write(key, body.chunks())
-            stored = True
-            body.finish()
-            await state.blobs.flush()  # durable before the row that names it commits
-        except BlobStoreError as exc:
-            log.error("blob store failed for a session batch: %s", exc)
-            status = 507 if "full" in str(exc) else 503
-            raise HTTPProblem(
-                status,
-                f"storage unavailable: {exc}",
-                code="storage_unavailable",
-                headers={"Retry-After": "30"},
-            ) from exc
-        record = _batch_record(state, claims, body, encoding, late, blob_key=key)
-        # Cancelled while the row's transaction may still commit: keep the blob (a row must
-        # never point at a missing blob; an unreferenced blob only costs space).
-        row_may_exist = True
-        try:
-            return await _record(state, record)
-        except HTTPProblem:
-            row_may_exist = False  # the transaction failed, or the session is gone: no row
-            raise
-    except BaseException:
-        if stored and not row_may_exist:
-            try:
-                await state.blobs.delete(key)
-            except Exception:
-                log.warning("could not delete orphaned batch blob %s", key, exc_info=True)
-        raise
-
-
-@shed_load("sessions.append")
 async def append_batch(request: Request) -> Response:
     """Push a batch of a running session.
     ---
@@ -438,10 +270,11 @@ async def append_batch(request: Request) -> Response:
       429: {$ref: '#/components/responses/Problem'}
       503: {$ref: '#/components/responses/Problem'}
     """
-    return await _store_batch(request, late=False)
+    return _response(
+        await batch_answer(request.scope, request.receive, late=False, route=APPEND_ROUTE)
+    )
 
 
-@shed_load("sessions.late")
 async def late_batch(request: Request) -> Response:
     """Push a late batch (after a crash or reload).
     ---
@@ -471,13 +304,16 @@ async def late_batch(request: Request) -> Response:
       429: {$ref: '#/components/responses/Problem'}
       503: {$ref: '#/components/responses/Problem'}
     """
-    return await _store_batch(request, late=True)
+    return _response(
+        await batch_answer(request.scope, request.receive, late=True, route=LATE_ROUTE)
+    )
 
 
 routes = [
     Route("/v1/{platform}/start", start_session, methods=["POST"]),
-    Route("/v1/{platform}/append", append_batch, methods=["POST"]),
-    Route("/v1/{platform}/late", late_batch, methods=["POST"]),
+    # served by plain ASGI apps (session_append.py); the endpoints document them
+    asgi_route("/v1/{platform}/append", append_batch, batch_app(late=False, route=APPEND_ROUTE)),
+    asgi_route("/v1/{platform}/late", late_batch, batch_app(late=True, route=LATE_ROUTE)),
     Route("/v1/{platform}/start", preflight, methods=["OPTIONS"], include_in_schema=False),
     Route("/v1/{platform}/append", preflight, methods=["OPTIONS"], include_in_schema=False),
     Route("/v1/{platform}/late", preflight, methods=["OPTIONS"], include_in_schema=False),

@@ -14,6 +14,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -56,11 +57,16 @@ def overloaded() -> HTTPProblem:
 
 def in_flight(request: Request) -> InFlight:
     """The app's in-flight counters (created on first use from the settings)."""
-    counters: InFlight | None = getattr(request.app.state, "in_flight", None)
+    return app_in_flight(request.app)
+
+
+def app_in_flight(app: Starlette) -> InFlight:
+    """:func:`in_flight` for plain ASGI endpoints, which have ``scope["app"]``, no request."""
+    counters: InFlight | None = getattr(app.state, "in_flight", None)
     if counters is None:
-        limit = request.app.state.fieldreport.settings.ingest_max_in_flight
+        limit = app.state.fieldreport.settings.ingest_max_in_flight
         counters = InFlight(limit)
-        request.app.state.in_flight = counters
+        app.state.in_flight = counters
     return counters
 
 
