@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import re
 import time
 from bisect import bisect_left
@@ -31,6 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fieldreport.logs import request_id
+from fieldreport.randomids import new_hex_id
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ScrapeHook = Callable[[], Awaitable[None]]
@@ -167,7 +167,7 @@ class ObservabilityMiddleware:
                 rid = value.decode("latin-1")
                 break
         if rid is None or not _REQUEST_ID_RE.match(rid):
-            rid = os.urandom(16).hex()
+            rid = new_hex_id()
         token = request_id.set(rid)
         started = time.perf_counter()
         received = 0

@@ -18,8 +18,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from fieldreport.ingest.errors import HTTPProblem, unavailable
 from fieldreport.ingest.files import IncomingFile
-from fieldreport.ingest.report_ids import new_report_id
 from fieldreport.ingest.report_input import IncomingReport
+from fieldreport.randomids import new_uuid4
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
 from fieldreport.storage.blobs.keys import report_key_prefix
@@ -100,7 +100,7 @@ async def accept_report(
     """Store a validated report durably. Raises HTTPProblem (503/507) when storage fails,
     and :class:`KeyRefused` when the transaction finds ``key_hash`` (the request's public
     key, looked up through a cache) no longer ``project``'s, or ``origin`` no longer allowed."""
-    report_id = new_report_id()
+    report_id = new_uuid4()
     prefix = report_key_prefix(project.id, report_id, utcnow())
     stored: list[StoredFile] = []
     committing = False
