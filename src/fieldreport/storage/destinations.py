@@ -145,7 +145,10 @@ async def next_in_chain(
     return destination_from(row._mapping) if row else None
 
 
-def first_in_chain(conn: Connection, project_id: int) -> Destination | None:
-    """The project's first enabled destination (synchronous, for the batch writer)."""
-    row = conn.execute(_chain_query(project_id, -1)).first()
+def first_in_chain(
+    conn: Connection, project_id: int, *, after_position: int = -1
+) -> Destination | None:
+    """The project's first enabled destination, or the first after ``after_position``
+    (synchronous, for the batch writer)."""
+    row = conn.execute(_chain_query(project_id, after_position)).first()
     return destination_from(row._mapping) if row else None
