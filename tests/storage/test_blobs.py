@@ -396,3 +396,13 @@ async def test_s3_unreachable_is_a_store_error(unreachable_s3: S3BlobStore) -> N
         await unreachable_s3.exists("k")
     with pytest.raises(BlobStoreError, match="failed"):
         await _read_all(unreachable_s3, "k")
+
+
+async def test_get_many_reads_present_blobs_and_leaves_out_missing_ones(store: BlobStore) -> None:
+    await store.put_bytes("reports/1/a.png", b"first")
+    await store.put_bytes("reports/1/b.png", b"second")
+
+    found = await store.get_many(["reports/1/a.png", "reports/1/gone.png", "reports/1/b.png"])
+
+    assert found == {"reports/1/a.png": b"first", "reports/1/b.png": b"second"}
+    assert await store.get_many([]) == {}

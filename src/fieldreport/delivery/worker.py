@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from fieldreport.delivery.breaker import CircuitBreakers
 from fieldreport.delivery.bundle import ReportBundle
 from fieldreport.delivery.links import link_key
-from fieldreport.delivery.loader import bundle_for, load_reports
+from fieldreport.delivery.loader import bundle_for, prefetch_files
 from fieldreport.delivery.notify import Listener
 from fieldreport.delivery.policy import (
     DEFAULT_SCHEDULE,
@@ -39,7 +39,16 @@ from fieldreport.delivery.transports.http import HttpTransport
 from fieldreport.delivery.transports.registry import HTTP_SCHEMES, plugin_for
 from fieldreport.delivery.urls import redact_url, scheme_of, scrub, url_secrets
 from fieldreport.state import AppState
-from fieldreport.storage.deliveries import Claim, Finish, claim_due, extend_leases, finish, release
+from fieldreport.storage.deliveries import (
+    Claim,
+    ClaimRequest,
+    Finish,
+    Finished,
+    claim_and_load,
+    extend_leases,
+    record_finished,
+    release,
+)
 from fieldreport.storage.destinations import Destination
 from fieldreport.storage.reports import Report
 from fieldreport.storage.schema.base import utcnow
@@ -156,25 +165,39 @@ class Worker:
         free = PREFETCH * self.concurrency - len(self._inflight)
         if free <= 0 or self._stopping:
             return []
-        async with self.state.db.write() as conn:
-            claims = await claim_due(
-                conn,
-                owner=self.name,
-                now=self.now(),
-                lease=self.lease,
-                limit=free,
-                room=self._room(),
-                default_room=self.per_destination,
-                label=redact_url,
-            )
-        reports = await load_reports(self.state, [c.report_id for c in claims]) if claims else {}
+        # One batch writer job claims and reads the claimed reports in one transaction (on
+        # SQLite one thread hop, shared with whatever ingest rows are queued meanwhile).
+        request = ClaimRequest(
+            owner=self.name,
+            now=self.now(),
+            lease=self.lease,
+            limit=free,
+            room=self._room(),
+            default_room=self.per_destination,
+            label=redact_url,
+        )
+        claims, reports = await self.state.writer.submit(claim_and_load, request)
+        files: dict[str, bytes] = {}
+        if reports:
+            try:
+                files = await prefetch_files(self.state, reports.values())
+            except Exception:  # each delivery reads its own files again (and records why not)
+                log.warning(
+                    "delivery worker: could not read ahead the batch's files", exc_info=True
+                )
         for c in claims:
             dest_id = c.destination.id if c.destination else None
             if dest_id is not None:
                 self._per_dest[dest_id] = self._per_dest.get(dest_id, 0) + 1
                 self.breakers.started(dest_id)
+            report = reports.get(c.report_id)
+            own = (
+                {f.blob_key: files[f.blob_key] for f in report.files if f.blob_key in files}
+                if report
+                else {}
+            )
             task = asyncio.create_task(
-                self._deliver(c, reports.get(c.report_id)), name=f"delivery-{c.delivery_id}"
+                self._deliver(c, report, own), name=f"delivery-{c.delivery_id}"
             )
             self._inflight[c.delivery_id] = (task, dest_id)
             task.add_done_callback(self._on_done(c.delivery_id, dest_id))
@@ -196,11 +219,15 @@ class Worker:
         self._wake.set()
 
     # --- one attempt ----------------------------------------------------------------------
-    async def _deliver(self, claim: Claim, report: Report | None) -> None:
+    async def _deliver(
+        self, claim: Claim, report: Report | None, files: dict[str, bytes] | None = None
+    ) -> None:
         async with self._slots:
-            await self._deliver_now(claim, report)
+            await self._deliver_now(claim, report, files)
 
-    async def _deliver_now(self, claim: Claim, report: Report | None) -> None:
+    async def _deliver_now(
+        self, claim: Claim, report: Report | None, files: dict[str, bytes] | None = None
+    ) -> None:
         started = self.now()
         dest = claim.destination
         if dest is None:
@@ -226,7 +253,7 @@ class Worker:
             if report is None:
                 result = SendResult(ok=False, duration_ms=0, error="report deleted", permanent=True)
             else:
-                result = await self.sender.send(dest, await bundle_for(self.state, report))
+                result = await self.sender.send(dest, await bundle_for(self.state, report, files))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -289,13 +316,12 @@ class Worker:
         self._wake.set()
 
     async def flush(self) -> int:
-        """Write every finished attempt in one transaction."""
+        """Write every finished attempt in one transaction (a batch writer job)."""
         if not self._finished:
             return 0
         batch, self._finished = self._finished, []
         try:
-            async with self.state.db.write() as conn:
-                await finish(conn, batch, self.now())
+            await self.state.writer.submit(record_finished, Finished(batch, self.now()))
         except Exception:
             self._finished[:0] = batch
             raise

@@ -26,6 +26,7 @@ from fieldreport.storage.destinations import (
     first_in_chain,
     next_in_chain,
 )
+from fieldreport.storage.reports import Report, get_reports
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.schema.core import projects, reports
 from fieldreport.storage.schema.delivery import (
@@ -149,8 +150,8 @@ async def enqueue_report(
     return (await conn.run_sync(enqueue_reports, [(report_id, project_id, now)]))[0]
 
 
-async def claim_due(
-    conn: AsyncConnection,
+def claim_due_sync(
+    conn: Connection,
     *,
     owner: str,
     now: datetime,
@@ -163,7 +164,10 @@ async def claim_due(
     """Claim up to ``limit`` due deliveries for ``owner`` (``FOR UPDATE SKIP LOCKED`` on
     PostgreSQL, so concurrent workers never claim the same row; SQLite's single writer makes
     the transaction exclusive). ``room`` caps how many more may start per destination id
-    (concurrency limits, open circuits = 0). An attempt row is opened for each claim."""
+    (concurrency limits, open circuits = 0). An attempt row is opened for each claim.
+    Synchronous, so that the worker's claim runs as a batch writer job (on SQLite: one
+    thread hop for the whole transaction, where an async connection costs one per
+    statement)."""
     if limit <= 0:
         return []
     room = dict(room or {})
@@ -192,7 +196,7 @@ async def claim_due(
         .limit(limit * 2)
         .with_for_update(skip_locked=True)
     )
-    rows = (await conn.execute(query)).all()
+    rows = (conn.execute(query)).all()
     picked: list[Any] = []
     for row in rows:
         dest = row.destination_id
@@ -208,8 +212,8 @@ async def claim_due(
         return []
     ids = [r.id for r in picked]
     taken_over = [r.id for r in picked if r.lease_owner is not None]
-    abandoned = await _abandon(conn, picked, taken_over, now) if taken_over else {}
-    await conn.execute(
+    abandoned = _abandon(conn, picked, taken_over, now) if taken_over else {}
+    conn.execute(
         deliveries.update()
         .where(deliveries.c.id.in_(ids))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease))
@@ -217,7 +221,7 @@ async def claim_due(
     dest_ids = sorted({r.destination_id for r in picked if r.destination_id is not None})
     dests: dict[int, Destination] = {}
     if dest_ids:
-        for d in await conn.execute(sa.select(destinations).where(destinations.c.id.in_(dest_ids))):
+        for d in conn.execute(sa.select(destinations).where(destinations.c.id.in_(dest_ids))):
             dests[d.id] = destination_from(d._mapping)
     labels: dict[int, str] = {}
     attempt_rows = []
@@ -239,7 +243,7 @@ async def claim_due(
                 "response_excerpt": "",
             }
         )
-    result = await conn.execute(
+    result = conn.execute(
         delivery_attempts.insert().returning(
             delivery_attempts.c.id, delivery_attempts.c.delivery_id
         ),
@@ -266,17 +270,57 @@ async def claim_due(
     return claims
 
 
+async def claim_due(conn: AsyncConnection, **kwargs: Any) -> list[Claim]:
+    """:func:`claim_due_sync` on an async connection."""
+    return await conn.run_sync(lambda sync: claim_due_sync(sync, **kwargs))
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """One worker's claim, as a batch writer item (see :func:`claim_and_load`)."""
+
+    owner: str
+    now: datetime
+    lease: float
+    limit: int
+    room: dict[int, int]
+    default_room: int
+    label: Callable[[str], str]
+
+
+def claim_and_load(
+    conn: Connection, requests: list[ClaimRequest]
+) -> list[tuple[list[Claim], dict[str, Report]]]:
+    """Batch writer job: each request's claims and the stored reports they push, read in the
+    claim's transaction (no second round trip for the reports)."""
+    out = []
+    for req in requests:
+        claims = claim_due_sync(
+            conn,
+            owner=req.owner,
+            now=req.now,
+            lease=req.lease,
+            limit=req.limit,
+            room=req.room,
+            default_room=req.default_room,
+            label=req.label,
+        )
+        reports = get_reports(conn, [c.report_id for c in claims]) if claims else {}
+        out.append((claims, reports))
+    return out
+
+
 ABANDONED_ERROR = "the worker stopped before finishing (lease expired)"
 
 
-async def _abandon(
-    conn: AsyncConnection, picked: list[Any], taken_over: list[int], now: datetime
+def _abandon(
+    conn: Connection, picked: list[Any], taken_over: list[int], now: datetime
 ) -> dict[int, int]:
     """Deliveries taken over from a worker whose lease ran out: its attempt is recorded as
     ``abandoned`` and counts as an attempt (so the retry schedule moves on and a report that
     keeps killing workers is eventually given up). Returns, per delivery, how many attempts
     on its current destination were abandoned in a row, up to now."""
-    await conn.execute(
+    conn.execute(
         delivery_attempts.update()
         .where(
             delivery_attempts.c.delivery_id.in_(taken_over)
@@ -284,7 +328,7 @@ async def _abandon(
         )
         .values(outcome="abandoned", error=ABANDONED_ERROR)
     )
-    await conn.execute(
+    conn.execute(
         deliveries.update()
         .where(deliveries.c.id.in_(taken_over))
         .values(
@@ -299,7 +343,7 @@ async def _abandon(
     current = {r.id: r.destination_id for r in picked}
     counts: dict[int, int] = dict.fromkeys(taken_over, 0)
     ended: set[int] = set()
-    rows = await conn.execute(
+    rows = conn.execute(
         sa.select(
             delivery_attempts.c.delivery_id,
             delivery_attempts.c.destination_id,
@@ -349,13 +393,13 @@ async def release(conn: AsyncConnection, owner: str, ids: Iterable[int]) -> None
     )
 
 
-async def finish(conn: AsyncConnection, items: list[Finish], now: datetime) -> None:
+def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
     """Record finished attempts and move each delivery on, in one transaction. A delivery
     whose lease was taken over meanwhile (its worker was presumed dead) only gets its
     attempt recorded."""
     simple = [f for f in items if f.action in ("delivered", "retry")]
     if simple:
-        await conn.execute(
+        conn.execute(
             deliveries.update()
             .where(
                 (deliveries.c.id == sa.bindparam("_id"))
@@ -390,8 +434,8 @@ async def finish(conn: AsyncConnection, items: list[Finish], now: datetime) -> N
     for f in items:
         if f.action in ("delivered", "retry"):
             continue
-        outcomes[f.attempt_id] = await _give_up(conn, f, now)
-    await conn.execute(
+        outcomes[f.attempt_id] = _give_up(conn, f, now)
+    conn.execute(
         delivery_attempts.update()
         .where(delivery_attempts.c.id == sa.bindparam("_id"))
         .values(
@@ -417,10 +461,30 @@ async def finish(conn: AsyncConnection, items: list[Finish], now: datetime) -> N
     )
 
 
-async def _give_up(conn: AsyncConnection, f: Finish, now: datetime) -> str:
+async def finish(conn: AsyncConnection, items: list[Finish], now: datetime) -> None:
+    """:func:`finish_sync` on an async connection."""
+    await conn.run_sync(finish_sync, items, now)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Attempts one worker finished, as a batch writer item (see :func:`record_finished`)."""
+
+    items: list[Finish]
+    now: datetime
+
+
+def record_finished(conn: Connection, batches: list[Finished]) -> list[None]:
+    """Batch writer job: record finished attempts (one worker's batch each)."""
+    for batch in batches:
+        finish_sync(conn, batch.items, batch.now)
+    return [None] * len(batches)
+
+
+def _give_up(conn: Connection, f: Finish, now: datetime) -> str:
     """Move a delivery to the next destination of its chain, or mark it dead."""
     row = (
-        await conn.execute(
+        conn.execute(
             sa.select(
                 deliveries.c.lease_owner,
                 deliveries.c.project_id,
@@ -432,7 +496,7 @@ async def _give_up(conn: AsyncConnection, f: Finish, now: datetime) -> str:
     if row is None or row.lease_owner != f.owner:
         return "next"
     if f.disable_destination and row.destination_id is not None:
-        await conn.execute(
+        conn.execute(
             destinations.update()
             .where(destinations.c.id == row.destination_id)
             .values(enabled=False, disabled_reason=f.reason)
@@ -445,7 +509,7 @@ async def _give_up(conn: AsyncConnection, f: Finish, now: datetime) -> str:
         "last_status_code": f.status_code,
         "total_attempts": deliveries.c.total_attempts + 1,
     }
-    nxt = await next_in_chain(conn, row.project_id, row.position)
+    nxt = first_in_chain(conn, row.project_id, after_position=row.position)
     if nxt is None:
         outcome = "dead"
         values.update(status=DEAD, next_attempt_at=None, attempts=deliveries.c.attempts + 1)
@@ -458,7 +522,7 @@ async def _give_up(conn: AsyncConnection, f: Finish, now: datetime) -> str:
             attempts=0,
             next_attempt_at=now,
         )
-    await conn.execute(deliveries.update().where(deliveries.c.id == f.delivery_id).values(**values))
+    conn.execute(deliveries.update().where(deliveries.c.id == f.delivery_id).values(**values))
     return outcome
 
 

@@ -145,12 +145,17 @@ async def next_in_chain(
     return destination_from(row._mapping) if row else None
 
 
-# Built once: the batch writer runs it in every transaction of reports, and building the
-# statement cost more than running it.
-_FIRST_IN_CHAIN = _chain_query(sa.bindparam("first_of"), -1)
+# Built once: the batch writer runs it in every transaction of reports and every claim of
+# the delivery worker, and building the statement cost more than running it.
+_FIRST_IN_CHAIN = _chain_query(sa.bindparam("chain_of"), sa.bindparam("chain_after"))
 
 
-def first_in_chain(conn: Connection, project_id: int) -> Destination | None:
-    """The project's first enabled destination (synchronous, for the batch writer)."""
-    row = conn.execute(_FIRST_IN_CHAIN, {"first_of": project_id}).first()
+def first_in_chain(
+    conn: Connection, project_id: int, *, after_position: int = -1
+) -> Destination | None:
+    """The project's first enabled destination, or the first after ``after_position``
+    (synchronous, for the batch writer)."""
+    row = conn.execute(
+        _FIRST_IN_CHAIN, {"chain_of": project_id, "chain_after": after_position}
+    ).first()
     return destination_from(row._mapping) if row else None

@@ -167,15 +167,16 @@ def _fields(m: Any) -> ReportFields:
     )
 
 
-async def _files_for(conn: AsyncConnection, report_ids: list[str]) -> dict[str, list[StoredFile]]:
-    out: dict[str, list[StoredFile]] = {rid: [] for rid in report_ids}
-    if not report_ids:
-        return out
-    rows = await conn.execute(
+def _files_query(report_ids: list[str]) -> sa.Select[Any]:
+    return (
         sa.select(report_files)
         .where(report_files.c.report_id.in_(report_ids))
         .order_by(report_files.c.report_id, report_files.c.role.desc(), report_files.c.position)
     )
+
+
+def _stored_files(report_ids: list[str], rows: Any) -> dict[str, list[StoredFile]]:
+    out: dict[str, list[StoredFile]] = {rid: [] for rid in report_ids}
     for r in rows:
         m = r._mapping
         out[m["report_id"]].append(
@@ -190,6 +191,12 @@ async def _files_for(conn: AsyncConnection, report_ids: list[str]) -> dict[str, 
             )
         )
     return out
+
+
+async def _files_for(conn: AsyncConnection, report_ids: list[str]) -> dict[str, list[StoredFile]]:
+    if not report_ids:
+        return {}
+    return _stored_files(report_ids, await conn.execute(_files_query(report_ids)))
 
 
 def _report(m: Any, files: list[StoredFile]) -> Report:
@@ -225,18 +232,18 @@ async def existing_report_ids(conn: AsyncConnection, report_ids: list[str]) -> s
     return {r[0] for r in rows}
 
 
-async def get_reports(conn: AsyncConnection, report_ids: list[str]) -> dict[str, Report]:
-    """Several reports by id, in two queries (the delivery worker loads a batch at once)."""
+def get_reports(conn: Connection, report_ids: list[str]) -> dict[str, Report]:
+    """Several reports by id, in two queries (synchronous: the delivery worker loads its
+    claimed batch in the claim's transaction)."""
     if not report_ids:
         return {}
-    rows = (
-        await conn.execute(
-            sa.select(*_REPORT_COLUMNS)
-            .join_from(reports, projects, reports.c.project_id == projects.c.id)
-            .where(reports.c.id.in_(report_ids))
-        )
+    rows = conn.execute(
+        sa.select(*_REPORT_COLUMNS)
+        .join_from(reports, projects, reports.c.project_id == projects.c.id)
+        .where(reports.c.id.in_(report_ids))
     ).all()
-    files = await _files_for(conn, [r._mapping["id"] for r in rows])
+    found = [r._mapping["id"] for r in rows]
+    files = _stored_files(found, conn.execute(_files_query(found))) if found else {}
     return {r._mapping["id"]: _report(r._mapping, files[r._mapping["id"]]) for r in rows}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from multidict import CIMultiDict
 
 from fieldreport import __version__
 from fieldreport.delivery.bundle import ReportBundle
@@ -99,7 +100,8 @@ class HttpTransport:
             except BlockedDestination as exc:
                 return failed(str(exc), permanent=True)
 
-        headers: dict[str, str] = {}
+        # Case-insensitive: a destination's --header replaces ours whatever its spelling.
+        headers: CIMultiDict[str] = CIMultiDict()
         data: Any
         if dest.format == "json":
             data = json_body(
@@ -114,7 +116,9 @@ class HttpTransport:
             headers["Content-Type"] = "application/xml; charset=utf-8"
             headers.update(webhook_headers(dest.secret, message_id(bundle.reportid), data, clock()))
         else:
-            data = multipart_form(bundle, dest.token)
+            form = multipart_form(bundle, dest.token)
+            data = form.data
+            headers["Content-Type"] = form.content_type
             headers["webhook-id"] = message_id(bundle.reportid)
         for name, value in dest.headers:
             headers[name] = value

@@ -105,6 +105,11 @@ class BlobStore(Protocol):
         """Read a whole blob (only for small blobs)."""
         ...
 
+    async def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        """Read several small blobs at once (the delivery worker's claimed batch); missing
+        ones are left out. A local store reads them all in one trip to a thread."""
+        ...
+
     async def size(self, key: str) -> int:
         """The blob's size in bytes; raises :class:`BlobNotFound`."""
         ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import time
@@ -195,6 +196,16 @@ class LocalBlobStore:
             return await asyncio.to_thread(self._path(key).read_bytes)
         except FileNotFoundError as exc:
             raise BlobNotFound(key) from exc
+
+    async def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        def read_all() -> dict[str, bytes]:
+            found: dict[str, bytes] = {}
+            for key in keys:
+                with contextlib.suppress(FileNotFoundError):
+                    found[key] = self._path(key).read_bytes()
+            return found
+
+        return await asyncio.to_thread(read_all)
 
     async def size(self, key: str) -> int:
         try:

@@ -11,6 +11,7 @@ source or the upload fails). Uploads and downloads stream: at most a few parts
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
@@ -282,6 +283,16 @@ class S3BlobStore:
             raise BlobNotFound(key) from exc
         except (ObstoreError, OSError) as exc:
             self._fail("download", key, exc)
+
+    async def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        async def one(key: str) -> tuple[str, bytes | None]:
+            try:
+                return key, await self.get_bytes(key)
+            except BlobNotFound:
+                return key, None
+
+        found = await asyncio.gather(*(one(key) for key in keys))
+        return {key: data for key, data in found if data is not None}
 
     async def _head(self, key: str) -> ObjectMeta:
         check_key(key)
