@@ -92,9 +92,10 @@ class Draft:
 
     def write_file(self, source: IO[bytes]) -> None:
         if type(source) is io.BytesIO:  # not a subclass, which may read differently
-            # An upload held in memory: its own buffer, not a copy read out of it.
-            with source.getbuffer() as view:
-                self.write((view,))
+            # An upload held in memory: its bytes as they are (``getvalue`` shares the
+            # buffer, no copy). Not ``getbuffer()``: a write error (a full disk) would leave
+            # a view of it alive in the traceback, and closing the upload then fails too.
+            self.write((source.getvalue(),))
             return
         source.seek(0)
         self.write(iter(functools.partial(source.read, CHUNK_SIZE), b""))
