@@ -20,8 +20,6 @@ Every answer, errors included, uses the seed's body shapes; the status codes are
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -44,6 +42,7 @@ from fieldreport.ingest.fullstack_input import (
     read_event,
     read_events,
 )
+from fieldreport.ingest.keycache import KeyCache
 from fieldreport.ingest.shedding import InFlight, in_flight, shed_load
 from fieldreport.keys import hash_key
 from fieldreport.routing import asgi_route
@@ -101,34 +100,6 @@ async def stop_event_writer(app: Starlette) -> None:
         await writer.stop()  # kept: a request arriving after this gets 503, not a new writer
 
 
-class KeyCache:
-    """Secret key hash -> project id, remembered for ``ttl`` seconds so the hot path needs no
-    database read per request. Only a hint: the writer checks the key again inside the
-    transaction that stores the events, so a rotated key stops working at once."""
-
-    def __init__(
-        self, ttl: float = 60.0, size: int = 1024, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.ttl = ttl
-        self.size = size
-        self.clock = clock
-        self._entries: dict[str, tuple[int, float]] = {}
-
-    def get(self, key_hash: str) -> int | None:
-        entry = self._entries.get(key_hash)
-        if entry is None or entry[1] < self.clock():
-            return None
-        return entry[0]
-
-    def put(self, key_hash: str, project_id: int) -> None:
-        if len(self._entries) >= self.size:
-            self._entries.clear()
-        self._entries[key_hash] = (project_id, self.clock() + self.ttl)
-
-    def forget(self, key_hash: str) -> None:
-        self._entries.pop(key_hash, None)
-
-
 class Api:
     """What the full-stack endpoints use, found once per app and state (read per request,
     it cost several lookups and a formatted string)."""
@@ -136,7 +107,7 @@ class Api:
     def __init__(self, app: Starlette, state: AppState, counters: InFlight) -> None:
         self.state = state
         self.writer = event_writer(app, state)
-        self.keys = KeyCache()
+        self.keys: KeyCache[int] = KeyCache()
         self.in_flight = counters
         self.max_payload = state.settings.fullstack_max_payload_bytes
         # payload and metadata may each reach the limit; JSON escaping can double them.

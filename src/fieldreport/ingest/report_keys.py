@@ -2,8 +2,8 @@
 
 Looking the key up (the project, then its origins) cost every report a read in a reader
 thread and a thread hop (~0.6 ms of CPU; on PostgreSQL a ``run_sync`` round trip). As the
-full-stack API does with secret keys (``KeyCache`` in :mod:`fieldreport.ingest.fullstack`),
-reports remember ``public key hash -> project`` for :data:`TTL` seconds, and the cache is
+full-stack API does with secret keys (:mod:`fieldreport.ingest.keycache`),
+reports remember ``public key hash -> project`` for a minute, and the cache is
 only a hint: the writer's transaction checks again, before it inserts the report, that the
 key still belongs to the project and that the request's origin is still allowed
 (:func:`fieldreport.storage.report_writer.write_reports`). A rotated key or a removed origin
@@ -15,49 +15,19 @@ entry does not allow (it may have been added a moment ago), is looked up in the 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from starlette.requests import Request
 
 from fieldreport.ingest.auth import app_state
 from fieldreport.ingest.cors import check_origin, origin_allowed, request_origin
 from fieldreport.ingest.errors import HTTPProblem, unauthorized
+from fieldreport.ingest.keycache import KeyCache
 from fieldreport.keys import hash_key
 from fieldreport.state import AppState
 from fieldreport.storage.projects import Project, find_by_key
 from fieldreport.storage.report_writer import Refusal
 
-#: How long an entry is trusted (the full-stack ``KeyCache``'s lifetime), and how many are kept.
-TTL = 60.0
-SIZE = 1024
-
-
-class ProjectCache:
-    """Public key hash -> project (with its origins), for ``ttl`` seconds, at most ``size``
-    entries (all dropped when full, as ``KeyCache`` does)."""
-
-    def __init__(
-        self, ttl: float = TTL, size: int = SIZE, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.ttl = ttl
-        self.size = size
-        self.clock = clock
-        self._entries: dict[str, tuple[Project, float]] = {}
-
-    def get(self, key_hash: str) -> Project | None:
-        entry = self._entries.get(key_hash)
-        if entry is None or entry[1] < self.clock():
-            return None
-        return entry[0]
-
-    def put(self, key_hash: str, project: Project) -> None:
-        if len(self._entries) >= self.size:
-            self._entries.clear()
-        self._entries[key_hash] = (project, self.clock() + self.ttl)
-
-    def forget(self, key_hash: str) -> None:
-        self._entries.pop(key_hash, None)
+#: The cache of public key hash -> project (with its origins).
+ProjectCache = KeyCache[Project]
 
 
 class _Holder:
@@ -65,7 +35,7 @@ class _Holder:
 
     def __init__(self, state: AppState) -> None:
         self.state = state
-        self.cache = ProjectCache()
+        self.cache: ProjectCache = KeyCache()
 
 
 def report_keys(request: Request) -> ProjectCache:
