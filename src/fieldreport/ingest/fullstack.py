@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from fieldreport.ingest.asgi import JSON_TYPE, Answer, first_headers, raw_headers, send_answer
 from fieldreport.ingest.auth import app_state, bearer_from_header
 from fieldreport.ingest.fullstack_input import (
     NO_RECORDING,
@@ -130,23 +131,18 @@ def _not_logged_in() -> Refusal:
     return Refusal(401, message, name=name)
 
 
+_HEADERS = (b"authorization", b"content-type", b"content-length")
+
+
 class Head:
     """The three request headers this API reads, found in one pass over the raw list."""
 
     __slots__ = ("authorization", "content_length", "content_type")
 
     def __init__(self, scope: Scope) -> None:
-        authorization = content_type = content_length = None
-        for name, value in scope["headers"]:  # the first one wins, as in Starlette
-            if name == b"authorization":
-                authorization = value if authorization is None else authorization
-            elif name == b"content-type":
-                content_type = value if content_type is None else content_type
-            elif name == b"content-length":
-                content_length = value if content_length is None else content_length
-        self.authorization = "" if authorization is None else authorization.decode("latin-1")
-        self.content_type = "" if content_type is None else content_type.decode("latin-1")
-        self.content_length = None if content_length is None else content_length.decode("latin-1")
+        authorization, content_type, self.content_length = first_headers(scope, _HEADERS)
+        self.authorization = authorization or ""
+        self.content_type = content_type or ""
 
 
 async def _authenticate(api: Api, head: Head) -> tuple[int, str]:
@@ -220,15 +216,10 @@ def _overloaded() -> Response:
 
 
 SEND_ROUTE = "fullstack.send"  # its in-flight counter (load shedding)
-_JSON = (b"content-type", b"application/json")
-
-# An answer: status, body, extra headers (as ASGI's raw pairs).
-Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 
 def _answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Answer:
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    return status, encode(body), raw
+    return status, encode(body), raw_headers(headers or {})
 
 
 async def _send_one(api: Api, scope: Scope, receive: Receive) -> Answer:
@@ -292,9 +283,8 @@ async def send_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     itself still reach the app's exception handlers."""
     status, body, headers = await _send_one(_api(scope), scope, receive)
     headers.append((b"content-length", str(len(body)).encode("latin-1")))
-    headers.append(_JSON)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    headers.append(JSON_TYPE)
+    await send_answer(send, (status, body, headers))
 
 
 @shed_load("fullstack.send-batch", _overloaded)

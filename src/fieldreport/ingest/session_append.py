@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fieldreport.ingest.asgi import JSON_TYPE, Answer, first_headers, raw_headers, send_answer
 from fieldreport.ingest.auth import bearer_from_header
 from fieldreport.ingest.cors import cors_headers_for, normalized_origin
 from fieldreport.ingest.errors import HTTPProblem, not_found, problem_response, unauthorized
@@ -36,7 +37,7 @@ from fieldreport.ingest.session_runtime import (
     same_protocol,
 )
 from fieldreport.ingest.session_tokens import InvalidToken, SessionClaims
-from fieldreport.ingest.shedding import app_in_flight, overloaded
+from fieldreport.ingest.shedding import app_in_flight, shed_response
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
 from fieldreport.storage.projects import origin_known
@@ -44,9 +45,7 @@ from fieldreport.storage.session_batches import INLINE_BATCH_BYTES, BatchRecord,
 
 log = logging.getLogger(__name__)
 
-# An answer: status, body, headers (ASGI's raw pairs, in the order they are sent).
-Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
-_JSON = (b"content-type", b"application/json")
+_HEADERS = (b"authorization", b"origin", b"content-length", b"content-encoding")
 
 
 class BatchHead:
@@ -56,20 +55,9 @@ class BatchHead:
     __slots__ = ("authorization", "content_encoding", "content_length", "origin")
 
     def __init__(self, scope: Scope) -> None:
-        authorization = origin = encoding = length = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value if authorization is None else authorization
-            elif name == b"origin":
-                origin = value if origin is None else origin
-            elif name == b"content-length":
-                length = value if length is None else length
-            elif name == b"content-encoding":
-                encoding = value if encoding is None else encoding
-        self.authorization = "" if authorization is None else authorization.decode("latin-1")
-        self.origin = None if origin is None else origin.decode("latin-1")
-        self.content_length = None if length is None else length.decode("latin-1")
-        self.content_encoding = "" if encoding is None else encoding.decode("latin-1")
+        authorization, self.origin, self.content_length, encoding = first_headers(scope, _HEADERS)
+        self.authorization = authorization or ""
+        self.content_encoding = encoding or ""
 
 
 def verify_claims(
@@ -156,11 +144,7 @@ async def batch_answer(scope: Scope, receive: Receive, *, late: bool, route: str
     counters = app_in_flight(app)
     if not counters.try_enter(route):
         log.warning("shedding %s: %d requests in flight", route, counters.limit)
-        response = problem_response(overloaded())
-        # Readable from any origin (it needs no database read and says only "busy"),
-        # so the recorder in a browser can see Retry-After and back off.
-        response.headers.update(cors_headers_for(BatchHead(scope).origin, ["*"]))
-        return _response_answer(response)
+        return _response_answer(shed_response(BatchHead(scope).origin))
     try:
         return await _store_batch(app, scope, receive, late=late)
     finally:
@@ -205,9 +189,9 @@ async def _store_batch(app: Starlette, scope: Scope, receive: Receive, *, late: 
         return await _problem(state, head, platform, problem, extra_headers)
     # The bytes JSONResponse({"seq": seq}) renders, without a json.dumps per batch.
     content = b'{"seq":%d}' % seq
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra_headers.items()]
+    headers = raw_headers(extra_headers)
     headers.append((b"content-length", b"%d" % len(content)))
-    headers.append(_JSON)
+    headers.append(JSON_TYPE)
     return 200, content, headers
 
 
@@ -215,9 +199,7 @@ def batch_app(*, late: bool, route: str) -> ASGIApp:
     """The ASGI app of ``append`` (``late=False``) or ``late``."""
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        status, body, headers = await batch_answer(scope, receive, late=late, route=route)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_answer(send, await batch_answer(scope, receive, late=late, route=route))
 
     return serve
 

@@ -21,13 +21,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fieldreport.ingest.asgi import Answer
 from fieldreport.ingest.auth import app_state
 from fieldreport.ingest.body import read_limited
 from fieldreport.ingest.cors import check_origin, cors_headers, request_origin
 from fieldreport.ingest.errors import HTTPProblem, not_found, problem_response
 from fieldreport.ingest.reports import preflight
 from fieldreport.ingest.session_append import (
-    Answer,
     batch_answer,
     batch_app,
     cors_for_error,

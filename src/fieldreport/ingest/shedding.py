@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fieldreport.ingest.cors import cors_headers
+from fieldreport.ingest.cors import cors_headers_for
 from fieldreport.ingest.errors import HTTPProblem, problem_response
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,15 @@ def app_in_flight(app: Starlette) -> InFlight:
     return counters
 
 
+def shed_response(origin_header: str | None) -> Response:
+    """The 503 of a request shed: our JSON problem, code ``overloaded``, with ``Retry-After``.
+    Readable from any origin (it needs no database read and says only "busy"), so the widget
+    or recorder in a browser can see Retry-After and back off."""
+    response = problem_response(overloaded())
+    response.headers.update(cors_headers_for(origin_header, ["*"]))
+    return response
+
+
 def shed_load(
     route: str, refuse: Callable[[], Response] | None = None
 ) -> Callable[[Endpoint], Endpoint]:
@@ -87,11 +96,7 @@ def shed_load(
                 log.warning("shedding %s: %d requests in flight", route, counters.limit)
                 if refuse is not None:
                     return refuse()
-                response = problem_response(overloaded())
-                # Readable from any origin (it needs no database read and says only "busy"),
-                # so the widget or recorder in a browser can see Retry-After and back off.
-                response.headers.update(cors_headers(request, ["*"]))
-                return response
+                return shed_response(request.headers.get("origin"))
             try:
                 return await endpoint(request)
             finally:
