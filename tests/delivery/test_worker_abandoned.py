@@ -10,7 +10,7 @@ import httpx
 from fieldreport.delivery.policy import MAX_ABANDONED_IN_A_ROW
 from fieldreport.delivery.worker import Worker
 from fieldreport.state import AppState
-from fieldreport.storage.deliveries import claim_due
+from fieldreport.storage.deliveries import claim_due_sync
 from fieldreport.storage.projects import NewProject
 from tests.delivery.helpers import FakeClock, add_dest, attempts, only_delivery, submit
 from tests.delivery.receivers import Receiver, serve_receiver
@@ -39,7 +39,9 @@ async def survivor_runs(state: AppState, clock: FakeClock, times: int = 1) -> No
 async def die_while_sending(state: AppState, clock: FakeClock, owner: str) -> None:
     """A worker claims the delivery and dies: nothing is recorded, the lease runs out."""
     async with state.db.write() as conn:
-        claims = await claim_due(conn, owner=owner, now=clock(), lease=LEASE, limit=10)
+        claims = await conn.run_sync(
+            lambda c: claim_due_sync(c, owner=owner, now=clock(), lease=LEASE, limit=10)
+        )
     assert len(claims) == 1
     clock.advance(LEASE + 1)
 

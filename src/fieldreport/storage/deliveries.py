@@ -270,11 +270,6 @@ def claim_due_sync(
     return claims
 
 
-async def claim_due(conn: AsyncConnection, **kwargs: Any) -> list[Claim]:
-    """:func:`claim_due_sync` on an async connection."""
-    return await conn.run_sync(lambda sync: claim_due_sync(sync, **kwargs))
-
-
 @dataclass(frozen=True)
 class ClaimRequest:
     """One worker's claim, as a batch writer item (see :func:`claim_and_load`)."""
@@ -459,11 +454,6 @@ def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
             for f in items
         ],
     )
-
-
-async def finish(conn: AsyncConnection, items: list[Finish], now: datetime) -> None:
-    """:func:`finish_sync` on an async connection."""
-    await conn.run_sync(finish_sync, items, now)
 
 
 @dataclass(frozen=True)
