@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.storage.db import Database
 from fieldreport.storage.migrate import alembic_config, upgrade
@@ -78,33 +79,32 @@ async def _columns(db: Database) -> dict[str, bool]:
     return {c["name"]: bool(c["nullable"]) for c in cols}
 
 
+async def _project_and_session(conn: AsyncConnection, **counts: int) -> None:
+    """Project 1 and its web session ``SID``, in the tables as every revision has them."""
+    await conn.execute(
+        projects.insert().values(
+            id=1,
+            name="acme",
+            public_key_hash="p",
+            secret_key_hash="s",
+            public_key_hint="p",
+            secret_key_hint="s",
+            created_at=WHEN,
+        )
+    )
+    await conn.execute(
+        sessions.insert().values(
+            id=SID, project_id=1, platform="web", user_uuid="u", started_at=WHEN, **counts
+        )
+    )
+
+
 async def test_upgrade_keeps_blob_backed_rows_and_allows_inline_ones(db: Database) -> None:
     # A database of the release before 0006, with a session and two blob-backed batches.
     await _alembic(db, lambda cfg: command.upgrade(cfg, "0002_sessions"))
     assert "data" not in await _columns(db)
     async with db.engine.begin() as conn:
-        await conn.execute(
-            projects.insert().values(
-                id=1,
-                name="acme",
-                public_key_hash="p",
-                secret_key_hash="s",
-                public_key_hint="p",
-                secret_key_hint="s",
-                created_at=WHEN,
-            )
-        )
-        await conn.execute(
-            sessions.insert().values(
-                id=SID,
-                project_id=1,
-                platform="web",
-                user_uuid="u",
-                started_at=WHEN,
-                batch_count=2,
-                byte_count=6,
-            )
-        )
+        await _project_and_session(conn, batch_count=2, byte_count=6)
         await conn.execute(
             OLD_BATCHES.insert(),
             [
@@ -207,22 +207,7 @@ async def test_codec_upgrade_reads_old_rows_and_downgrade_inflates_new_ones(db: 
     await _alembic(db, lambda cfg: command.upgrade(cfg, "0006_session_batch_data"))
     old_batch = b'[{"type":3,"data":{"source":2}}]' * 40
     async with db.engine.begin() as conn:
-        await conn.execute(
-            projects.insert().values(
-                id=1,
-                name="acme",
-                public_key_hash="p",
-                secret_key_hash="s",
-                public_key_hint="p",
-                secret_key_hint="s",
-                created_at=WHEN,
-            )
-        )
-        await conn.execute(
-            sessions.insert().values(
-                id=SID, project_id=1, platform="web", user_uuid="u", started_at=WHEN
-            )
-        )
+        await _project_and_session(conn)
         await conn.execute(
             sa.text(
                 "INSERT INTO session_batches (session_id, seq, late, received_at, size, encoding,"
