@@ -55,7 +55,10 @@ def _values(e: NewEvent) -> tuple[int, str, str, str, int, str, str, str, str]:
     )
 
 
-@dataclass(frozen=True)
+# Not frozen, like NewEvent: one is built per stored event in the writer's transaction, and
+# a frozen dataclass of 12 fields costs 2.4 µs to build against 0.3 µs (its __init__ goes
+# through object.__setattr__ field by field). Treat it as read-only all the same.
+@dataclass(slots=True)
 class BackendEvent:
     id: int
     project_id: int
@@ -74,7 +77,7 @@ class BackendEvent:
 StoreStatus = Literal["stored", "pending", "no_recording"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one per stored event (see BackendEvent)
 class StoreResult:
     status: StoreStatus
     event: BackendEvent | None = None
