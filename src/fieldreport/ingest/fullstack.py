@@ -109,6 +109,10 @@ class Api:
         self.state = state
         self.writer = event_writer(app, state)
         self.keys: KeyCache[int] = KeyCache()
+        # Authorization header -> (project id, key hash): a known client's next request
+        # skips parsing the header and hashing its key (SHA-256 and hex: ~1.6 µs, ~4% of
+        # the instructions of an event request). A hint like ``keys``, for as long.
+        self.senders: KeyCache[tuple[int, str]] = KeyCache()
         self.in_flight = counters
         self.max_payload = state.settings.fullstack_max_payload_bytes
         # payload and metadata may each reach the limit; JSON escaping can double them.
@@ -147,12 +151,16 @@ class Head:
 
 async def _authenticate(api: Api, head: Head) -> tuple[int, str]:
     """The project id and the key's hash; answers 401 before the body is read."""
+    known = api.senders.get(head.authorization)
+    if known is not None:
+        return known
     token = bearer_from_header(head.authorization)
     if token is None:
         raise _not_logged_in()
     key_hash = hash_key(token)
     project_id = api.keys.get(key_hash)
     if project_id is not None:
+        api.senders.put(head.authorization, (project_id, key_hash))
         return project_id, key_hash
     try:
         async with api.state.db.read() as conn:
@@ -162,6 +170,7 @@ async def _authenticate(api: Api, head: Head) -> tuple[int, str]:
     if key_hash not in found:
         raise _not_logged_in()
     api.keys.put(key_hash, found[key_hash])
+    api.senders.put(head.authorization, (found[key_hash], key_hash))
     return found[key_hash], key_hash
 
 
@@ -198,6 +207,7 @@ async def _store(api: Api, events: list[NewEvent], key_hash: str) -> list[StoreR
         return await api.writer.store(events, key_hash=key_hash)
     except KeyRevoked as exc:
         api.keys.forget(key_hash)
+        api.senders.clear()  # the headers that carried it (rare: a rotated key)
         raise _not_logged_in() from exc
     except WriterOverloaded as exc:
         raise _unavailable(f"too busy to store events now ({exc}), try again shortly") from exc
