@@ -39,6 +39,7 @@ from fieldreport.ingest.fullstack_input import (
     BadBody,
     encode,
     error_body,
+    ok_answer,
     ok_body,
     read_event,
     read_events,
@@ -119,6 +120,7 @@ class Api:
         self.send_limit = 4 * self.max_payload + 64 * 1024
         ttl = int(state.settings.fullstack_pending_ttl)
         self.pending_note = f"recording not started yet; kept for {ttl}s waiting for it"
+        self.pending_header = raw_headers({PENDING_HEADER: self.pending_note})
 
 
 def _api(scope: Scope) -> Api:
@@ -251,9 +253,10 @@ async def _send_one(api: Api, scope: Scope, receive: Receive) -> Answer:
         return _answer(refusal.status, refusal.body, refusal.headers)
     finally:
         api.in_flight.leave(SEND_ROUTE)
-    status, body = _result_response(result)
-    pending = {PENDING_HEADER: api.pending_note} if result.status == "pending" else None
-    return _answer(status, body, pending)
+    if result.status == "no_recording" or result.event is None:
+        return _answer(404, error_body(NO_RECORDING))
+    headers = list(api.pending_header) if result.status == "pending" else []
+    return 200, ok_answer(result.event), headers
 
 
 async def send(request: Request) -> Response:
