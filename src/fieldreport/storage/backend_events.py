@@ -226,7 +226,7 @@ def store_events(
         room = {pid: max(0, max_pending - n) for pid, n in counts.items()}
     received_at = _INSERT.bind(conn, "received_at", now)
     flags = {False: _INSERT.bind(conn, "pending", False), True: _INSERT.bind(conn, "pending", True)}
-    decided: list[StoreStatus] = []
+    decided: list[tuple[StoreStatus, tuple[Any, ...]]] = []
     rows: list[tuple[Any, ...]] = []
     for e in events:
         state = states[(e.project_id, e.recording)]
@@ -238,18 +238,17 @@ def store_events(
             status = "pending"
         else:
             status = "no_recording"
-        decided.append(status)
+        values = _values(e)
+        decided.append((status, values))
         if status != "no_recording":
-            rows.append((*_values(e), received_at, flags[status == "pending"]))
+            rows.append((*values, received_at, flags[status == "pending"]))
     ids = iter(_INSERT.ids(conn, rows))
-    stored = iter(events)
     results: list[StoreResult] = []
-    for status in decided:
-        e = next(stored)
+    for status, values in decided:
         if status == "no_recording":
             results.append(StoreResult(status))
             continue
-        event = BackendEvent(next(ids), *_values(e), now, status == "pending")
+        event = BackendEvent(next(ids), *values, now, status == "pending")
         results.append(StoreResult(status, event))
     return results
 
