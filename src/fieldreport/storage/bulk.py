@@ -92,7 +92,8 @@ class RowInsert:
             return []
         sql = self._sql.get(conn.dialect.name) or self._build(conn.dialect)
         if conn.dialect.name == "sqlite":
-            first = int(driver.execute(conn, sql.top).fetchone()[0]) + 1
+            [(top,)] = driver.execute(conn, sql.top).fetchall()  # all: the statement is done
+            first = int(top) + 1
             per_statement = _SQLITE_MAX_VARIABLES // (len(self.columns) + 1)
             for start in range(0, len(rows), per_statement):
                 chunk = rows[start : start + per_statement]
