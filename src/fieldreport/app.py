@@ -25,6 +25,7 @@ from fieldreport.api import deliveries as api_deliveries
 from fieldreport.api import reports as api_reports
 from fieldreport.api import sessions as api_sessions
 from fieldreport.delivery import metrics as delivery_metrics
+from fieldreport.express import App
 from fieldreport.ingest import fullstack as ingest_fullstack
 from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest import session_images, sessions
@@ -187,7 +188,7 @@ def create_app(
 
     routes = build_routes()
     metrics = Metrics()
-    app = Starlette(
+    app = App(
         middleware=[
             Middleware(ObservabilityMiddleware, metrics=metrics, templates=route_templates(routes))
         ],

@@ -17,6 +17,9 @@ The candidates are tried in their original order, so the route chosen, ``scope["
 ``scope["endpoint"]``, path parameters and 405s are the same as with the plain router. The
 index is rebuilt when routes are added to or removed from ``router.routes``; code that
 replaces a route in place must call :meth:`IndexedRouter.reindex`.
+
+The index also names the *express* routes (:meth:`IndexedRouter.express`): plain ASGI routes
+at a literal path, which :mod:`fieldreport.express` calls without the router at all.
 """
 
 from __future__ import annotations
@@ -53,19 +56,56 @@ def _could_match(route: BaseRoute, path: str) -> bool:
     return True
 
 
+class AsgiRoute(Route):
+    """A route served by a plain ASGI app (see :func:`asgi_route`)."""
+
+
 def asgi_route(path: str, endpoint: Callable[..., Any], app: ASGIApp) -> Route:
     """A POST route documented (OpenAPI) and labelled (metrics: ``scope["endpoint"]``) by
     ``endpoint``, served by the plain ASGI ``app`` (matching, path parameters and 405s stay
-    Starlette's)."""
-    route = Route(path, endpoint, methods=["POST"])
+    Starlette's). At a literal path it is an express route (:meth:`IndexedRouter.express`)."""
+    route = AsgiRoute(path, endpoint, methods=["POST"])
     route.app = app
     return route
+
+
+def _express_choice(candidates: list[BaseRoute], path: str) -> Route | None:
+    """The route a POST to the literal ``path`` goes to, if it is an :class:`AsgiRoute` at
+    exactly that path that the router would hand the request to without question: the
+    first of ``candidates`` (the routes whose pattern matches ``path``, in order) that
+    takes POST. Anything else (a mount, another kind of route first) has no express route."""
+    for route in candidates:
+        if isinstance(route, WebSocketRoute):
+            continue  # never matches an HTTP request
+        if not isinstance(route, Route):
+            return None
+        if route.methods is None or "POST" in route.methods:
+            return route if isinstance(route, AsgiRoute) and route.path == path else None
+    return None
 
 
 class IndexedRouter(Router):
     _indexed: tuple[int, int] = (0, -1)
     _exact: dict[str, list[BaseRoute]]
     _by_head: dict[str, list[BaseRoute]]
+    _express: dict[str, Route]
+
+    def express(self, path: str) -> Route | None:
+        """The plain ASGI route a POST to ``path`` (the route path: no root path) goes to,
+        when it is one: a literal path whose first POST route is an :class:`AsgiRoute`.
+        The caller may hand the request straight to ``route.app`` after setting what the
+        router would set (:meth:`enter`)."""
+        if self._indexed != (id(self.routes), len(self.routes)):
+            self.reindex()
+        return self._express.get(path)
+
+    def enter(self, scope: Scope, route: Route) -> None:
+        """Set in ``scope`` what routing ``route`` (a route without path parameters) sets."""
+        if "router" not in scope:
+            scope["router"] = self
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = dict(scope.get("path_params", {}))
 
     def reindex(self) -> None:
         """Recompute which routes each path tries (from ``self.routes``)."""
@@ -80,7 +120,12 @@ class IndexedRouter(Router):
                 path = route.path
                 bucket = by_head.get(_first_segment(path), [])
                 exact[path] = [r for r in bucket if _could_match(r, path)]
-        self._exact, self._by_head = exact, by_head
+        express: dict[str, Route] = {}
+        for path, candidates in exact.items():
+            chosen = _express_choice(candidates, path)
+            if chosen is not None:
+                express[path] = chosen
+        self._exact, self._by_head, self._express = exact, by_head, express
         self._indexed = (id(routes), len(routes))
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -10,6 +10,7 @@ JSON differently, and generated ones (hypothesis).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,10 +24,13 @@ from fieldreport.ingest.fullstack_input import (
     Checked,
     check_event,
     encode,
+    ok_answer,
+    ok_body,
     parse_json,
     read_event,
     read_events,
 )
+from fieldreport.storage.backend_events import BackendEvent
 from tests.ingest.test_fullstack import _event
 
 MAX_PAYLOAD = 64
@@ -221,3 +225,17 @@ def test_fast_and_slow_paths_agree_on_generated_batches(
 def test_encode_is_what_jsonresponse_writes(value: Any) -> None:
     expected = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     assert encode(value) == expected
+
+
+@SETTINGS
+@given(
+    text=st.text(max_size=40),
+    number=st.integers(min_value=0, max_value=2**63 - 1),
+    pending=st.booleans(),
+)
+def test_the_success_answer_is_the_encoded_seed_body(text: str, number: int, pending: bool) -> None:
+    event = BackendEvent(
+        number, 7, text + "-rec", "log", "info", number, "t" + text, text, "{}" + text,
+        text[::-1], datetime.now(UTC), pending,
+    )  # fmt: skip
+    assert ok_answer(event) == encode(ok_body(event))

@@ -39,6 +39,7 @@ from fieldreport.ingest.fullstack_input import (
     BadBody,
     encode,
     error_body,
+    ok_answer,
     ok_body,
     read_event,
     read_events,
@@ -109,12 +110,17 @@ class Api:
         self.state = state
         self.writer = event_writer(app, state)
         self.keys: KeyCache[int] = KeyCache()
+        # Authorization header -> (project id, key hash): a known client's next request
+        # skips parsing the header and hashing its key (SHA-256 and hex: ~1.6 µs, ~4% of
+        # the instructions of an event request). A hint like ``keys``, for as long.
+        self.senders: KeyCache[tuple[int, str]] = KeyCache()
         self.in_flight = counters
         self.max_payload = state.settings.fullstack_max_payload_bytes
         # payload and metadata may each reach the limit; JSON escaping can double them.
         self.send_limit = 4 * self.max_payload + 64 * 1024
         ttl = int(state.settings.fullstack_pending_ttl)
         self.pending_note = f"recording not started yet; kept for {ttl}s waiting for it"
+        self.pending_header = raw_headers({PENDING_HEADER: self.pending_note})
 
 
 def _api(scope: Scope) -> Api:
@@ -147,12 +153,16 @@ class Head:
 
 async def _authenticate(api: Api, head: Head) -> tuple[int, str]:
     """The project id and the key's hash; answers 401 before the body is read."""
+    known = api.senders.get(head.authorization)
+    if known is not None:
+        return known
     token = bearer_from_header(head.authorization)
     if token is None:
         raise _not_logged_in()
     key_hash = hash_key(token)
     project_id = api.keys.get(key_hash)
     if project_id is not None:
+        api.senders.put(head.authorization, (project_id, key_hash))
         return project_id, key_hash
     try:
         async with api.state.db.read() as conn:
@@ -162,6 +172,7 @@ async def _authenticate(api: Api, head: Head) -> tuple[int, str]:
     if key_hash not in found:
         raise _not_logged_in()
     api.keys.put(key_hash, found[key_hash])
+    api.senders.put(head.authorization, (found[key_hash], key_hash))
     return found[key_hash], key_hash
 
 
@@ -171,7 +182,11 @@ def _unavailable(message: str) -> Refusal:
 
 async def _json_body(receive: Receive, head: Head, limit: int) -> bytes:
     """The body of a JSON request, refused past ``limit`` bytes while it arrives."""
-    if head.content_type.split(";", 1)[0].strip().lower() != "application/json":
+    content_type = head.content_type
+    if (
+        content_type != "application/json"  # what clients send, checked first
+        and content_type.split(";", 1)[0].strip().lower() != "application/json"
+    ):
         raise Refusal(415, "Content-Type must be application/json")
     declared = head.content_length
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -198,6 +213,7 @@ async def _store(api: Api, events: list[NewEvent], key_hash: str) -> list[StoreR
         return await api.writer.store(events, key_hash=key_hash)
     except KeyRevoked as exc:
         api.keys.forget(key_hash)
+        api.senders.clear()  # the headers that carried it (rare: a rotated key)
         raise _not_logged_in() from exc
     except WriterOverloaded as exc:
         raise _unavailable(f"too busy to store events now ({exc}), try again shortly") from exc
@@ -241,9 +257,10 @@ async def _send_one(api: Api, scope: Scope, receive: Receive) -> Answer:
         return _answer(refusal.status, refusal.body, refusal.headers)
     finally:
         api.in_flight.leave(SEND_ROUTE)
-    status, body = _result_response(result)
-    pending = {PENDING_HEADER: api.pending_note} if result.status == "pending" else None
-    return _answer(status, body, pending)
+    if result.status == "no_recording" or result.event is None:
+        return _answer(404, error_body(NO_RECORDING))
+    headers = list(api.pending_header) if result.status == "pending" else []
+    return 200, ok_answer(result.event), headers
 
 
 async def send(request: Request) -> Response:

@@ -45,3 +45,6 @@ class KeyCache(Generic[V]):
 
     def forget(self, key_hash: str) -> None:
         self._entries.pop(key_hash, None)
+
+    def clear(self) -> None:
+        self._entries.clear()

@@ -55,7 +55,10 @@ def _values(e: NewEvent) -> tuple[int, str, str, str, int, str, str, str, str]:
     )
 
 
-@dataclass(frozen=True)
+# Not frozen, like NewEvent: one is built per stored event in the writer's transaction, and
+# a frozen dataclass of 12 fields costs 2.4 µs to build against 0.3 µs (its __init__ goes
+# through object.__setattr__ field by field). Treat it as read-only all the same.
+@dataclass(slots=True)
 class BackendEvent:
     id: int
     project_id: int
@@ -74,7 +77,7 @@ class BackendEvent:
 StoreStatus = Literal["stored", "pending", "no_recording"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: one per stored event (see BackendEvent)
 class StoreResult:
     status: StoreStatus
     event: BackendEvent | None = None
@@ -223,7 +226,7 @@ def store_events(
         room = {pid: max(0, max_pending - n) for pid, n in counts.items()}
     received_at = _INSERT.bind(conn, "received_at", now)
     flags = {False: _INSERT.bind(conn, "pending", False), True: _INSERT.bind(conn, "pending", True)}
-    decided: list[StoreStatus] = []
+    decided: list[tuple[StoreStatus, tuple[Any, ...]]] = []
     rows: list[tuple[Any, ...]] = []
     for e in events:
         state = states[(e.project_id, e.recording)]
@@ -235,18 +238,17 @@ def store_events(
             status = "pending"
         else:
             status = "no_recording"
-        decided.append(status)
+        values = _values(e)
+        decided.append((status, values))
         if status != "no_recording":
-            rows.append((*_values(e), received_at, flags[status == "pending"]))
+            rows.append((*values, received_at, flags[status == "pending"]))
     ids = iter(_INSERT.ids(conn, rows))
-    stored = iter(events)
     results: list[StoreResult] = []
-    for status in decided:
-        e = next(stored)
+    for status, values in decided:
         if status == "no_recording":
             results.append(StoreResult(status))
             continue
-        event = BackendEvent(next(ids), *_values(e), now, status == "pending")
+        event = BackendEvent(next(ids), *values, now, status == "pending")
         results.append(StoreResult(status, event))
     return results
 

@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
+from fieldreport.storage import driver
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -59,7 +61,8 @@ def _with_sqlite_pragmas(engine: Engine, *, writer: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+        # on the driver's cursor: exec_driver_sql's execution costs 30-55 µs (storage/driver.py)
+        driver.execute(conn, "BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
 

@@ -135,9 +135,7 @@ class EventWriter:
         )
         if len(self._known) > 100_000:
             self._known.clear()
-        return [
-            next(stored) if h is None or owners.get(h) == e.project_id else None for e, h in items
-        ]
+        return [next(stored) if ok else None for ok in holds]
 
     async def _sweep_forever(self) -> None:
         while True:

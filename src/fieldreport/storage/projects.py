@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.keys import KeyKind, generate_key, hash_key, key_hint
+from fieldreport.storage import driver
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.schema.core import project_origins, projects
 
@@ -154,16 +155,17 @@ async def projects_for_secret_hashes(
 
 def secret_owners(conn: Connection, hashes: Iterable[str]) -> dict[str, int]:
     """:func:`projects_for_secret_hashes` on a synchronous connection. The batch writer runs
-    it in every transaction of events, so it is plain SQL (no statement building)."""
+    it in every transaction of events, so it is plain SQL on the driver's cursor (no
+    statement building, no SQLAlchemy execution: :mod:`fieldreport.storage.driver`)."""
     wanted = sorted(set(hashes))
     if not wanted:
         return {}
     if conn.dialect.name == "postgresql":
-        found = conn.exec_driver_sql(_KEY_OWNERS_PG, (wanted,))
+        found = driver.execute(conn, _KEY_OWNERS_PG, (wanted,))
     else:
         marks = ", ".join("?" * len(wanted))
-        found = conn.exec_driver_sql(f"{_KEY_OWNERS} IN ({marks})", tuple(wanted))
-    return {h: int(pid) for h, pid in found}
+        found = driver.execute(conn, f"{_KEY_OWNERS} IN ({marks})", tuple(wanted))
+    return {h: int(pid) for h, pid in found.fetchall()}
 
 
 _KEY_OWNERS = "SELECT secret_key_hash, id FROM projects WHERE secret_key_hash"
