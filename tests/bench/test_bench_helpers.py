@@ -105,3 +105,26 @@ def test_render_writes_markdown_and_plots(tmp_path: Path) -> None:
     assert "| peer: full-stack events vs Bugsink | in our favour (> 1x) | 7.0x | yes |" in text
     for name in ("ingest", "scale", "peer", "memory"):
         assert (tmp_path / "docs" / "bench" / f"{name}.png").stat().st_size > 1000
+
+
+def test_loop_thread_cpu_leaves_out_the_other_threads() -> None:
+    """Work on another thread counts for the process, not for its main (loop) thread."""
+    import os
+    import threading
+    import time
+
+    from bench.measure import cpu_seconds, loop_cpu_seconds
+
+    pid = [os.getpid()]
+    total, loop = cpu_seconds(pid), loop_cpu_seconds(pid)
+
+    def spin() -> None:
+        end = time.thread_time() + 0.4
+        while time.thread_time() < end:
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    worker.join()
+    assert cpu_seconds(pid) - total >= 0.3
+    assert loop_cpu_seconds(pid) - loop < 0.2
