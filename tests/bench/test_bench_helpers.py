@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from bench.measure import Series
+from bench.measure import Series, cpu_seconds, loop_cpu_seconds
 from PIL import Image
 
 from bench import payloads, report, wrk
@@ -109,12 +112,6 @@ def test_render_writes_markdown_and_plots(tmp_path: Path) -> None:
 
 def test_loop_thread_cpu_leaves_out_the_other_threads() -> None:
     """Work on another thread counts for the process, not for its main (loop) thread."""
-    import os
-    import threading
-    import time
-
-    from bench.measure import cpu_seconds, loop_cpu_seconds
-
     pid = [os.getpid()]
     total, loop = cpu_seconds(pid), loop_cpu_seconds(pid)
 
