@@ -9,6 +9,11 @@ server. Unlike requests/s, this hardly moves when other jobs share the machine, 
 builds can be compared on a busy 2-core box: run it once per checkout (``--src``), or read
 ``ceiling / fieldreport``, which is the throughput ratio the server could reach if it were
 CPU-bound (it is, under load: 93-101% of a core). Loopback only, bounded by ``--seconds``.
+
+The loop thread's share is printed too: every request's Python code runs on the process's
+main thread, while the SQLite writer, file writes and hashing run on others that can use the
+second core. ``ceiling / loop thread`` is what the rate could reach if that thread alone were
+the limit (the ceiling is one thread).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench import servers, wrk
-from bench.measure import cpu_seconds
+from bench.measure import cpu_seconds, loop_cpu_seconds
 from bench.suite import endpoints
 
 
@@ -30,15 +35,17 @@ def cost(
     # flight (their rows commit regardless). Let those drain, or the measured run's first
     # requests find the ingest route full and are shed with 503.
     time.sleep(1.0)
-    before = cpu_seconds(pids)
+    before, loop_before = cpu_seconds(pids), loop_cpu_seconds(pids)
     res = wrk.run(url, seconds=seconds, body=body, headers=headers)
     used = cpu_seconds(pids) - before
+    loop_used = loop_cpu_seconds(pids) - loop_before
     ok = res["requests"] - res["errors"]
     return {
         "ok": ok,
         "errors": res["errors"],
         "rps": res["rps"],
         "cpu_us": round(used / ok * 1e6, 1) if ok else float("nan"),
+        "loop_us": round(loop_used / ok * 1e6, 1) if ok else float("nan"),
         "cpu_share": round(used / seconds, 2),
     }
 
@@ -64,12 +71,17 @@ def main() -> None:
             ours = cost(fr.pids, fr.urls(ep.path)[0], ep.body, ep.headers, args.seconds)
             line = (
                 f"{ep.name:9} fieldreport {ours['cpu_us']:8.1f} µs/req"
+                f" (loop thread {ours['loop_us']:.1f})"
                 f"  ({ours['rps']:.0f}/s, cpu {ours['cpu_share']}, errors {ours['errors']})"
             )
             if not args.no_ceiling:
                 ceil = cost(bare.pids, bare.urls("/ingest")[0], ep.body, ep.headers, args.seconds)
                 ratio = ceil["cpu_us"] / ours["cpu_us"]
-                line += f"   ceiling {ceil['cpu_us']:7.1f} µs/req   cpu ratio {ratio:.2f}"
+                loop_ratio = ceil["cpu_us"] / ours["loop_us"]
+                line += (
+                    f"   ceiling {ceil['cpu_us']:7.1f} µs/req   cpu ratio {ratio:.2f}"
+                    f" (to the loop thread {loop_ratio:.2f})"
+                )
             print(line, flush=True)
 
 

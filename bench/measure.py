@@ -19,12 +19,21 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of processes (all their threads), from /proc."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / _TICK
+    return sum(_stat_cpu(f"/proc/{pid}/stat") for pid in pids) / _TICK
+
+
+def loop_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes' main threads only: the event loop, where
+    every request's Python code runs. The other threads (the SQLite writer, file writes,
+    hashing) can use the machine's other core; the loop thread cannot, so its CPU per
+    request bounds a server's rate the way a single-threaded ceiling's does."""
+    return sum(_stat_cpu(f"/proc/{pid}/task/{pid}/stat") for pid in pids) / _TICK
+
+
+def _stat_cpu(path: str) -> int:
+    with open(path) as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
 
 
 @dataclass
@@ -62,6 +71,12 @@ class Series:
         return statistics.median(values) if values else 0.0
 
     @property
+    def loop_us(self) -> float:
+        """Median CPU µs per accepted request of the servers' main (event loop) threads."""
+        values = [r["loop_us"] for r in self.runs if r.get("loop_us")]
+        return statistics.median(values) if values else 0.0
+
+    @property
     def errors(self) -> int:
         return int(sum(r["errors"] + r.get("socket_errors", 0) for r in self.runs))
 
@@ -73,6 +88,7 @@ class Series:
             "p99_ms": self.p99_ms,
             "errors": self.errors,
             "cpu_us": round(self.cpu_us, 1),
+            "loop_us": round(self.loop_us, 1),
             "runs": [r["rps"] for r in self.runs],
         }
 
@@ -82,6 +98,7 @@ def load(target: Target, seconds: float) -> dict[str, float]:
     the connections split between them; requests/s add up."""
     per = max(1, target.connections // len(target.urls))
     cpu_before = cpu_seconds(target.pids) if target.pids else 0.0
+    loop_before = loop_cpu_seconds(target.pids) if target.pids else 0.0
     with ThreadPoolExecutor(len(target.urls)) as pool:
         results = list(
             pool.map(
@@ -93,8 +110,10 @@ def load(target: Target, seconds: float) -> dict[str, float]:
         )
     ok = sum(r["requests"] - r["errors"] for r in results)
     cpu = cpu_seconds(target.pids) - cpu_before if target.pids else 0.0
+    loop = loop_cpu_seconds(target.pids) - loop_before if target.pids else 0.0
     return {
         "cpu_us": round(cpu / ok * 1e6, 1) if cpu and ok else 0.0,
+        "loop_us": round(loop / ok * 1e6, 1) if loop and ok else 0.0,
         "rps": sum(r["rps"] for r in results),
         "errors": sum(r["errors"] for r in results),
         "socket_errors": sum(r["socket_errors"] for r in results),

@@ -182,7 +182,7 @@ def _ingest_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| endpoint | body | backend | processes | ceiling req/s | fieldreport req/s | MB/s in | "
         "ratio | target 0.6 | p50 / p99 ms | errors | server CPU µs/req, ceiling / fieldreport "
-        "(ratio) |",
+        "(ratio); fieldreport's loop thread |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -202,7 +202,8 @@ def _cpu_pair(ceiling: dict[str, Any], ours: dict[str, Any]) -> str:
     c, f = ceiling.get("cpu_us", 0.0), ours.get("cpu_us", 0.0)
     if not c or not f:
         return "not measured"
-    return f"{c:.0f} / {f:.0f} ({c / f:.2f})"
+    loop = ours.get("loop_us", 0.0)
+    return f"{c:.0f} / {f:.0f} ({c / f:.2f})" + (f"; loop thread {loop:.0f}" if loop else "")
 
 
 def render(results: dict[str, Any], root: Path) -> None:
@@ -241,7 +242,10 @@ def render(results: dict[str, Any], root: Path) -> None:
         "`/proc`) is read around every run and divided by its 2xx answers. Under load the server is "
         "CPU-bound, so `ceiling CPU / fieldreport CPU` is the throughput ratio it could reach on its "
         "own core; unlike requests/s it hardly moves when other jobs share the machine "
-        "(`python -m bench.cpu_cost` measures just this).",
+        "(`python -m bench.cpu_cost` measures just this). The *loop thread* is the share of "
+        "fieldreport's main thread, where every request's Python code runs; its other threads (the "
+        "SQLite writer, file writes, hashing) can use the second core, the loop thread cannot, so "
+        "`ceiling CPU / loop thread CPU` bounds the ratio when wrk leaves room on the other core.",
         "- **fieldreport:** `fieldreport serve` with default settings except `--log-level warning` (the "
         "ceiling does not log either) and, for session batches, the per-key session rate limits turned "
         "off. Every 2xx answer means the data is durably stored: SQLite in WAL mode with "

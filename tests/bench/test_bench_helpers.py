@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from bench.measure import Series
+from bench.measure import Series, cpu_seconds, loop_cpu_seconds
 from PIL import Image
 
 from bench import payloads, report, wrk
@@ -105,3 +108,20 @@ def test_render_writes_markdown_and_plots(tmp_path: Path) -> None:
     assert "| peer: full-stack events vs Bugsink | in our favour (> 1x) | 7.0x | yes |" in text
     for name in ("ingest", "scale", "peer", "memory"):
         assert (tmp_path / "docs" / "bench" / f"{name}.png").stat().st_size > 1000
+
+
+def test_loop_thread_cpu_leaves_out_the_other_threads() -> None:
+    """Work on another thread counts for the process, not for its main (loop) thread."""
+    pid = [os.getpid()]
+    total, loop = cpu_seconds(pid), loop_cpu_seconds(pid)
+
+    def spin() -> None:
+        end = time.thread_time() + 0.4
+        while time.thread_time() < end:
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    worker.join()
+    assert cpu_seconds(pid) - total >= 0.3
+    assert loop_cpu_seconds(pid) - loop < 0.2
