@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fieldreport.storage.plainsql import execute, in_list, select_list
+from fieldreport.storage.plainsql import rows as plain_rows
 from fieldreport.storage.projects import take_ticketnrs
 from fieldreport.storage.schema.core import projects, report_files, reports
 
@@ -232,19 +234,37 @@ async def existing_report_ids(conn: AsyncConnection, report_ids: list[str]) -> s
     return {r[0] for r in rows}
 
 
+# The delivery worker's claim loads every claimed report through these: plain SQL (see
+# storage.plainsql), the reports' columns and then their files, each as the Core queries above.
+_PLAIN_REPORT_COLUMNS = (*reports.c, projects.c.name)
+_PLAIN_REPORTS = (
+    f"SELECT {select_list(tuple(reports.c), 'r')}, p.name FROM reports r"
+    " JOIN projects p ON r.project_id = p.id WHERE r.id "
+)
+_PLAIN_FILES = (
+    "SELECT report_id, role, position, filename, content_type, size, sha256, blob_key"
+    " FROM report_files WHERE report_id "
+)
+_PLAIN_FILES_ORDER = " ORDER BY report_id, role DESC, position"
+
+
 def get_reports(conn: Connection, report_ids: list[str]) -> dict[str, Report]:
     """Several reports by id, in two queries (synchronous: the delivery worker loads its
     claimed batch in the claim's transaction)."""
     if not report_ids:
         return {}
-    rows = conn.execute(
-        sa.select(*_REPORT_COLUMNS)
-        .join_from(reports, projects, reports.c.project_id == projects.c.id)
-        .where(reports.c.id.in_(report_ids))
-    ).all()
-    found = [r._mapping["id"] for r in rows]
-    files = _stored_files(found, conn.execute(_files_query(found))) if found else {}
-    return {r._mapping["id"]: _report(r._mapping, files[r._mapping["id"]]) for r in rows}
+    dialect = conn.dialect
+    fragment, values = in_list(dialect, report_ids, "varchar")
+    names = [c.name for c in reports.c] + ["project_name"]
+    found = execute(conn, _PLAIN_REPORTS + fragment, values)
+    rows = [dict(zip(names, row, strict=True)) for row in plain_rows(found, _PLAIN_REPORT_COLUMNS)]
+    if not rows:
+        return {}
+    files: dict[str, list[StoredFile]] = {m["id"]: [] for m in rows}
+    fragment, values = in_list(dialect, list(files), "varchar")
+    for report_id, *stored in execute(conn, _PLAIN_FILES + fragment + _PLAIN_FILES_ORDER, values):
+        files[report_id].append(StoredFile(*stored))
+    return {m["id"]: _report(m, files[m["id"]]) for m in rows}
 
 
 async def list_reports(
