@@ -85,12 +85,16 @@ def rows(result: Any, columns: tuple[sa.Column[Any], ...]) -> Iterator[tuple[Any
             for c, code in zip(columns, codes, strict=True)
         )
         _results[key] = processors
-    if not any(processors):
-        yield from (tuple(row) for row in result)
+    rows = result.fetchall()
+    work = [(i, p) for i, p in enumerate(processors) if p is not None]
+    if not work:
+        yield from (tuple(row) for row in rows)
         return
-    pairs = tuple(enumerate(processors))
-    for row in result:
-        yield tuple(row[i] if p is None else p(row[i]) for i, p in pairs)
+    for row in rows:
+        values = list(row)
+        for i, process in work:
+            values[i] = process(values[i])
+        yield tuple(values)
 
 
 def select_list(columns: tuple[sa.Column[Any], ...], alias: str = "") -> str:

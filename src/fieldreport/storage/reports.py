@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fieldreport.storage.plainsql import execute, in_list, select_list
+from fieldreport.storage.plainsql import execute, in_list
 from fieldreport.storage.plainsql import rows as plain_rows
 from fieldreport.storage.projects import take_ticketnrs
 from fieldreport.storage.schema.core import projects, report_files, reports
@@ -236,9 +236,21 @@ async def existing_report_ids(conn: AsyncConnection, report_ids: list[str]) -> s
 
 # The delivery worker's claim loads every claimed report through these: plain SQL (see
 # storage.plainsql), the reports' columns and then their files, each as the Core queries above.
-_PLAIN_REPORT_COLUMNS = (*reports.c, projects.c.name)
+_PLAIN_FIELDS = (
+    "subject", "sendercomment", "senderemail", "additionalinfo", "browser", "ipaddress",
+    "referer", "recording", "notelist",
+)  # fmt: skip
+_PLAIN_REPORT_COLUMNS = (
+    reports.c.id,
+    reports.c.project_id,
+    projects.c.name,
+    reports.c.ticketnr,
+    reports.c.created_at,
+    *(reports.c[name] for name in _PLAIN_FIELDS),
+)
 _PLAIN_REPORTS = (
-    f"SELECT {select_list(tuple(reports.c), 'r')}, p.name FROM reports r"
+    f"SELECT r.id, r.project_id, p.name, r.ticketnr, r.created_at,"
+    f" {', '.join(f'r.{name}' for name in _PLAIN_FIELDS)} FROM reports r"
     " JOIN projects p ON r.project_id = p.id WHERE r.id "
 )
 _PLAIN_FILES = (
@@ -255,16 +267,24 @@ def get_reports(conn: Connection, report_ids: list[str]) -> dict[str, Report]:
         return {}
     dialect = conn.dialect
     fragment, values = in_list(dialect, report_ids, "varchar")
-    names = [c.name for c in reports.c] + ["project_name"]
-    found = execute(conn, _PLAIN_REPORTS + fragment, values)
-    rows = [dict(zip(names, row, strict=True)) for row in plain_rows(found, _PLAIN_REPORT_COLUMNS)]
-    if not rows:
+    found = list(
+        plain_rows(execute(conn, _PLAIN_REPORTS + fragment, values), _PLAIN_REPORT_COLUMNS)
+    )
+    if not found:
         return {}
-    files: dict[str, list[StoredFile]] = {m["id"]: [] for m in rows}
+    files: dict[str, list[StoredFile]] = {row[0]: [] for row in found}
     fragment, values = in_list(dialect, list(files), "varchar")
     for report_id, *stored in execute(conn, _PLAIN_FILES + fragment + _PLAIN_FILES_ORDER, values):
         files[report_id].append(StoredFile(*stored))
-    return {m["id"]: _report(m, files[m["id"]]) for m in rows}
+    out = {}
+    for report_id, project_id, name, ticketnr, created_at, *fields in found:
+        notelist = fields[-1]
+        fields[-1] = list(notelist or [])
+        out[report_id] = Report(
+            report_id, project_id, name, ticketnr, created_at, ReportFields(*fields),
+            files[report_id],
+        )  # fmt: skip
+    return out
 
 
 async def list_reports(
