@@ -425,11 +425,8 @@ class Worker:
             await asyncio.wait(list(self._lanes), timeout=self._drain_timeout)
         self._queue.clear()  # claimed and never started: given back below
         left = list(self._inflight)
-        lanes = list(self._lanes)
-        for lane in lanes:
+        for lane in list(self._lanes):
             lane.cancel()
-        if lanes:
-            await asyncio.wait(lanes)
         try:
             await self.flush()
             if left:
