@@ -10,7 +10,7 @@ import httpx
 from fieldreport.delivery.policy import MAX_ABANDONED_IN_A_ROW
 from fieldreport.delivery.worker import Worker
 from fieldreport.state import AppState
-from fieldreport.storage.deliveries import claim_due_sync
+from fieldreport.storage.outbox import claim_due_sync
 from fieldreport.storage.projects import NewProject
 from tests.delivery.helpers import FakeClock, add_dest, attempts, only_delivery, submit
 from tests.delivery.receivers import Receiver, serve_receiver

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from datetime import timedelta
 from typing import Any
@@ -184,6 +185,10 @@ async def _run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.request_stop, settings.shutdown_timeout)
     click.echo(f"fieldreport worker {worker.name}: delivering ({state.db.dialect})")
+    # As ``serve`` does: what start-up built lives as long as the process, so full
+    # collections need not walk it (on the delivery benchmark each one took ~50-85 ms,
+    # about one per 1000 deliveries).
+    gc.freeze()
     try:
         await worker.run()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -24,7 +25,9 @@ SENSITIVE_PARAMS = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def scheme_of(url: str) -> str:
+    """The URL's scheme, lower case (cached: the worker asks it of every delivery)."""
     return urlsplit(url.strip()).scheme.lower()
 
 

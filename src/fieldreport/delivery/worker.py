@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -39,17 +40,16 @@ from fieldreport.delivery.transports.http import HttpTransport
 from fieldreport.delivery.transports.registry import HTTP_SCHEMES, plugin_for
 from fieldreport.delivery.urls import redact_url, scheme_of, scrub, url_secrets
 from fieldreport.state import AppState
-from fieldreport.storage.deliveries import (
+from fieldreport.storage.deliveries import extend_leases, release
+from fieldreport.storage.destinations import Destination
+from fieldreport.storage.outbox import (
     Claim,
     ClaimRequest,
     Finish,
     Finished,
     claim_and_load,
-    extend_leases,
     record_finished,
-    release,
 )
-from fieldreport.storage.destinations import Destination
 from fieldreport.storage.reports import Report
 from fieldreport.storage.schema.base import utcnow
 
@@ -130,12 +130,15 @@ class Worker:
         self.lease = s.delivery_lease
         self.poll = s.delivery_poll_interval
         self.sender = Sender(state)
-        self._inflight: dict[int, tuple[asyncio.Task[None], int | None]] = {}
+        # Claimed and not finished yet: delivery id -> destination id. The claims wait in
+        # ``_queue`` for one of at most ``concurrency`` lanes (see :meth:`_lane`).
+        self._inflight: dict[int, int | None] = {}
+        self._queue: deque[tuple[Claim, Report | None, dict[str, bytes]]] = deque()
+        self._lanes: set[asyncio.Task[None]] = set()
         self._per_dest: dict[int, int] = {}
         self._finished: list[Finish] = []
         self._flushed = asyncio.Event()
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(self._concurrency)
         self._stopping = False
         self._drain_timeout = 30.0
         self.sent = 0
@@ -148,7 +151,6 @@ class Worker:
     def concurrency(self, value: int) -> None:
         """Change the number of simultaneous sends (before :meth:`run`)."""
         self._concurrency = value
-        self._slots = asyncio.Semaphore(value)
 
     # --- claiming -----------------------------------------------------------------------
     def _room(self) -> dict[int, int]:
@@ -160,8 +162,8 @@ class Worker:
         return room
 
     async def claim(self) -> list[Claim]:
-        # Claim up to twice the concurrency: the extra ones wait for a send slot, so the pipe
-        # stays full while results are written and the next batch is claimed.
+        # Claim up to twice the concurrency: the extra ones wait in the queue for a lane, so
+        # the pipe stays full while results are written and the next batch is claimed.
         free = PREFETCH * self.concurrency - len(self._inflight)
         if free <= 0 or self._stopping:
             return []
@@ -196,20 +198,14 @@ class Worker:
                 if report
                 else {}
             )
-            task = asyncio.create_task(
-                self._deliver(c, report, own), name=f"delivery-{c.delivery_id}"
-            )
-            self._inflight[c.delivery_id] = (task, dest_id)
-            task.add_done_callback(self._on_done(c.delivery_id, dest_id))
+            self._inflight[c.delivery_id] = dest_id
+            self._queue.append((c, report, own))
+        for _ in range(min(len(self._queue), self.concurrency - len(self._lanes))):
+            self._lanes.add(asyncio.create_task(self._lane(), name="delivery-lane"))
         return claims
 
-    def _on_done(
-        self, delivery_id: int, dest_id: int | None
-    ) -> Callable[[asyncio.Task[None]], None]:
-        return lambda _task: self._done(delivery_id, dest_id)
-
-    def _done(self, delivery_id: int, dest_id: int | None) -> None:
-        self._inflight.pop(delivery_id, None)
+    def _done(self, delivery_id: int) -> None:
+        dest_id = self._inflight.pop(delivery_id, None)
         if dest_id is not None:
             left = self._per_dest.get(dest_id, 1) - 1
             if left > 0:
@@ -218,13 +214,30 @@ class Worker:
                 self._per_dest.pop(dest_id, None)
         self._wake.set()
 
-    # --- one attempt ----------------------------------------------------------------------
-    async def _deliver(
-        self, claim: Claim, report: Report | None, files: dict[str, bytes] | None = None
-    ) -> None:
-        async with self._slots:
-            await self._deliver_now(claim, report, files)
+    async def _lane(self) -> None:
+        """Send queued claims one after another until none is left. At most ``concurrency``
+        lanes run; a lane per send would cost a task, a semaphore wait and a done callback
+        for each delivery (~1/6 of the worker's CPU on the delivery benchmark)."""
+        queue = self._queue
+        try:
+            while queue:
+                claim, report, files = queue.popleft()
+                try:
+                    await self._deliver_now(claim, report, files)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a bug: its lease runs out and it is tried again
+                    log.exception("delivery %s: unexpected error in the worker", claim.delivery_id)
+                finally:
+                    self._done(claim.delivery_id)
+        finally:
+            # Here, not in a done callback: a claim made before that callback ran would
+            # count a lane that takes nothing more from the queue.
+            task = asyncio.current_task()
+            if task is not None:
+                self._lanes.discard(task)
 
+    # --- one attempt ----------------------------------------------------------------------
     async def _deliver_now(
         self, claim: Claim, report: Report | None, files: dict[str, bytes] | None = None
     ) -> None:
@@ -342,8 +355,8 @@ class Worker:
         total = 0
         for _ in range(max_rounds):
             claims = await self.claim()
-            while self._inflight:
-                await asyncio.wait([t for t, _ in self._inflight.values()])
+            while self._lanes:
+                await asyncio.wait(list(self._lanes))
             await self.flush()
             total += len(claims)
             if not claims:
@@ -408,12 +421,12 @@ class Worker:
 
     async def _drain(self) -> None:
         self._stopping = True
-        tasks = [t for t, _ in self._inflight.values()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=self._drain_timeout)
+        if self._lanes:
+            await asyncio.wait(list(self._lanes), timeout=self._drain_timeout)
+        self._queue.clear()  # claimed and never started: given back below
         left = list(self._inflight)
-        for task, _ in list(self._inflight.values()):
-            task.cancel()
+        for lane in list(self._lanes):
+            lane.cancel()
         try:
             await self.flush()
             if left:

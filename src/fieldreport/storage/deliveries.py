@@ -1,5 +1,5 @@
-"""Queries on the delivery outbox: enqueueing, claiming with leases, recording attempts,
-inspection and redelivery.
+"""Queries on the delivery outbox: enqueueing, leases, inspection and redelivery (the
+worker's claims and attempt records are in :mod:`~fieldreport.storage.outbox`).
 
 Statuses: ``pending`` (not tried yet, or queued again for redelivery), ``failed`` (the last
 attempt failed; another is scheduled), ``delivered``, ``dead`` (every destination of the
@@ -10,9 +10,9 @@ any other worker takes the delivery over.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,56 +20,18 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.storage.bulk import insert_ids
-from fieldreport.storage.destinations import (
-    Destination,
-    destination_from,
-    first_in_chain,
-    next_in_chain,
-)
-from fieldreport.storage.reports import Report, get_reports
+from fieldreport.storage.destinations import Destination, first_in_chain, next_in_chain
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.schema.core import projects, reports
 from fieldreport.storage.schema.delivery import (
     deliveries,
     delivery_attempts,
     delivery_signing_keys,
-    destinations,
 )
 
 PENDING, FAILED, DELIVERED, DEAD = "pending", "failed", "delivered", "dead"
 STATUSES = (PENDING, FAILED, DELIVERED, DEAD)
 DUE_STATUSES = (PENDING, FAILED)
-
-
-@dataclass(frozen=True)
-class Claim:
-    delivery_id: int
-    attempt_id: int
-    report_id: str
-    project_id: int
-    destination: Destination | None  # None: removed or disabled since (the worker moves on)
-    attempts: int  # already made on this destination (abandoned ones included)
-    position: int
-    #: attempts on this destination whose worker stopped before finishing (lease expired)
-    abandoned: int = 0
-
-
-@dataclass(frozen=True)
-class Finish:
-    """The outcome of one attempt, as the worker records it."""
-
-    delivery_id: int
-    attempt_id: int
-    owner: str
-    started_at: datetime
-    duration_ms: int
-    status_code: int | None
-    response_excerpt: str
-    error: str | None
-    action: str  # delivered | retry | give_up (see delivery.policy)
-    next_attempt_at: datetime | None = None
-    disable_destination: bool = False
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,213 +112,6 @@ async def enqueue_report(
     return (await conn.run_sync(enqueue_reports, [(report_id, project_id, now)]))[0]
 
 
-def claim_due_sync(
-    conn: Connection,
-    *,
-    owner: str,
-    now: datetime,
-    lease: float,
-    limit: int,
-    room: dict[int, int] | None = None,
-    default_room: int = 1 << 30,
-    label: Callable[[str], str] = lambda url: url,
-) -> list[Claim]:
-    """Claim up to ``limit`` due deliveries for ``owner`` (``FOR UPDATE SKIP LOCKED`` on
-    PostgreSQL, so concurrent workers never claim the same row; SQLite's single writer makes
-    the transaction exclusive). ``room`` caps how many more may start per destination id
-    (concurrency limits, open circuits = 0). An attempt row is opened for each claim.
-    Synchronous, so that the worker's claim runs as a batch writer job (on SQLite: one
-    thread hop for the whole transaction, where an async connection costs one per
-    statement)."""
-    if limit <= 0:
-        return []
-    room = dict(room or {})
-    blocked = [dest for dest, n in room.items() if n <= 0]
-    cond = (
-        deliveries.c.status.in_(DUE_STATUSES)
-        & (deliveries.c.next_attempt_at <= now)
-        & (deliveries.c.lease_expires_at.is_(None) | (deliveries.c.lease_expires_at < now))
-    )
-    if blocked:
-        cond = cond & (
-            deliveries.c.destination_id.is_(None) | deliveries.c.destination_id.not_in(blocked)
-        )
-    query = (
-        sa.select(
-            deliveries.c.id,
-            deliveries.c.report_id,
-            deliveries.c.project_id,
-            deliveries.c.destination_id,
-            deliveries.c.attempts,
-            deliveries.c.position,
-            deliveries.c.lease_owner,
-        )
-        .where(cond)
-        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-        .limit(limit * 2)
-        .with_for_update(skip_locked=True)
-    )
-    rows = (conn.execute(query)).all()
-    picked: list[Any] = []
-    for row in rows:
-        dest = row.destination_id
-        if dest is not None:
-            left = room.get(dest, default_room)
-            if left <= 0:
-                continue
-            room[dest] = left - 1
-        picked.append(row)
-        if len(picked) >= limit:
-            break
-    if not picked:
-        return []
-    ids = [r.id for r in picked]
-    taken_over = [r.id for r in picked if r.lease_owner is not None]
-    abandoned = _abandon(conn, picked, taken_over, now) if taken_over else {}
-    conn.execute(
-        deliveries.update()
-        .where(deliveries.c.id.in_(ids))
-        .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease))
-    )
-    dest_ids = sorted({r.destination_id for r in picked if r.destination_id is not None})
-    dests: dict[int, Destination] = {}
-    if dest_ids:
-        for d in conn.execute(sa.select(destinations).where(destinations.c.id.in_(dest_ids))):
-            dests[d.id] = destination_from(d._mapping)
-    labels: dict[int, str] = {}
-    attempt_rows = []
-    for r in picked:
-        dest_obj = dests.get(r.destination_id) if r.destination_id is not None else None
-        shown = "(destination removed)"
-        if dest_obj is not None:
-            if dest_obj.id not in labels:
-                labels[dest_obj.id] = label(dest_obj.url)
-            shown = labels[dest_obj.id]
-        attempt_rows.append(
-            {
-                "delivery_id": r.id,
-                "destination_id": r.destination_id,
-                "destination": shown,
-                "worker": owner,
-                "started_at": now,
-                "outcome": "in_flight",
-                "response_excerpt": "",
-            }
-        )
-    result = conn.execute(
-        delivery_attempts.insert().returning(
-            delivery_attempts.c.id, delivery_attempts.c.delivery_id
-        ),
-        attempt_rows,
-    )
-    attempt_ids = {row.delivery_id: row.id for row in result}
-    claims = []
-    for r in picked:
-        dest_obj = dests.get(r.destination_id) if r.destination_id is not None else None
-        if dest_obj is not None and not dest_obj.enabled:
-            dest_obj = None
-        claims.append(
-            Claim(
-                delivery_id=r.id,
-                attempt_id=attempt_ids[r.id],
-                report_id=r.report_id,
-                project_id=r.project_id,
-                destination=dest_obj,
-                attempts=r.attempts + (1 if r.id in abandoned else 0),
-                position=r.position,
-                abandoned=abandoned.get(r.id, 0),
-            )
-        )
-    return claims
-
-
-@dataclass(frozen=True)
-class ClaimRequest:
-    """One worker's claim, as a batch writer item (see :func:`claim_and_load`)."""
-
-    owner: str
-    now: datetime
-    lease: float
-    limit: int
-    room: dict[int, int]
-    default_room: int
-    label: Callable[[str], str]
-
-
-def claim_and_load(
-    conn: Connection, requests: list[ClaimRequest]
-) -> list[tuple[list[Claim], dict[str, Report]]]:
-    """Batch writer job: each request's claims and the stored reports they push, read in the
-    claim's transaction (no second round trip for the reports)."""
-    out = []
-    for req in requests:
-        claims = claim_due_sync(
-            conn,
-            owner=req.owner,
-            now=req.now,
-            lease=req.lease,
-            limit=req.limit,
-            room=req.room,
-            default_room=req.default_room,
-            label=req.label,
-        )
-        reports = get_reports(conn, [c.report_id for c in claims]) if claims else {}
-        out.append((claims, reports))
-    return out
-
-
-ABANDONED_ERROR = "the worker stopped before finishing (lease expired)"
-
-
-def _abandon(
-    conn: Connection, picked: list[Any], taken_over: list[int], now: datetime
-) -> dict[int, int]:
-    """Deliveries taken over from a worker whose lease ran out: its attempt is recorded as
-    ``abandoned`` and counts as an attempt (so the retry schedule moves on and a report that
-    keeps killing workers is eventually given up). Returns, per delivery, how many attempts
-    on its current destination were abandoned in a row, up to now."""
-    conn.execute(
-        delivery_attempts.update()
-        .where(
-            delivery_attempts.c.delivery_id.in_(taken_over)
-            & (delivery_attempts.c.outcome == "in_flight")
-        )
-        .values(outcome="abandoned", error=ABANDONED_ERROR)
-    )
-    conn.execute(
-        deliveries.update()
-        .where(deliveries.c.id.in_(taken_over))
-        .values(
-            attempts=deliveries.c.attempts + 1,
-            total_attempts=deliveries.c.total_attempts + 1,
-            last_error=ABANDONED_ERROR,
-            updated_at=now,
-        )
-    )
-    # The streak of abandoned attempts on the current destination, newest first: any other
-    # outcome (a recorded failure, a redelivery's fresh start) ends it.
-    current = {r.id: r.destination_id for r in picked}
-    counts: dict[int, int] = dict.fromkeys(taken_over, 0)
-    ended: set[int] = set()
-    rows = conn.execute(
-        sa.select(
-            delivery_attempts.c.delivery_id,
-            delivery_attempts.c.destination_id,
-            delivery_attempts.c.outcome,
-        )
-        .where(delivery_attempts.c.delivery_id.in_(taken_over))
-        .order_by(delivery_attempts.c.delivery_id, delivery_attempts.c.id.desc())
-    )
-    for delivery_id, destination_id, outcome in rows:
-        if delivery_id in ended:
-            continue
-        if outcome == "abandoned" and destination_id == current[delivery_id]:
-            counts[delivery_id] += 1
-        else:
-            ended.add(delivery_id)
-    return counts
-
-
 async def extend_leases(
     conn: AsyncConnection, owner: str, ids: Iterable[int], until: datetime
 ) -> None:
@@ -386,134 +141,6 @@ async def release(conn: AsyncConnection, owner: str, ids: Iterable[int]) -> None
         .where(deliveries.c.id.in_(ids) & (deliveries.c.lease_owner == owner))
         .values(lease_owner=None, lease_expires_at=None)
     )
-
-
-def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
-    """Record finished attempts and move each delivery on, in one transaction. A delivery
-    whose lease was taken over meanwhile (its worker was presumed dead) only gets its
-    attempt recorded."""
-    simple = [f for f in items if f.action in ("delivered", "retry")]
-    if simple:
-        conn.execute(
-            deliveries.update()
-            .where(
-                (deliveries.c.id == sa.bindparam("_id"))
-                & (deliveries.c.lease_owner == sa.bindparam("_owner"))
-            )
-            .values(
-                status=sa.bindparam("_status"),
-                delivered_at=sa.bindparam("_delivered_at"),
-                next_attempt_at=sa.bindparam("_next"),
-                last_error=sa.bindparam("_error"),
-                last_status_code=sa.bindparam("_code"),
-                attempts=deliveries.c.attempts + 1,
-                total_attempts=deliveries.c.total_attempts + 1,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
-            ),
-            [
-                {
-                    "_id": f.delivery_id,
-                    "_owner": f.owner,
-                    "_status": DELIVERED if f.action == "delivered" else FAILED,
-                    "_delivered_at": now if f.action == "delivered" else None,
-                    "_next": f.next_attempt_at if f.action == "retry" else None,
-                    "_error": f.error if f.action != "delivered" else None,
-                    "_code": f.status_code,
-                }
-                for f in simple
-            ],
-        )
-    outcomes = {f.attempt_id: f.action for f in simple}
-    for f in items:
-        if f.action in ("delivered", "retry"):
-            continue
-        outcomes[f.attempt_id] = _give_up(conn, f, now)
-    conn.execute(
-        delivery_attempts.update()
-        .where(delivery_attempts.c.id == sa.bindparam("_id"))
-        .values(
-            started_at=sa.bindparam("_started"),
-            duration_ms=sa.bindparam("_duration"),
-            status_code=sa.bindparam("_code"),
-            response_excerpt=sa.bindparam("_excerpt"),
-            error=sa.bindparam("_error"),
-            outcome=sa.bindparam("_outcome"),
-        ),
-        [
-            {
-                "_id": f.attempt_id,
-                "_started": f.started_at,
-                "_duration": f.duration_ms,
-                "_code": f.status_code,
-                "_excerpt": f.response_excerpt[:2000],
-                "_error": f.error,
-                "_outcome": outcomes[f.attempt_id],
-            }
-            for f in items
-        ],
-    )
-
-
-@dataclass(frozen=True)
-class Finished:
-    """Attempts one worker finished, as a batch writer item (see :func:`record_finished`)."""
-
-    items: list[Finish]
-    now: datetime
-
-
-def record_finished(conn: Connection, batches: list[Finished]) -> list[None]:
-    """Batch writer job: record finished attempts (one worker's batch each)."""
-    for batch in batches:
-        finish_sync(conn, batch.items, batch.now)
-    return [None] * len(batches)
-
-
-def _give_up(conn: Connection, f: Finish, now: datetime) -> str:
-    """Move a delivery to the next destination of its chain, or mark it dead."""
-    row = (
-        conn.execute(
-            sa.select(
-                deliveries.c.lease_owner,
-                deliveries.c.project_id,
-                deliveries.c.position,
-                deliveries.c.destination_id,
-            ).where(deliveries.c.id == f.delivery_id)
-        )
-    ).first()
-    if row is None or row.lease_owner != f.owner:
-        return "next"
-    if f.disable_destination and row.destination_id is not None:
-        conn.execute(
-            destinations.update()
-            .where(destinations.c.id == row.destination_id)
-            .values(enabled=False, disabled_reason=f.reason)
-        )
-    values: dict[str, Any] = {
-        "updated_at": now,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "last_error": f.error,
-        "last_status_code": f.status_code,
-        "total_attempts": deliveries.c.total_attempts + 1,
-    }
-    nxt = first_in_chain(conn, row.project_id, after_position=row.position)
-    if nxt is None:
-        outcome = "dead"
-        values.update(status=DEAD, next_attempt_at=None, attempts=deliveries.c.attempts + 1)
-    else:
-        outcome = "next"
-        values.update(
-            status=FAILED,
-            destination_id=nxt.id,
-            position=nxt.position,
-            attempts=0,
-            next_attempt_at=now,
-        )
-    conn.execute(deliveries.update().where(deliveries.c.id == f.delivery_id).values(**values))
-    return outcome
 
 
 # --- inspection and redelivery -------------------------------------------------------------

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fieldreport.storage.plainsql import execute, in_list
+from fieldreport.storage.plainsql import rows as plain_rows
 from fieldreport.storage.projects import take_ticketnrs
 from fieldreport.storage.schema.core import projects, report_files, reports
 
@@ -232,19 +234,57 @@ async def existing_report_ids(conn: AsyncConnection, report_ids: list[str]) -> s
     return {r[0] for r in rows}
 
 
+# The delivery worker's claim loads every claimed report through these: plain SQL (see
+# storage.plainsql), the reports' columns and then their files, each as the Core queries above.
+_PLAIN_FIELDS = (
+    "subject", "sendercomment", "senderemail", "additionalinfo", "browser", "ipaddress",
+    "referer", "recording", "notelist",
+)  # fmt: skip
+_PLAIN_REPORT_COLUMNS = (
+    reports.c.id,
+    reports.c.project_id,
+    projects.c.name,
+    reports.c.ticketnr,
+    reports.c.created_at,
+    *(reports.c[name] for name in _PLAIN_FIELDS),
+)
+_PLAIN_REPORTS = (
+    f"SELECT r.id, r.project_id, p.name, r.ticketnr, r.created_at,"
+    f" {', '.join(f'r.{name}' for name in _PLAIN_FIELDS)} FROM reports r"
+    " JOIN projects p ON r.project_id = p.id WHERE r.id "
+)
+_PLAIN_FILES = (
+    "SELECT report_id, role, position, filename, content_type, size, sha256, blob_key"
+    " FROM report_files WHERE report_id "
+)
+_PLAIN_FILES_ORDER = " ORDER BY report_id, role DESC, position"
+
+
 def get_reports(conn: Connection, report_ids: list[str]) -> dict[str, Report]:
     """Several reports by id, in two queries (synchronous: the delivery worker loads its
     claimed batch in the claim's transaction)."""
     if not report_ids:
         return {}
-    rows = conn.execute(
-        sa.select(*_REPORT_COLUMNS)
-        .join_from(reports, projects, reports.c.project_id == projects.c.id)
-        .where(reports.c.id.in_(report_ids))
-    ).all()
-    found = [r._mapping["id"] for r in rows]
-    files = _stored_files(found, conn.execute(_files_query(found))) if found else {}
-    return {r._mapping["id"]: _report(r._mapping, files[r._mapping["id"]]) for r in rows}
+    dialect = conn.dialect
+    fragment, values = in_list(dialect, report_ids, "varchar")
+    found = list(
+        plain_rows(execute(conn, _PLAIN_REPORTS + fragment, values), _PLAIN_REPORT_COLUMNS)
+    )
+    if not found:
+        return {}
+    files: dict[str, list[StoredFile]] = {row[0]: [] for row in found}
+    fragment, values = in_list(dialect, list(files), "varchar")
+    for report_id, *stored in execute(conn, _PLAIN_FILES + fragment + _PLAIN_FILES_ORDER, values):
+        files[report_id].append(StoredFile(*stored))
+    out = {}
+    for report_id, project_id, name, ticketnr, created_at, *fields in found:
+        notelist = fields[-1]
+        fields[-1] = list(notelist or [])
+        out[report_id] = Report(
+            report_id, project_id, name, ticketnr, created_at, ReportFields(*fields),
+            files[report_id],
+        )  # fmt: skip
+    return out
 
 
 async def list_reports(

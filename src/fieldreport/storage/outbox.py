@@ -1,0 +1,411 @@
+"""The delivery worker's side of the outbox: claiming due deliveries with leases (and loading
+the reports they push) and recording finished attempts, as batch writer jobs.
+
+These run for every delivery, so the common statements are plain SQL
+(:mod:`~fieldreport.storage.plainsql`): measured on the delivery benchmark (SQLite, 64 at a
+time), Core statement building and row processing cost the writer thread ~290 µs per
+delivery. The rare paths (a delivery taken over from a dead worker, a destination given up)
+stay in Core. Statuses and leases are described in :mod:`~fieldreport.storage.deliveries`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from fieldreport.storage.bulk import RowInsert
+from fieldreport.storage.deliveries import DEAD, DELIVERED, FAILED
+from fieldreport.storage.destinations import Destination, destination_from, first_in_chain
+from fieldreport.storage.plainsql import (
+    binder,
+    execute,
+    in_list,
+    not_in_list,
+    rows,
+    select_list,
+)
+from fieldreport.storage.reports import Report, get_reports
+from fieldreport.storage.schema.delivery import deliveries, delivery_attempts, destinations
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: int
+    attempt_id: int
+    report_id: str
+    project_id: int
+    destination: Destination | None  # None: removed or disabled since (the worker moves on)
+    attempts: int  # already made on this destination (abandoned ones included)
+    position: int
+    #: attempts on this destination whose worker stopped before finishing (lease expired)
+    abandoned: int = 0
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The outcome of one attempt, as the worker records it."""
+
+    delivery_id: int
+    attempt_id: int
+    owner: str
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_excerpt: str
+    error: str | None
+    action: str  # delivered | retry | give_up (see delivery.policy)
+    next_attempt_at: datetime | None = None
+    disable_destination: bool = False
+    reason: str = ""
+
+
+# --- claiming -------------------------------------------------------------------------------
+
+_DUE = (
+    "SELECT id, report_id, project_id, destination_id, attempts, position, lease_owner"
+    " FROM deliveries WHERE status IN ('pending', 'failed') AND next_attempt_at <= ?"
+    " AND (lease_expires_at IS NULL OR lease_expires_at < ?)"
+)
+_DESTINATION_COLUMNS = tuple(destinations.c)
+_DESTINATIONS = f"SELECT {select_list(_DESTINATION_COLUMNS)} FROM destinations WHERE id "
+_LEASE = "UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? WHERE id "
+_INSERT_ATTEMPTS = RowInsert(
+    delivery_attempts,
+    ("delivery_id", "destination_id", "destination", "worker", "started_at", "outcome",
+     "response_excerpt"),
+)  # fmt: skip
+
+
+def claim_due_sync(
+    conn: Connection,
+    *,
+    owner: str,
+    now: datetime,
+    lease: float,
+    limit: int,
+    room: dict[int, int] | None = None,
+    default_room: int = 1 << 30,
+    label: Callable[[str], str] = lambda url: url,
+) -> list[Claim]:
+    """Claim up to ``limit`` due deliveries for ``owner`` (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL, so concurrent workers never claim the same row; SQLite's single writer makes
+    the transaction exclusive). ``room`` caps how many more may start per destination id
+    (concurrency limits, open circuits = 0). An attempt row is opened for each claim.
+    Synchronous, so that the worker's claim runs as a batch writer job (on SQLite: one
+    thread hop for the whole transaction, where an async connection costs one per
+    statement)."""
+    if limit <= 0:
+        return []
+    dialect = conn.dialect
+    room = dict(room or {})
+    blocked = [dest for dest, n in room.items() if n <= 0]
+    stamp = binder(dialect, deliveries.c.next_attempt_at)
+    at = stamp(now)
+    sql, params = _DUE, (at, at)
+    if blocked:
+        fragment, values = not_in_list(dialect, blocked)
+        sql, params = (
+            f"{sql} AND (destination_id IS NULL OR destination_id {fragment})",
+            (
+                *params,
+                *values,
+            ),
+        )
+    sql += " ORDER BY next_attempt_at, id LIMIT ?"
+    if dialect.name == "postgresql":
+        sql += " FOR UPDATE SKIP LOCKED"
+    due = execute(conn, sql, (*params, limit * 2)).all()
+    picked: list[Any] = []
+    for row in due:
+        dest = row[3]
+        if dest is not None:
+            left = room.get(dest, default_room)
+            if left <= 0:
+                continue
+            room[dest] = left - 1
+        picked.append(row)
+        if len(picked) >= limit:
+            break
+    if not picked:
+        return []
+    # row: id, report_id, project_id, destination_id, attempts, position, lease_owner
+    ids = [r[0] for r in picked]
+    taken_over = [r[0] for r in picked if r[6] is not None]
+    abandoned = _abandon(conn, picked, taken_over, now) if taken_over else {}
+    fragment, values = in_list(dialect, ids)
+    execute(
+        conn,
+        _LEASE + fragment,
+        (owner, binder(dialect, deliveries.c.lease_expires_at)(now + timedelta(seconds=lease)),
+         *values),
+    )  # fmt: skip
+    dests = _destinations(conn, sorted({r[3] for r in picked if r[3] is not None}))
+    labels: dict[int, str] = {}
+    started = binder(dialect, delivery_attempts.c.started_at)(now)
+    attempt_rows = []
+    for r in picked:
+        dest_obj = dests.get(r[3]) if r[3] is not None else None
+        shown = "(destination removed)"
+        if dest_obj is not None:
+            if dest_obj.id not in labels:
+                labels[dest_obj.id] = label(dest_obj.url)
+            shown = labels[dest_obj.id]
+        attempt_rows.append((r[0], r[3], shown, owner, started, "in_flight", ""))
+    attempt_ids = _INSERT_ATTEMPTS.ids(conn, attempt_rows)
+    claims = []
+    for r, attempt_id in zip(picked, attempt_ids, strict=True):
+        dest_obj = dests.get(r[3]) if r[3] is not None else None
+        if dest_obj is not None and not dest_obj.enabled:
+            dest_obj = None
+        claims.append(
+            Claim(
+                delivery_id=r[0],
+                attempt_id=attempt_id,
+                report_id=r[1],
+                project_id=r[2],
+                destination=dest_obj,
+                attempts=r[4] + (1 if r[0] in abandoned else 0),
+                position=r[5],
+                abandoned=abandoned.get(r[0], 0),
+            )
+        )
+    return claims
+
+
+def _destinations(conn: Connection, ids: list[int]) -> dict[int, Destination]:
+    """The destinations of a claimed batch (read again at each claim: one may have been
+    changed or disabled meanwhile)."""
+    if not ids:
+        return {}
+    fragment, values = in_list(conn.dialect, ids)
+    names = [c.name for c in _DESTINATION_COLUMNS]
+    found = {}
+    for row in rows(execute(conn, _DESTINATIONS + fragment, values), _DESTINATION_COLUMNS):
+        dest = destination_from(dict(zip(names, row, strict=True)))
+        found[dest.id] = dest
+    return found
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """One worker's claim, as a batch writer item (see :func:`claim_and_load`)."""
+
+    owner: str
+    now: datetime
+    lease: float
+    limit: int
+    room: dict[int, int]
+    default_room: int
+    label: Callable[[str], str]
+
+
+def claim_and_load(
+    conn: Connection, requests: list[ClaimRequest]
+) -> list[tuple[list[Claim], dict[str, Report]]]:
+    """Batch writer job: each request's claims and the stored reports they push, read in the
+    claim's transaction (no second round trip for the reports)."""
+    out = []
+    for req in requests:
+        claims = claim_due_sync(
+            conn,
+            owner=req.owner,
+            now=req.now,
+            lease=req.lease,
+            limit=req.limit,
+            room=req.room,
+            default_room=req.default_room,
+            label=req.label,
+        )
+        reports = get_reports(conn, [c.report_id for c in claims]) if claims else {}
+        out.append((claims, reports))
+    return out
+
+
+ABANDONED_ERROR = "the worker stopped before finishing (lease expired)"
+
+
+def _abandon(
+    conn: Connection, picked: list[Any], taken_over: list[int], now: datetime
+) -> dict[int, int]:
+    """Deliveries taken over from a worker whose lease ran out: its attempt is recorded as
+    ``abandoned`` and counts as an attempt (so the retry schedule moves on and a report that
+    keeps killing workers is eventually given up). Returns, per delivery, how many attempts
+    on its current destination were abandoned in a row, up to now."""
+    conn.execute(
+        delivery_attempts.update()
+        .where(
+            delivery_attempts.c.delivery_id.in_(taken_over)
+            & (delivery_attempts.c.outcome == "in_flight")
+        )
+        .values(outcome="abandoned", error=ABANDONED_ERROR)
+    )
+    conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id.in_(taken_over))
+        .values(
+            attempts=deliveries.c.attempts + 1,
+            total_attempts=deliveries.c.total_attempts + 1,
+            last_error=ABANDONED_ERROR,
+            updated_at=now,
+        )
+    )
+    # The streak of abandoned attempts on the current destination, newest first: any other
+    # outcome (a recorded failure, a redelivery's fresh start) ends it.
+    current = {r[0]: r[3] for r in picked}
+    counts: dict[int, int] = dict.fromkeys(taken_over, 0)
+    ended: set[int] = set()
+    rows = conn.execute(
+        sa.select(
+            delivery_attempts.c.delivery_id,
+            delivery_attempts.c.destination_id,
+            delivery_attempts.c.outcome,
+        )
+        .where(delivery_attempts.c.delivery_id.in_(taken_over))
+        .order_by(delivery_attempts.c.delivery_id, delivery_attempts.c.id.desc())
+    )
+    for delivery_id, destination_id, outcome in rows:
+        if delivery_id in ended:
+            continue
+        if outcome == "abandoned" and destination_id == current[delivery_id]:
+            counts[delivery_id] += 1
+        else:
+            ended.add(delivery_id)
+    return counts
+
+
+# --- recording --------------------------------------------------------------------------------
+
+_MOVE_ON = (
+    "UPDATE deliveries SET status = ?, delivered_at = ?, next_attempt_at = ?, last_error = ?,"
+    " last_status_code = ?, attempts = attempts + 1, total_attempts = total_attempts + 1,"
+    " lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?"
+)
+_RECORD_ATTEMPT = (
+    "UPDATE delivery_attempts SET started_at = ?, duration_ms = ?, status_code = ?,"
+    " response_excerpt = ?, error = ?, outcome = ? WHERE id = ?"
+)
+
+
+def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
+    """Record finished attempts and move each delivery on, in one transaction. A delivery
+    whose lease was taken over meanwhile (its worker was presumed dead) only gets its
+    attempt recorded."""
+    dialect = conn.dialect
+    stamp = binder(dialect, deliveries.c.updated_at)
+    at = stamp(now)
+    simple = [f for f in items if f.action in ("delivered", "retry")]
+    if simple:
+        execute(
+            conn,
+            _MOVE_ON,
+            [
+                (
+                    DELIVERED,
+                    at,
+                    None,
+                    None,
+                    f.status_code,
+                    at,
+                    f.delivery_id,
+                    f.owner,
+                )
+                if f.action == "delivered"
+                else (
+                    FAILED,
+                    None,
+                    stamp(f.next_attempt_at),
+                    f.error,
+                    f.status_code,
+                    at,
+                    f.delivery_id,
+                    f.owner,
+                )
+                for f in simple
+            ],
+        )
+    outcomes = {f.attempt_id: f.action for f in simple}
+    for f in items:
+        if f.action in ("delivered", "retry"):
+            continue
+        outcomes[f.attempt_id] = _give_up(conn, f, now)
+    execute(
+        conn,
+        _RECORD_ATTEMPT,
+        [
+            (
+                stamp(f.started_at),
+                f.duration_ms,
+                f.status_code,
+                f.response_excerpt[:2000],
+                f.error,
+                outcomes[f.attempt_id],
+                f.attempt_id,
+            )
+            for f in items
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Attempts one worker finished, as a batch writer item (see :func:`record_finished`)."""
+
+    items: list[Finish]
+    now: datetime
+
+
+def record_finished(conn: Connection, batches: list[Finished]) -> list[None]:
+    """Batch writer job: record finished attempts (one worker's batch each)."""
+    for batch in batches:
+        finish_sync(conn, batch.items, batch.now)
+    return [None] * len(batches)
+
+
+def _give_up(conn: Connection, f: Finish, now: datetime) -> str:
+    """Move a delivery to the next destination of its chain, or mark it dead."""
+    row = (
+        conn.execute(
+            sa.select(
+                deliveries.c.lease_owner,
+                deliveries.c.project_id,
+                deliveries.c.position,
+                deliveries.c.destination_id,
+            ).where(deliveries.c.id == f.delivery_id)
+        )
+    ).first()
+    if row is None or row.lease_owner != f.owner:
+        return "next"
+    if f.disable_destination and row.destination_id is not None:
+        conn.execute(
+            destinations.update()
+            .where(destinations.c.id == row.destination_id)
+            .values(enabled=False, disabled_reason=f.reason)
+        )
+    values: dict[str, Any] = {
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "last_error": f.error,
+        "last_status_code": f.status_code,
+        "total_attempts": deliveries.c.total_attempts + 1,
+    }
+    nxt = first_in_chain(conn, row.project_id, after_position=row.position)
+    if nxt is None:
+        outcome = "dead"
+        values.update(status=DEAD, next_attempt_at=None, attempts=deliveries.c.attempts + 1)
+    else:
+        outcome = "next"
+        values.update(
+            status=FAILED,
+            destination_id=nxt.id,
+            position=nxt.position,
+            attempts=0,
+            next_attempt_at=now,
+        )
+    conn.execute(deliveries.update().where(deliveries.c.id == f.delivery_id).values(**values))
+    return outcome

@@ -1,0 +1,112 @@
+"""Plain SQL for hot paths: statements written once per dialect, run with ``exec_driver_sql``,
+with the columns' own SQLAlchemy type processing applied to values and rows.
+
+A Core execution costs, per statement, a compile-cache lookup, a parameter dict and an
+execution context (~50-100 µs), and per row a dict of bound values and a ``Row`` (~10 µs);
+the delivery worker's claim and record paths ran ~10 Core statements per transaction and paid
+that for every delivery. Here a statement is a string and a row a tuple, while values still
+go through the column types (a timestamp as SQLite's text, JSON decoded, booleans as the
+driver gives them), so what is stored and read is what Core stores and reads.
+
+Statements are written with ``?`` placeholders (SQLite's paramstyle); :func:`dialect_sql`
+numbers them ``$1, $2, ...`` for asyncpg. Lists go in as ``IN (?, ?, ...)`` on SQLite and as
+one array parameter (``= ANY(?::integer[])``) on PostgreSQL, where one prepared statement
+then serves every length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+
+Processor = Callable[[Any], Any] | None
+
+_numbered: dict[str, str] = {}
+_binds: dict[tuple[str, sa.Column[Any]], Processor] = {}
+_results: dict[tuple[str, tuple[sa.Column[Any], ...], tuple[Any, ...]], tuple[Processor, ...]] = {}
+
+
+def dialect_sql(dialect: Dialect, sql: str) -> str:
+    """``sql`` (``?`` placeholders) in the dialect's paramstyle."""
+    if dialect.paramstyle == "qmark":
+        return sql
+    found = _numbered.get(sql)
+    if found is None:
+        if dialect.paramstyle != "numeric_dollar":
+            raise NotImplementedError(f"plain SQL does not know paramstyle {dialect.paramstyle}")
+        head, *rest = sql.split("?")
+        found = head + "".join(f"${i}{part}" for i, part in enumerate(rest, 1))
+        _numbered[sql] = found
+    return found
+
+
+def in_list(dialect: Dialect, values: Sequence[Any], sql_type: str = "integer") -> tuple[str, Any]:
+    """``(fragment, parameters)`` for ``column <fragment>``: ``IN (?, ...)`` and the values on
+    SQLite, ``= ANY(?::type[])`` and one list on PostgreSQL. ``values`` must not be empty."""
+    if dialect.name == "postgresql":
+        return f"= ANY(?::{sql_type}[])", (list(values),)
+    return f"IN ({', '.join('?' * len(values))})", tuple(values)
+
+
+def not_in_list(
+    dialect: Dialect, values: Sequence[Any], sql_type: str = "integer"
+) -> tuple[str, Any]:
+    """Like :func:`in_list`, negated: ``NOT IN (?, ...)`` / ``<> ALL(?::type[])``."""
+    if dialect.name == "postgresql":
+        return f"<> ALL(?::{sql_type}[])", (list(values),)
+    return f"NOT IN ({', '.join('?' * len(values))})", tuple(values)
+
+
+def binder(dialect: Dialect, column: sa.Column[Any]) -> Callable[[Any], Any]:
+    """The column type's bind processing (what Core applies to a value of that column)."""
+    key = (dialect.name, column)
+    if key not in _binds:
+        _binds[key] = column.type.dialect_impl(dialect).bind_processor(dialect)
+    process = _binds[key]
+    return _identity if process is None else process
+
+
+def rows(result: Any, columns: tuple[sa.Column[Any], ...]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``result`` (a plain SELECT of ``columns``, in that order) as tuples of
+    values as Core would return them (the columns' result processing, chosen once per
+    dialect and statement shape from the driver's type codes, as Core chooses them)."""
+    dialect = result.dialect
+    description = result.cursor.description if result.cursor is not None else None
+    codes = tuple(d[1] for d in description) if description else (None,) * len(columns)
+    key = (dialect.name, columns, codes)
+    processors = _results.get(key)
+    if processors is None:
+        processors = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, code)
+            for c, code in zip(columns, codes, strict=True)
+        )
+        _results[key] = processors
+    rows = result.fetchall()
+    work = [(i, p) for i, p in enumerate(processors) if p is not None]
+    if not work:
+        yield from (tuple(row) for row in rows)
+        return
+    for row in rows:
+        values = list(row)
+        for i, process in work:
+            values[i] = process(values[i])
+        yield tuple(values)
+
+
+def select_list(columns: tuple[sa.Column[Any], ...], alias: str = "") -> str:
+    """``a, b, c`` (optionally ``alias.a, ...``) for a SELECT of ``columns``."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{c.name}" for c in columns)
+
+
+def execute(conn: Connection, sql: str, params: Any = ()) -> Any:
+    """Run ``sql`` (``?`` placeholders) on ``conn``'s driver; the result."""
+    return conn.exec_driver_sql(dialect_sql(conn.dialect, sql), params)
+
+
+def _identity(value: Any) -> Any:
+    return value
