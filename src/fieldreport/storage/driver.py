@@ -20,6 +20,7 @@ the writer); nothing here begins, commits or rolls back one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -29,11 +30,23 @@ from sqlalchemy.exc import DBAPIError
 def execute(conn: Connection, sql: str, params: Any = ()) -> Any:
     """Run ``sql`` (the dialect's paramstyle, as ``exec_driver_sql`` takes it) with
     ``params`` on a new DBAPI cursor of ``conn``; the cursor, to fetch from."""
+    return _run(conn, sql, params, many=False)
+
+
+def execute_many(conn: Connection, sql: str, rows: Sequence[Any]) -> Any:
+    """Run ``sql`` once per parameter tuple in ``rows`` (the driver's ``executemany``)."""
+    return _run(conn, sql, rows, many=True)
+
+
+def _run(conn: Connection, sql: str, params: Any, *, many: bool) -> Any:
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
     cursor = dbapi_conn.cursor()
     try:
-        cursor.execute(sql, params)
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
     except Exception as exc:
         dialect = conn.dialect
         dbapi_error = dialect.loaded_dbapi.Error

@@ -24,6 +24,7 @@ from fieldreport.storage.destinations import Destination, destination_from, firs
 from fieldreport.storage.plainsql import (
     binder,
     execute,
+    execute_many,
     in_list,
     not_in_list,
     rows,
@@ -119,7 +120,7 @@ def claim_due_sync(
     sql += " ORDER BY next_attempt_at, id LIMIT ?"
     if dialect.name == "postgresql":
         sql += " FOR UPDATE SKIP LOCKED"
-    due = execute(conn, sql, (*params, limit * 2)).all()
+    due = execute(conn, sql, (*params, limit * 2)).fetchall()
     picked: list[Any] = []
     for row in due:
         dest = row[3]
@@ -185,7 +186,8 @@ def _destinations(conn: Connection, ids: list[int]) -> dict[int, Destination]:
     fragment, values = in_list(conn.dialect, ids)
     names = [c.name for c in _DESTINATION_COLUMNS]
     found = {}
-    for row in rows(execute(conn, _DESTINATIONS + fragment, values), _DESTINATION_COLUMNS):
+    cursor = execute(conn, _DESTINATIONS + fragment, values)
+    for row in rows(conn.dialect, cursor, _DESTINATION_COLUMNS):
         dest = destination_from(dict(zip(names, row, strict=True)))
         found[dest.id] = dest
     return found
@@ -300,7 +302,7 @@ def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
     at = stamp(now)
     simple = [f for f in items if f.action in ("delivered", "retry")]
     if simple:
-        execute(
+        execute_many(
             conn,
             _MOVE_ON,
             [
@@ -333,7 +335,7 @@ def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
         if f.action in ("delivered", "retry"):
             continue
         outcomes[f.attempt_id] = _give_up(conn, f, now)
-    execute(
+    execute_many(
         conn,
         _RECORD_ATTEMPT,
         [

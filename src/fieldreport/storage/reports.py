@@ -268,7 +268,7 @@ def get_reports(conn: Connection, report_ids: list[str]) -> dict[str, Report]:
     dialect = conn.dialect
     fragment, values = in_list(dialect, report_ids, "varchar")
     found = list(
-        plain_rows(execute(conn, _PLAIN_REPORTS + fragment, values), _PLAIN_REPORT_COLUMNS)
+        plain_rows(dialect, execute(conn, _PLAIN_REPORTS + fragment, values), _PLAIN_REPORT_COLUMNS)
     )
     if not found:
         return {}
