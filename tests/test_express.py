@@ -13,8 +13,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from fieldreport.app import create_app
 from fieldreport.express import App
-from fieldreport.ingest import fullstack
-from fieldreport.routing import IndexedRouter, asgi_route
+from fieldreport.ingest import fullstack, sessions
+from fieldreport.routing import EXPRESS_PATHS, IndexedRouter, asgi_route
 from fieldreport.settings import Settings
 
 FAILURES: dict[str, Exception] = {
@@ -33,14 +33,22 @@ async def _endpoint(request: Any) -> Any:  # the documented endpoint; never call
     raise AssertionError
 
 
+class _Stacked:
+    """``_failing`` as a plain Starlette route's ASGI app: the router and every middleware."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _failing(scope, receive, send)
+
+
 def _app(tmp_path: Path) -> App:
     app = create_app(Settings(data_dir=tmp_path, public_url="http://x.test"))
     assert isinstance(app, App)
-    # the same ASGI app twice: at a literal path (express) and behind a path parameter
-    # (the router and every middleware, as any other route)
+    # the same ASGI app three times: at a literal path and behind a path parameter
+    # (express), and as an ordinary route (the router and every middleware)
     app.router.routes[:0] = [
         asgi_route("/t/express", _endpoint, _failing),
-        asgi_route("/t/{name}", _endpoint, _failing),
+        asgi_route("/t/param/{name}", _endpoint, _failing),
+        Route("/t/{name}", _Stacked(), methods=["POST"]),
     ]
     return app
 
@@ -70,18 +78,33 @@ async def _call(app: App, path: str, kind: str) -> tuple[list[Message], BaseExce
     return sent, raised
 
 
-def test_the_express_routes_are_the_plain_asgi_routes_at_literal_paths(tmp_path: Path) -> None:
+def test_the_express_routes_are_the_plain_asgi_routes(tmp_path: Path) -> None:
     app = _app(tmp_path)
     router = app.router
     assert isinstance(router, IndexedRouter)
     send = router.express("/api/fullstack/v1/send")
-    assert send is not None and send.app is fullstack.send_asgi
+    assert send is not None and send[0].app is fullstack.send_asgi and send[1] == {}
     assert router.express("/t/express") is not None
-    for path in ("/v1/web/append", "/api/fullstack/v1/send-batch", "/t/other", "/api/v1/reports"):
+    append = router.express("/v1/web/append")
+    assert append is not None and append[1] == {"platform": "web"}
+    assert append[0].app is sessions.routes[1].app
+    assert router.express("/t/param/x") == (router.routes[1], {"name": "x"})
+    for path in ("/api/fullstack/v1/send-batch", "/t/other", "/api/v1/reports", "/v1/web/start"):
         assert router.express(path) is None
     # a route first in line that takes POST at the same path wins, as with the router
     router.routes.insert(0, Route("/t/express", _endpoint, methods=["POST"]))
+    router.routes.insert(0, Route("/v1/{platform}/append", _endpoint, methods=["POST"]))
     assert router.express("/t/express") is None
+    assert router.express("/v1/web/append") is None
+
+
+def test_parameterised_paths_remembered_are_bounded(tmp_path: Path) -> None:
+    router = _app(tmp_path).router
+    assert isinstance(router, IndexedRouter)
+    for n in range(EXPRESS_PATHS + 10):
+        router.express(f"/t/param/{n}")
+    assert router.express(f"/t/param/{EXPRESS_PATHS + 5}") is None  # past the bound: the router
+    assert router.express("/t/param/3") == (router.routes[1], {"name": "3"})
 
 
 @pytest.mark.parametrize("kind", sorted(FAILURES))
@@ -89,9 +112,11 @@ async def test_errors_answer_as_through_the_middleware(tmp_path: Path, kind: str
     app = _app(tmp_path)
     express, express_raised = await _call(app, "/t/express", kind)
     stacked, stacked_raised = await _call(app, "/t/stacked", kind)
-    assert express == stacked
+    param, param_raised = await _call(app, "/t/param/x", kind)
+    assert express == stacked == param
     assert express[0]["status"] == {"http": 418, "unavailable": 503, "bug": 500}[kind]
     assert type(express_raised) is type(stacked_raised)
     assert (express_raised is None) is (kind != "bug")
+    assert type(param_raised) is type(stacked_raised)
     counted = {key[1:]: n for key, (n, _) in app.state.metrics.http.requests.items()}
-    assert counted == {("POST", express[0]["status"]): 2}
+    assert counted == {("POST", express[0]["status"]): 3}

@@ -19,7 +19,10 @@ index is rebuilt when routes are added to or removed from ``router.routes``; cod
 replaces a route in place must call :meth:`IndexedRouter.reindex`.
 
 The index also names the *express* routes (:meth:`IndexedRouter.express`): plain ASGI routes
-at a literal path, which :mod:`fieldreport.express` calls without the router at all.
+that a POST's path goes to, which :mod:`fieldreport.express` calls without the router at all.
+For a literal path that is worked out with the index; for a path that a route's parameters
+match (``/v1/web/append``), the router's choice for that path is remembered, for a bounded
+number of paths.
 """
 
 from __future__ import annotations
@@ -84,28 +87,56 @@ def _express_choice(candidates: list[BaseRoute], path: str) -> Route | None:
     return None
 
 
+Express = tuple[Route, dict[str, Any]]  # the route and the path parameters it matched
+EXPRESS_PATHS = 256  # parameterised paths whose choice is remembered (a bound: paths are input)
+
+
+def _dynamic_choice(candidates: list[BaseRoute] | None, path: str) -> Express | None:
+    """What the router does with a POST to ``path``, a path no route has literally: the
+    first of ``candidates`` that fully matches, if that is an :class:`AsgiRoute` whose
+    pattern has parameters; with the path parameters it matched."""
+    if not candidates:
+        return None
+    scope: Scope = {"type": "http", "method": "POST", "path": path, "root_path": ""}
+    for route in candidates:
+        match, child_scope = route.matches(scope)
+        if match is Match.FULL:
+            if isinstance(route, AsgiRoute) and "{" in route.path:
+                return route, child_scope["path_params"]
+            return None
+    return None
+
+
 class IndexedRouter(Router):
     _indexed: tuple[int, int] = (0, -1)
     _exact: dict[str, list[BaseRoute]]
     _by_head: dict[str, list[BaseRoute]]
-    _express: dict[str, Route]
+    _express: dict[str, Express | None]
 
-    def express(self, path: str) -> Route | None:
+    def express(self, path: str) -> Express | None:
         """The plain ASGI route a POST to ``path`` (the route path: no root path) goes to,
-        when it is one: a literal path whose first POST route is an :class:`AsgiRoute`.
-        The caller may hand the request straight to ``route.app`` after setting what the
-        router would set (:meth:`enter`)."""
+        when it is one (the first route taking POST whose pattern matches is an
+        :class:`AsgiRoute`), with the path parameters it matched. The caller may hand the
+        request straight to ``route.app`` after setting what the router would set
+        (:meth:`enter`)."""
         if self._indexed != (id(self.routes), len(self.routes)):
             self.reindex()
-        return self._express.get(path)
+        express = self._express
+        if path in express:
+            return express[path]
+        if path in self._exact or len(express) >= EXPRESS_PATHS:
+            return None  # a literal path without one, or too many paths to remember
+        chosen = _dynamic_choice(self._by_head.get(_first_segment(path)), path)
+        express[path] = chosen
+        return chosen
 
-    def enter(self, scope: Scope, route: Route) -> None:
-        """Set in ``scope`` what routing ``route`` (a route without path parameters) sets."""
+    def enter(self, scope: Scope, route: Route, params: dict[str, Any]) -> None:
+        """Set in ``scope`` what routing ``route`` with path parameters ``params`` sets."""
         if "router" not in scope:
             scope["router"] = self
         scope["route"] = route
         scope["endpoint"] = route.endpoint
-        scope["path_params"] = dict(scope.get("path_params", {}))
+        scope["path_params"] = {**scope.get("path_params", {}), **params}
 
     def reindex(self) -> None:
         """Recompute which routes each path tries (from ``self.routes``)."""
@@ -120,11 +151,11 @@ class IndexedRouter(Router):
                 path = route.path
                 bucket = by_head.get(_first_segment(path), [])
                 exact[path] = [r for r in bucket if _could_match(r, path)]
-        express: dict[str, Route] = {}
+        express: dict[str, Express | None] = {}
         for path, candidates in exact.items():
             chosen = _express_choice(candidates, path)
             if chosen is not None:
-                express[path] = chosen
+                express[path] = (chosen, {})
         self._exact, self._by_head, self._express = exact, by_head, express
         self._indexed = (id(routes), len(routes))
 
