@@ -540,8 +540,9 @@ FIXES = [
     "**Session rows deflated by ISA-L** (session 5): same zlib format and CPU as zlib-ng "
     "level 1, but 1.9 KB rows instead of 2.7 KB (two per 4 KiB page), so fewer WAL pages.",
     "**Delivery worker** (session 5): claims, report loads and attempt records in plain SQL "
-    "with the columns' own type processing (`storage/outbox.py`); at most `concurrency` lanes "
-    "send the claimed queue instead of a task, a semaphore wait and a callback per delivery; "
+    "with the columns' own type processing (`storage/outbox.py`, `attempt_records.py`); at most "
+    "`concurrency` lanes send the claimed queue instead of a task, a semaphore wait and a "
+    "callback per delivery; "
     "what a send derives from the destination URL is worked out once; `fieldreport worker` "
     "and the delivery bench freeze start-up objects out of the garbage collector, as `serve` "
     "does (a full collection walked ~130k module objects, 50-85 ms). Worker CPU per delivery "

@@ -40,16 +40,10 @@ from fieldreport.delivery.transports.http import HttpTransport
 from fieldreport.delivery.transports.registry import HTTP_SCHEMES, plugin_for
 from fieldreport.delivery.urls import redact_url, scheme_of, scrub, url_secrets
 from fieldreport.state import AppState
+from fieldreport.storage.attempt_records import Finish, Finished, record_finished
 from fieldreport.storage.deliveries import extend_leases, release
 from fieldreport.storage.destinations import Destination
-from fieldreport.storage.outbox import (
-    Claim,
-    ClaimRequest,
-    Finish,
-    Finished,
-    claim_and_load,
-    record_finished,
-)
+from fieldreport.storage.outbox import Claim, ClaimRequest, claim_and_load
 from fieldreport.storage.reports import Report
 from fieldreport.storage.schema.base import utcnow
 

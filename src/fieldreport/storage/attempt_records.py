@@ -1,0 +1,171 @@
+"""Recording the delivery worker's finished attempts, as batch writer jobs: each attempt's
+outcome, and each delivery moved on (delivered, retried later, passed to the next destination
+of its chain, or dead).
+
+The common outcomes (delivered, retry) are plain SQL (:mod:`~fieldreport.storage.plainsql`),
+one ``executemany`` per transaction; giving up, which is rare, stays in Core. Attempts are
+claimed, and their rows created, by :mod:`~fieldreport.storage.outbox`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from fieldreport.storage.deliveries import DEAD, DELIVERED, FAILED
+from fieldreport.storage.destinations import first_in_chain
+from fieldreport.storage.plainsql import binder, execute_many
+from fieldreport.storage.schema.delivery import deliveries, destinations
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The outcome of one attempt, as the worker records it."""
+
+    delivery_id: int
+    attempt_id: int
+    owner: str
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_excerpt: str
+    error: str | None
+    action: str  # delivered | retry | give_up (see delivery.policy)
+    next_attempt_at: datetime | None = None
+    disable_destination: bool = False
+    reason: str = ""
+
+
+_MOVE_ON = (
+    "UPDATE deliveries SET status = ?, delivered_at = ?, next_attempt_at = ?, last_error = ?,"
+    " last_status_code = ?, attempts = attempts + 1, total_attempts = total_attempts + 1,"
+    " lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?"
+)
+_RECORD_ATTEMPT = (
+    "UPDATE delivery_attempts SET started_at = ?, duration_ms = ?, status_code = ?,"
+    " response_excerpt = ?, error = ?, outcome = ? WHERE id = ?"
+)
+
+
+def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
+    """Record finished attempts and move each delivery on, in one transaction. A delivery
+    whose lease was taken over meanwhile (its worker was presumed dead) only gets its
+    attempt recorded."""
+    dialect = conn.dialect
+    stamp = binder(dialect, deliveries.c.updated_at)
+    at = stamp(now)
+    simple = [f for f in items if f.action in ("delivered", "retry")]
+    if simple:
+        execute_many(
+            conn,
+            _MOVE_ON,
+            [
+                (
+                    DELIVERED,
+                    at,
+                    None,
+                    None,
+                    f.status_code,
+                    at,
+                    f.delivery_id,
+                    f.owner,
+                )
+                if f.action == "delivered"
+                else (
+                    FAILED,
+                    None,
+                    stamp(f.next_attempt_at),
+                    f.error,
+                    f.status_code,
+                    at,
+                    f.delivery_id,
+                    f.owner,
+                )
+                for f in simple
+            ],
+        )
+    outcomes = {f.attempt_id: f.action for f in simple}
+    for f in items:
+        if f.action in ("delivered", "retry"):
+            continue
+        outcomes[f.attempt_id] = _give_up(conn, f, now)
+    execute_many(
+        conn,
+        _RECORD_ATTEMPT,
+        [
+            (
+                stamp(f.started_at),
+                f.duration_ms,
+                f.status_code,
+                f.response_excerpt[:2000],
+                f.error,
+                outcomes[f.attempt_id],
+                f.attempt_id,
+            )
+            for f in items
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Attempts one worker finished, as a batch writer item (see :func:`record_finished`)."""
+
+    items: list[Finish]
+    now: datetime
+
+
+def record_finished(conn: Connection, batches: list[Finished]) -> list[None]:
+    """Batch writer job: record finished attempts (one worker's batch each)."""
+    for batch in batches:
+        finish_sync(conn, batch.items, batch.now)
+    return [None] * len(batches)
+
+
+def _give_up(conn: Connection, f: Finish, now: datetime) -> str:
+    """Move a delivery to the next destination of its chain, or mark it dead."""
+    row = (
+        conn.execute(
+            sa.select(
+                deliveries.c.lease_owner,
+                deliveries.c.project_id,
+                deliveries.c.position,
+                deliveries.c.destination_id,
+            ).where(deliveries.c.id == f.delivery_id)
+        )
+    ).first()
+    if row is None or row.lease_owner != f.owner:
+        return "next"
+    if f.disable_destination and row.destination_id is not None:
+        conn.execute(
+            destinations.update()
+            .where(destinations.c.id == row.destination_id)
+            .values(enabled=False, disabled_reason=f.reason)
+        )
+    values: dict[str, Any] = {
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "last_error": f.error,
+        "last_status_code": f.status_code,
+        "total_attempts": deliveries.c.total_attempts + 1,
+    }
+    nxt = first_in_chain(conn, row.project_id, after_position=row.position)
+    if nxt is None:
+        outcome = "dead"
+        values.update(status=DEAD, next_attempt_at=None, attempts=deliveries.c.attempts + 1)
+    else:
+        outcome = "next"
+        values.update(
+            status=FAILED,
+            destination_id=nxt.id,
+            position=nxt.position,
+            attempts=0,
+            next_attempt_at=now,
+        )
+    conn.execute(deliveries.update().where(deliveries.c.id == f.delivery_id).values(**values))
+    return outcome
