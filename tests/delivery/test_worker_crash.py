@@ -52,10 +52,16 @@ async def test_sigkilled_worker_is_taken_over(
             stderr=asyncio.subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
-        while len(rx.requests) < 12:
-            assert time.monotonic() < deadline, "the worker did not start delivering"
-            assert proc.returncode is None
-            await asyncio.sleep(0.01)
+        try:
+            while len(rx.requests) < 12:
+                assert time.monotonic() < deadline, "the worker did not start delivering"
+                assert proc.returncode is None
+                await asyncio.sleep(0.01)
+        except BaseException:  # do not leave the worker running (it did, for 35 minutes)
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
         async with state.db.read() as conn:
