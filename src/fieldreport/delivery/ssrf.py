@@ -50,16 +50,24 @@ def check_ip(ip: str, host: str) -> None:
         )
 
 
-async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[str]:
-    """Resolve ``host`` and return its addresses, refusing any non-public one."""
+def checked_literal(host: str, *, allow_private: bool) -> str | None:
+    """The address ``host`` is when it is written as one (``[brackets]`` allowed), refused
+    (:class:`BlockedDestination`) when it is not public unless ``allow_private``; None for a
+    name, which only resolving can check."""
     try:
         literal = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        literal = None
+        return None
+    if not allow_private:
+        check_ip(str(literal), host)
+    return str(literal)
+
+
+async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[str]:
+    """Resolve ``host`` and return its addresses, refusing any non-public one."""
+    literal = checked_literal(host, allow_private=allow_private)
     if literal is not None:
-        if not allow_private:
-            check_ip(str(literal), host)
-        return [str(literal)]
+        return [literal]
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)

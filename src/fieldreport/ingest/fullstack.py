@@ -49,7 +49,7 @@ from fieldreport.ingest.shedding import InFlight, in_flight, shed_load
 from fieldreport.keys import hash_key
 from fieldreport.routing import asgi_route
 from fieldreport.state import AppState
-from fieldreport.storage.backend_events import NewEvent, StoreResult
+from fieldreport.storage.backend_events import BackendEvent, NewEvent, StoreResult
 from fieldreport.storage.event_writer import EventWriter, KeyRevoked, WriterOverloaded
 from fieldreport.storage.projects import projects_for_secret_hashes
 
@@ -221,10 +221,16 @@ async def _store(api: Api, events: list[NewEvent], key_hash: str) -> list[StoreR
         raise _unavailable("database unavailable, try again shortly") from exc
 
 
+def _stored(result: StoreResult) -> BackendEvent | None:
+    """The stored event, or None when there was no recording for it (answered 404)."""
+    return None if result.status == "no_recording" else result.event
+
+
 def _result_response(result: StoreResult) -> tuple[int, dict[str, Any]]:
-    if result.status == "no_recording" or result.event is None:
+    event = _stored(result)
+    if event is None:
         return 404, error_body(NO_RECORDING)
-    return 200, ok_body(result.event)
+    return 200, ok_body(event)
 
 
 def _overloaded() -> Response:
@@ -257,10 +263,11 @@ async def _send_one(api: Api, scope: Scope, receive: Receive) -> Answer:
         return _answer(refusal.status, refusal.body, refusal.headers)
     finally:
         api.in_flight.leave(SEND_ROUTE)
-    if result.status == "no_recording" or result.event is None:
+    event = _stored(result)
+    if event is None:
         return _answer(404, error_body(NO_RECORDING))
     headers = list(api.pending_header) if result.status == "pending" else []
-    return 200, ok_answer(result.event), headers
+    return 200, ok_answer(event), headers
 
 
 async def send(request: Request) -> Response:

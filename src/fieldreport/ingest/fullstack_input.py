@@ -57,30 +57,8 @@ def error_entries_body(entries: list[ErrorEntry]) -> dict[str, Any]:
     return {"success": "false", "error": entries}
 
 
-def ok_body(event: BackendEvent) -> dict[str, Any]:
-    """The seed's success body, key for key."""
-    return {
-        "success": "true",
-        "data": {
-            "data": {
-                "ok": {
-                    "id": event.id,
-                    "timestamp": event.timestamp,
-                    "type": event.type,
-                    "title": event.title,
-                    "payload": event.payload,
-                    "uuid": event.recording,
-                    "metadata": event.metadata,
-                    "origin": event.origin,
-                }
-            },
-            "success": True,
-        },
-    }
-
-
 class _Ok(msgspec.Struct):
-    """The event in the seed's success body (``ok_body``'s innermost object), key for key."""
+    """The event in the seed's success body, key for key."""
 
     id: int
     timestamp: int
@@ -92,14 +70,8 @@ class _Ok(msgspec.Struct):
     origin: str
 
 
-_OK_HEAD = b'{"success":"true","data":{"data":{"ok":'
-_OK_TAIL = b'},"success":true}}'
-
-
-def ok_answer(event: BackendEvent) -> bytes:
-    """``encode(ok_body(event))``, byte for byte, in 0.9 µs instead of 2.2: the fixed part
-    is written once and the event is encoded from a struct (no dicts to build and walk)."""
-    ok = _Ok(
+def _ok(event: BackendEvent) -> _Ok:
+    return _Ok(
         event.id,
         event.timestamp,
         event.type,
@@ -109,7 +81,25 @@ def ok_answer(event: BackendEvent) -> bytes:
         event.metadata,
         event.origin,
     )
-    return b"".join((_OK_HEAD, _encoder.encode(ok), _OK_TAIL))
+
+
+def _envelope(ok: Any) -> dict[str, Any]:
+    return {"success": "true", "data": {"data": {"ok": ok}, "success": True}}
+
+
+def ok_body(event: BackendEvent) -> dict[str, Any]:
+    """The seed's success body, key for key."""
+    return _envelope(msgspec.structs.asdict(_ok(event)))
+
+
+# The envelope's bytes around the event, encoded once.
+_OK_HEAD, _OK_TAIL = _encoder.encode(_envelope(None)).split(b"null")
+
+
+def ok_answer(event: BackendEvent) -> bytes:
+    """``encode(ok_body(event))``, byte for byte, in 0.9 µs instead of 2.2: the envelope is
+    written once and the event is encoded from a struct (no dicts to build and walk)."""
+    return b"".join((_OK_HEAD, _encoder.encode(_ok(event)), _OK_TAIL))
 
 
 @dataclass(slots=True)  # not frozen: one per request (a frozen one costs 0.8 µs more)

@@ -4,7 +4,6 @@ redirects never followed, every outcome described as a :class:`SendResult`."""
 from __future__ import annotations
 
 import functools
-import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from fieldreport.delivery.formats.jsonbody import LinkMaker, json_body
 from fieldreport.delivery.formats.multipart import multipart_form
 from fieldreport.delivery.policy import classify_http_status, parse_retry_after
 from fieldreport.delivery.signing import message_id, webhook_headers
-from fieldreport.delivery.ssrf import BlockedDestination, check_ip, guarded_connector
+from fieldreport.delivery.ssrf import BlockedDestination, checked_literal, guarded_connector
 from fieldreport.delivery.transports.base import SendResult
 from fieldreport.delivery.urls import scrub, url_secrets
 from fieldreport.storage.destinations import Destination
@@ -166,14 +165,6 @@ class HttpTransport:
         )
 
 
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 # What a send derives from a destination's URL, the SSRF verdict on a literal address and the
 # request timeout are the same for every report sent there: worked out once per value instead
 # of per send (URL parsing, the address check and the timeout object were ~35 µs a send).
@@ -192,17 +183,16 @@ class _Target:
 def _target(url: str) -> _Target:
     post_to, inline = split_target(url)
     host = urlsplit(post_to).hostname or ""
-    return _Target(post_to, inline, host, _is_literal(host), tuple(url_secrets(url)))
+    literal = checked_literal(host, allow_private=True) is not None
+    return _Target(post_to, inline, host, literal, tuple(url_secrets(url)))
 
 
 @functools.lru_cache(maxsize=1024)
 def _literal_refused(host: str, allow_private: bool) -> str | None:
-    """Why a literal-address host is refused (:func:`~fieldreport.delivery.ssrf.check_ip`),
+    """Why a literal-address host is refused (:func:`~fieldreport.delivery.ssrf.checked_literal`),
     or None: the same answer for the same address, whenever asked."""
-    if allow_private:
-        return None
     try:
-        check_ip(str(ipaddress.ip_address(host.strip("[]"))), host)
+        checked_literal(host, allow_private=allow_private)
     except BlockedDestination as exc:
         return str(exc)
     return None
