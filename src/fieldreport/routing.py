@@ -72,38 +72,21 @@ def asgi_route(path: str, endpoint: Callable[..., Any], app: ASGIApp) -> Route:
     return route
 
 
-def _express_choice(candidates: list[BaseRoute], path: str) -> Route | None:
-    """The route a POST to the literal ``path`` goes to, if it is an :class:`AsgiRoute` at
-    exactly that path that the router would hand the request to without question: the
-    first of ``candidates`` (the routes whose pattern matches ``path``, in order) that
-    takes POST. Anything else (a mount, another kind of route first) has no express route."""
-    for route in candidates:
-        if isinstance(route, WebSocketRoute):
-            continue  # never matches an HTTP request
-        if not isinstance(route, Route):
-            return None
-        if route.methods is None or "POST" in route.methods:
-            return route if isinstance(route, AsgiRoute) and route.path == path else None
-    return None
-
-
 Express = tuple[Route, dict[str, Any]]  # the route and the path parameters it matched
 EXPRESS_PATHS = 256  # parameterised paths whose choice is remembered (a bound: paths are input)
 
 
-def _dynamic_choice(candidates: list[BaseRoute] | None, path: str) -> Express | None:
-    """What the router does with a POST to ``path``, a path no route has literally: the
-    first of ``candidates`` that fully matches, if that is an :class:`AsgiRoute` whose
-    pattern has parameters; with the path parameters it matched."""
+def _express_choice(candidates: list[BaseRoute] | None, path: str) -> Express | None:
+    """What the router does with a POST to ``path``: the first of ``candidates`` (in the
+    router's order) that fully matches, if that is an :class:`AsgiRoute`; with the path
+    parameters it matched. Anything else (a mount, another kind of route) has none."""
     if not candidates:
         return None
     scope: Scope = {"type": "http", "method": "POST", "path": path, "root_path": ""}
     for route in candidates:
         match, child_scope = route.matches(scope)
         if match is Match.FULL:
-            if isinstance(route, AsgiRoute) and "{" in route.path:
-                return route, child_scope["path_params"]
-            return None
+            return (route, child_scope["path_params"]) if isinstance(route, AsgiRoute) else None
     return None
 
 
@@ -124,9 +107,9 @@ class IndexedRouter(Router):
         express = self._express
         if path in express:
             return express[path]
-        if path in self._exact or len(express) >= EXPRESS_PATHS:
-            return None  # a literal path without one, or too many paths to remember
-        chosen = _dynamic_choice(self._by_head.get(_first_segment(path)), path)
+        if len(express) >= len(self._exact) + EXPRESS_PATHS:
+            return None  # too many paths to remember: the router decides
+        chosen = _express_choice(self._by_head.get(_first_segment(path)), path)
         express[path] = chosen
         return chosen
 
@@ -153,9 +136,7 @@ class IndexedRouter(Router):
                 exact[path] = [r for r in bucket if _could_match(r, path)]
         express: dict[str, Express | None] = {}
         for path, candidates in exact.items():
-            chosen = _express_choice(candidates, path)
-            if chosen is not None:
-                express[path] = (chosen, {})
+            express[path] = _express_choice(candidates, path)
         self._exact, self._by_head, self._express = exact, by_head, express
         self._indexed = (id(routes), len(routes))
 
