@@ -59,10 +59,11 @@ def main() -> None:
     parser.add_argument("--no-ceiling", action="store_true")
     args = parser.parse_args()
     wanted = set(args.endpoint.split(","))
-    extra = {"FIELDREPORT_SESSION_RATE_SESSIONS": "0", "FIELDREPORT_SESSION_RATE_BYTES": "0"}
     with (
         servers.scratch("cpucost") as work,
-        servers.fieldreport(1, work, args.database_url, src=args.src.resolve(), **extra) as fr,
+        servers.fieldreport(
+            1, work, args.database_url, src=args.src.resolve(), **servers.NO_SESSION_RATE_LIMITS
+        ) as fr,
         servers.bare(1, work) as bare,
     ):
         for ep in endpoints(fr):

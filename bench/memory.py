@@ -125,10 +125,6 @@ def sessions(gigabytes: float) -> dict[str, Any]:
 
     with (
         servers.scratch("sessions-rss") as work,
-        servers.fieldreport(1, work, **SESSION_SETTINGS) as fr,
+        servers.fieldreport(1, work, **servers.NO_SESSION_RATE_LIMITS) as fr,
     ):
         return asyncio.run(go(fr))
-
-
-# Session ingest has per-key rate limits; the benchmark lifts them (stated in BENCHMARKS.md).
-SESSION_SETTINGS = {"FIELDREPORT_SESSION_RATE_SESSIONS": "0", "FIELDREPORT_SESSION_RATE_BYTES": "0"}

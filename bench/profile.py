@@ -96,7 +96,10 @@ def main() -> None:
     args = parser.parse_args()
     out = ROOT / ".bench" / f"profile-{args.endpoint}.txt"
     out.parent.mkdir(exist_ok=True)
-    with servers.scratch("profile") as work, servers.fieldreport(1, work, args.database_url) as fr:
+    with (
+        servers.scratch("profile") as work,
+        servers.fieldreport(1, work, args.database_url, **servers.NO_SESSION_RATE_LIMITS) as fr,
+    ):
         ep = next(e for e in endpoints(fr) if e.name == args.endpoint)
         res = profile(fr, fr.urls(ep.path)[0], ep.body, ep.headers, args.seconds, out)
     print(f"load: {res['load']}")

@@ -35,6 +35,14 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+# Session ingest has per-key rate limits; the benchmarks lift them (stated in BENCHMARKS.md),
+# or a load generator's batches would be refused with 429 instead of measured.
+NO_SESSION_RATE_LIMITS = {
+    "FIELDREPORT_SESSION_RATE_SESSIONS": "0",
+    "FIELDREPORT_SESSION_RATE_BYTES": "0",
+}
+
+
 def child_env(src: Path = SRC, **extra: str) -> dict[str, str]:
     """``src`` (this checkout's, unless another build is compared) first on PYTHONPATH, no
     FIELDREPORT_* settings leaking in."""

@@ -30,6 +30,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.frameworks import serve
+from bench.servers import NO_SESSION_RATE_LIMITS
 from bench.util import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,8 +145,7 @@ async def run(args: argparse.Namespace) -> None:
     settings_env = {
         "FIELDREPORT_DATA_DIR": str(data_dir),
         "FIELDREPORT_LOG_LEVEL": "warning",
-        "FIELDREPORT_SESSION_RATE_SESSIONS": "0",
-        "FIELDREPORT_SESSION_RATE_BYTES": "0",
+        **NO_SESSION_RATE_LIMITS,
     }
     created = subprocess.run(
         [sys.executable, "-m", "fieldreport", "project", "create", "bench", "--json"],

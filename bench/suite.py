@@ -137,7 +137,9 @@ def ingest_case(
         try:
             with (
                 servers.bare(processes, work) as ceiling,
-                servers.fieldreport(processes, work, db_url, **memory.SESSION_SETTINGS) as fr,
+                servers.fieldreport(
+                    processes, work, db_url, **servers.NO_SESSION_RATE_LIMITS
+                ) as fr,
             ):
                 for ep in endpoints(fr):
                     if only and ep.name not in only:
@@ -247,13 +249,13 @@ def run_fix(plan: Plan, results: dict[str, Any]) -> None:
         olds = [
             stack.enter_context(
                 servers.fieldreport(
-                    1, work / rev, src=servers.revision_src(rev), **memory.SESSION_SETTINGS
+                    1, work / rev, src=servers.revision_src(rev), **servers.NO_SESSION_RATE_LIMITS
                 )
             )
             for rev, _ in BASELINE_REVS
         ]
         after = stack.enter_context(
-            servers.fieldreport(1, work / "after", **memory.SESSION_SETTINGS)
+            servers.fieldreport(1, work / "after", **servers.NO_SESSION_RATE_LIMITS)
         )
         for eps in zip(*(endpoints(g) for g in [*olds, after]), strict=True):
             name = eps[0].name
@@ -304,7 +306,7 @@ def run_concurrency(plan: Plan, results: dict[str, Any]) -> None:
     with (
         servers.scratch("concurrency") as work,
         servers.bare(1, work) as ceiling,
-        servers.fieldreport(1, work, **memory.SESSION_SETTINGS) as fr,
+        servers.fieldreport(1, work, **servers.NO_SESSION_RATE_LIMITS) as fr,
     ):
         for ep in endpoints(fr):
             if ep.name == "events":
@@ -333,7 +335,7 @@ def run_peer(plan: Plan, results: dict[str, Any]) -> None:
         return
     with (
         servers.scratch("peer") as work,
-        servers.fieldreport(1, work, **memory.SESSION_SETTINGS) as fr,
+        servers.fieldreport(1, work, **servers.NO_SESSION_RATE_LIMITS) as fr,
     ):
         ours = next((e for e in endpoints(fr) if e.name == "events"), None)
         if ours is None:
@@ -387,7 +389,7 @@ def run_profile(plan: Plan, results: dict[str, Any]) -> None:
     out: dict[str, Any] = {}
     seconds = 4 if plan.quick else 8
     with servers.scratch("profile") as work:  # noqa: SIM117
-        with servers.fieldreport(1, work, **memory.SESSION_SETTINGS) as fr:
+        with servers.fieldreport(1, work, **servers.NO_SESSION_RATE_LIMITS) as fr:
             for ep in endpoints(fr):
                 log(f"profile {ep.name}: py-spy {seconds} s under load")
                 stacks = RESULTS.parent / f"profile-{ep.name}.txt"
