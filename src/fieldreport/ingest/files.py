@@ -180,11 +180,11 @@ class Spool:
 
     def __init__(self) -> None:
         self.size = 0
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | memoryview] = []
         self._pending = 0
         self._disk: IO[bytes] | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._parts.append(data)
         self._pending += len(data)
         self.size += len(data)
