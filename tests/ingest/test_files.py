@@ -13,7 +13,15 @@ from typing import IO
 import pytest
 from PIL import Image
 
-from fieldreport.ingest.files import SPOOL_MAX_MEMORY, NotAnImage, Spool, sniff_image, spool
+from fieldreport.ingest.files import (
+    SPOOL_MAX_MEMORY,
+    NotAnImage,
+    Spool,
+    check_png,
+    sniff_image,
+    sniff_image_head,
+    spool,
+)
 from tests.support.images import gif_bytes, jpeg_bytes, png_bytes, webp_bytes
 
 
@@ -174,3 +182,18 @@ async def test_spool_moves_large_files_to_disk() -> None:
     big = spool(b"y" * (SPOOL_MAX_MEMORY + 1))
     assert not isinstance(big, io.BytesIO) and big.read(3) == b"yyy"
     big.close()
+
+
+def test_png_header_then_chunks_apart() -> None:
+    """What the report path runs: the header on the event loop, the chunks where the blob is
+    written; together they refuse what :func:`sniff_image` refuses."""
+    png = _noise_png(200)
+    assert sniff_image_head(_in_memory(png)) == ("image/png", "png")
+    check_png(png)
+    broken = bytearray(png)
+    broken[len(png) // 2] ^= 1
+    assert sniff_image_head(_in_memory(bytes(broken))) == ("image/png", "png")
+    with pytest.raises(NotAnImage, match="PNG, JPEG or WebP"):
+        check_png(bytes(broken))
+    with pytest.raises(NotAnImage):
+        check_png(memoryview(png)[: len(png) // 2])

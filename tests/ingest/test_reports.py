@@ -116,6 +116,16 @@ async def test_json_report_with_data_url(client: httpx.AsyncClient, project: New
     assert got["screenshot"]["size"] == len(shot)
 
 
+def _corrupt_png() -> bytes:
+    png = bytearray(png_bytes())
+    png[-20] ^= 1  # in the last IDAT chunk: its CRC no longer matches
+    return bytes(png)
+
+
+def _corrupt_png_b64() -> str:
+    return base64.b64encode(_corrupt_png()).decode()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "needle"),
     [
@@ -131,6 +141,16 @@ async def test_json_report_with_data_url(client: httpx.AsyncClient, project: New
             {"data": {"key": "@"}, "files": {"file": ("a.gif", gif_bytes(), "image/gif")}},
             400,
             "GIF",
+        ),
+        (  # checked where the blob store writes it: refused there, nothing stored
+            {"data": {"key": "@"}, "files": {"file": ("a.png", _corrupt_png(), "image/png")}},
+            400,
+            "PNG, JPEG or WebP",
+        ),
+        (
+            {"json": {"file": "data:image/png;base64," + _corrupt_png_b64()}},
+            400,
+            "PNG, JPEG or WebP",
         ),
         (
             {"data": {"key": "@"}, "files": {"other": ("a.png", png_bytes(), "image/png")}},

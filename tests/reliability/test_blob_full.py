@@ -20,7 +20,13 @@ import pytest
 import sqlalchemy as sa
 
 from fieldreport.state import AppState
-from fieldreport.storage.blobs.base import BlobSource, WrittenBlob, source_chunks
+from fieldreport.storage.blobs.base import (
+    BlobCheck,
+    BlobSource,
+    WrittenBlob,
+    checked_bytes,
+    source_chunks,
+)
 from fieldreport.storage.blobs.local import LocalBlobStore
 from fieldreport.storage.projects import NewProject
 from fieldreport.storage.schema.core import report_files, reports
@@ -91,7 +97,16 @@ class _QuotaBlobs(LocalBlobStore):
     async def write(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
         return await super().write(key, self._limited(source_chunks(source, None)), sha256=sha256)
 
-    async def create(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+    async def create(
+        self,
+        key: str,
+        source: BlobSource,
+        *,
+        sha256: bool = False,
+        check: BlobCheck | None = None,
+    ) -> WrittenBlob:
+        if check is not None:
+            check(checked_bytes(source))
         return await super().create(key, self._limited(source_chunks(source, None)), sha256=sha256)
 
 

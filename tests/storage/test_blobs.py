@@ -406,3 +406,22 @@ async def test_get_many_reads_present_blobs_and_leaves_out_missing_ones(store: B
 
     assert found == {"reports/1/a.png": b"first", "reports/1/b.png": b"second"}
     assert await store.get_many([]) == {}
+
+
+async def test_create_runs_its_check_before_writing(store: BlobStore) -> None:
+    seen: list[bytes] = []
+
+    def accept(data: bytes | memoryview) -> None:
+        seen.append(bytes(data))
+
+    def refuse(data: bytes | memoryview) -> None:
+        raise ValueError("no")
+
+    blob = await store.create("reports/c/ok.bin", io.BytesIO(b"data"), sha256=True, check=accept)
+    assert seen == [b"data"] and blob.size == 4
+    assert await store.get_bytes("reports/c/ok.bin") == b"data"
+    with pytest.raises(ValueError, match="no"):
+        await store.create("reports/c/refused.bin", b"other", check=refuse)
+    assert await _keys(store, "reports/c") == ["reports/c/ok.bin"]
+    with pytest.raises(TypeError):  # a check reads bytes held in memory only
+        await store.create("reports/c/stream.bin", _chunks(b"x", 1), check=accept)

@@ -17,8 +17,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from fieldreport.ingest.errors import HTTPProblem, unavailable
-from fieldreport.ingest.files import IncomingFile
-from fieldreport.ingest.report_input import IncomingReport
+from fieldreport.ingest.files import IncomingFile, NotAnImage
+from fieldreport.ingest.report_input import IncomingReport, not_an_image
 from fieldreport.randomids import new_uuid4
 from fieldreport.state import AppState
 from fieldreport.storage.blobs import BlobStoreError
@@ -57,8 +57,9 @@ async def _store_file(
 ) -> StoredFile:
     """Write one file (not yet durable: the caller flushes), hashed on the way. The key is
     new (it names a new report id) and nothing reads it before the report commits, so the
-    store may write it in place (:meth:`BlobStore.create`)."""
-    blob = await state.blobs.create(key, incoming.file, sha256=True)
+    store may write it in place (:meth:`BlobStore.create`). The file's remaining check
+    (``incoming.check``) runs there too: raises :class:`NotAnImage`, nothing written."""
+    blob = await state.blobs.create(key, incoming.file, sha256=True, check=incoming.check)
     assert blob.sha256 is not None
     return StoredFile(
         role=incoming.role,
@@ -97,9 +98,11 @@ async def accept_report(
     key_hash: str | None = None,
     origin: str | None = None,
 ) -> AcceptedReport:
-    """Store a validated report durably. Raises HTTPProblem (503/507) when storage fails,
-    and :class:`KeyRefused` when the transaction finds ``key_hash`` (the request's public
-    key, looked up through a cache) no longer ``project``'s, or ``origin`` no longer allowed."""
+    """Store a validated report durably. Raises HTTPProblem: 400 ``not_an_image`` when a
+    file fails the check that runs where it is written (``IncomingFile.check``: nothing is
+    stored), 503/507 when storage fails; and :class:`KeyRefused` when the transaction finds
+    ``key_hash`` (the request's public key, looked up through a cache) no longer
+    ``project``'s, or ``origin`` no longer allowed."""
     report_id = new_uuid4()
     prefix = report_key_prefix(project.id, report_id, utcnow())
     stored: list[StoredFile] = []
@@ -117,6 +120,8 @@ async def accept_report(
                 )
             if stored:
                 await state.blobs.flush()  # durable before the rows that name them commit
+        except NotAnImage as exc:
+            raise not_an_image(exc) from exc
         except BlobStoreError as exc:
             log.error("blob store failed for report %s: %s", report_id, exc)
             status = 507 if "full" in str(exc) else 503

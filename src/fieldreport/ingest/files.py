@@ -9,6 +9,7 @@ import re
 import struct
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
@@ -31,6 +32,9 @@ class IncomingFile:
     filename: str  # a safe display name, never used as a path
     content_type: str
     file: IO[bytes]
+    #: A check of the file's bytes still to pass, run by the blob store where it writes
+    #: them, before it writes any (a PNG's chunks and CRCs: :func:`check_png`).
+    check: Callable[[bytes | memoryview], None] | None = None
 
     def close(self) -> None:
         self.file.close()
@@ -41,11 +45,21 @@ class NotAnImage(ValueError):
 
 
 def sniff_image(fh: IO[bytes]) -> tuple[str, str]:
-    """Return ``(content_type, extension)`` of a PNG, JPEG or WebP judged by its bytes.
+    """Return ``(content_type, extension)`` of a PNG, JPEG or WebP judged by its bytes:
+    :func:`sniff_image_head`, then for a PNG :func:`check_png` of the whole file."""
+    content_type, ext = sniff_image_head(fh)
+    if content_type == "image/png" and not _png_complete(fh):
+        raise NotAnImage(NOT_AN_IMAGE)
+    return content_type, ext
+
+
+def sniff_image_head(fh: IO[bytes]) -> tuple[str, str]:
+    """Return ``(content_type, extension)`` of a PNG, JPEG or WebP judged by its header.
 
     Pillow reads the header (format, size: no decoding, so a decompression bomb costs
-    nothing and is refused by its pixel count); a PNG must then be whole: every chunk to
-    ``IEND`` present with a correct CRC (what Pillow's ``verify()`` checks, at C speed).
+    nothing and is refused by its pixel count); a JPEG or WebP is then checked by Pillow's
+    ``verify()``. A PNG must also be whole, which this does not check: pass its bytes to
+    :func:`check_png` (:func:`sniff_image` does both).
     """
     fh.seek(0)
     try:
@@ -63,9 +77,18 @@ def sniff_image(fh: IO[bytes]) -> tuple[str, str]:
         raise NotAnImage(NOT_AN_IMAGE)
     if kind not in IMAGE_TYPES:
         raise NotAnImage(f"`file` is a {kind} image; send PNG, JPEG or WebP")
-    if kind == "PNG" and not _png_complete(fh):
-        raise NotAnImage(NOT_AN_IMAGE)
     return IMAGE_TYPES[kind]
+
+
+def check_png(data: bytes | memoryview) -> None:
+    """Raise :class:`NotAnImage` unless ``data`` (a PNG whose header
+    :func:`sniff_image_head` accepted) holds every chunk up to ``IEND`` with a correct CRC
+    (what Pillow's ``verify()`` checks, at C speed). Meant for a worker thread: zlib-ng's
+    crc32 releases the GIL over each chunk of more than 5 KiB (on the event loop's thread,
+    each release meant waiting for a worker thread to give the GIL back: ~700 µs of
+    waiting per 200 KB screenshot under load, when this ran there in 5 KiB pieces)."""
+    if not _png_chunks_ok(data):
+        raise NotAnImage(NOT_AN_IMAGE)
 
 
 NOT_AN_IMAGE = "`file` must be a PNG, JPEG or WebP image"
@@ -87,19 +110,6 @@ def _png_complete(fh: IO[bytes]) -> bool:
         return _png_chunks_ok(view)
 
 
-# crc32 (zlib-ng's, like zlib's) releases the GIL for more than 5 KiB: on the event loop,
-# each release meant waiting for a worker thread to give it back (measured: ~700 µs of
-# waiting per 200 KB screenshot under load). In pieces this small it keeps the GIL.
-_CRC_STEP = 5 * 1024
-
-
-def _crc(chunk: memoryview) -> int:
-    value = 0
-    for at in range(0, len(chunk), _CRC_STEP):
-        value = crc32(chunk[at : at + _CRC_STEP], value)
-    return value
-
-
 def _png_chunks_ok(data: bytes | memoryview) -> bool:
     view = memoryview(data)
     try:
@@ -115,7 +125,7 @@ def _png_chunks_ok(data: bytes | memoryview) -> bool:
             if data_end + 4 > end:
                 return False
             with view[pos + 4 : data_end] as chunk:
-                if _crc(chunk) != _PNG_CRC.unpack_from(view, data_end)[0]:
+                if crc32(chunk) != _PNG_CRC.unpack_from(view, data_end)[0]:
                     return False
             pos = data_end + 4
         return False
@@ -180,11 +190,11 @@ class Spool:
 
     def __init__(self) -> None:
         self.size = 0
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | memoryview] = []
         self._pending = 0
         self._disk: IO[bytes] | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._parts.append(data)
         self._pending += len(data)
         self.size += len(data)

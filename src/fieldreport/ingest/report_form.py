@@ -1,10 +1,11 @@
 """A report's multipart/form-data body, parsed as it streams in.
 
-The ``multipart`` package's push parser finds the parts (a ``bytes.find`` per boundary,
-not a Python callback per chunk); this module adds what a report needs around it: the size
-limit while the body streams (413 before it is all read), limits on files, fields and field
-size, files spooled (memory up to 1 MiB each, then a temporary file on disk), the body's
-closing boundary required, and every refusal a clear 400 ``malformed_body``.
+Our push parser (:mod:`fieldreport.ingest.form_parser`, the ``multipart`` package's grammar
+and messages at a fraction of its cost) finds the parts; this module adds what a report
+needs around it: the size limit while the body streams (413 before it is all read), limits
+on files, fields and field size, files spooled (memory up to 1 MiB each, then a temporary
+file on disk), the body's closing boundary required, and every refusal a clear 400
+``malformed_body``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from starlette.requests import Request
 from fieldreport.ingest.body import check_content_length
 from fieldreport.ingest.errors import HTTPProblem, too_large
 from fieldreport.ingest.files import Spool
+from fieldreport.ingest.form_parser import FormError, FormParser, PartHead, Truncated
 
 # Part headers are read as Latin-1 (every byte is a character), then decoded like the
 # values: UTF-8 (or the body's charset) when they are that, else kept as Latin-1.
-_HEADER_CHARSET = "latin-1"
 
 
 @dataclass
@@ -60,11 +61,11 @@ def _charset(options: dict[str, str]) -> str:
         return "latin-1"
 
 
-def _decode(raw: bytes, charset: str) -> str:
+def _decode(raw: bytes | memoryview, charset: str) -> str:
     try:
-        return raw.decode(charset)
+        return str(raw, charset)
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        return str(raw, "latin-1")
 
 
 def _header_text(value: str, charset: str) -> str:
@@ -86,22 +87,22 @@ class _Form:
         self._name = ""
         self._file: _FilePart | None = None
         self._spool: Spool | None = None
-        self._value: list[bytes] = []
+        self._value: list[memoryview] = []
         self._value_size = 0
 
-    def start(self, segment: multipart.MultipartSegment) -> None:
-        if not segment.name:
+    def start(self, head: PartHead) -> None:
+        if not head.name:
             raise malformed('The Content-Disposition header field "name" must be provided.')
-        self._name = _header_text(segment.name, self.charset)
-        if segment.filename is not None:
+        self._name = _header_text(head.name, self.charset)
+        if head.filename is not None:
             self.files += 1
             if self.files > self.max_files:
                 raise malformed(f"Too many files. Maximum number of files is {self.max_files}.")
             self._spool = Spool()
             self.spools.append(self._spool)
-            content_type = segment.header("Content-Type")
+            content_type = head.content_type
             self._file = _FilePart(
-                _header_text(segment.filename, self.charset),
+                _header_text(head.filename, self.charset),
                 None if content_type is None else _header_text(content_type, self.charset),
                 self._spool,
             )
@@ -113,7 +114,7 @@ class _Form:
             self._value = []
             self._value_size = 0
 
-    def data(self, chunk: bytes) -> None:
+    def data(self, chunk: memoryview) -> None:
         if self._spool is not None:
             self._spool.write(chunk)
             return
@@ -161,15 +162,11 @@ async def read_form(
     boundary = options.get("boundary")
     if not boundary:
         raise malformed("Missing boundary in multipart.")
-    try:
-        parser = multipart.PushMultipartParser(
-            boundary,
-            max_segment_count=max_files + max_fields,
-            header_charset=_HEADER_CHARSET,
-        )
-    except multipart.MultipartError as exc:
-        raise malformed(_reason(exc)) from exc
     form = _Form(_charset(options), max_files, max_fields, max_part_size)
+    try:
+        parser = FormParser(boundary, form, max_parts=max_files + max_fields)
+    except FormError as exc:
+        raise malformed(str(exc)) from exc
     receive = request.receive
     seen = 0
     try:
@@ -186,13 +183,7 @@ async def read_form(
                 seen += len(body)
                 if seen > limit:
                     raise too_large(limit)
-                for event in parser.parse(body):
-                    if event is None:
-                        form.end()
-                    elif isinstance(event, bytes):
-                        form.data(event)
-                    else:
-                        form.start(event)
+                parser.feed(body)
                 for spool in form.spools:
                     if spool.must_drain:
                         await spool.drain()
@@ -200,16 +191,12 @@ async def read_form(
                 break
         try:
             parser.close()
-        except multipart.ParserError as exc:  # a truncated upload (or no boundary at all)
+        except Truncated as exc:  # a truncated upload (or no boundary at all)
             raise malformed("it ends before the closing boundary") from exc
         return await form.finish()
-    except multipart.MultipartError as exc:
+    except FormError as exc:
         form.close()
-        raise malformed(_reason(exc)) from exc
+        raise malformed(str(exc)) from exc
     except BaseException:
         form.close()
         raise
-
-
-def _reason(exc: multipart.MultipartError) -> str:
-    return str(exc.args[0]) if exc.args else type(exc).__name__

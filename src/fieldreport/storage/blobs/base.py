@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,21 @@ CHUNK_SIZE = 256 * 1024
 #: What :meth:`BlobStore.write` stores: bytes, a binary file (read from its start, on a
 #: worker thread), or an async stream of chunks.
 BlobSource = bytes | IO[bytes] | AsyncIterable[bytes]
+
+#: A check of a blob's bytes that :meth:`BlobStore.create` runs before it writes any (on a
+#: worker thread: it may be CPU work): what it raises, the caller gets, and nothing is stored.
+BlobCheck = Callable[[bytes | memoryview], None]
+
+
+def checked_bytes(source: BlobSource) -> bytes:
+    """The bytes of a source held in memory (``bytes`` or an ``io.BytesIO``, whose buffer is
+    shared, not copied), which a :data:`BlobCheck` reads; raises ``TypeError`` for others."""
+    if isinstance(source, bytes):
+        return source
+    if type(source) is io.BytesIO:
+        return source.getvalue()
+    raise TypeError("a blob check needs a source held in memory (bytes or io.BytesIO)")
+
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_=-][A-Za-z0-9_.=-]*(/[A-Za-z0-9_=-][A-Za-z0-9_.=-]*)*$")
 
@@ -74,10 +90,18 @@ class BlobStore(Protocol):
         """Store ``source`` under ``key`` atomically; durable once a later :meth:`flush` returns."""
         ...
 
-    async def create(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+    async def create(
+        self,
+        key: str,
+        source: BlobSource,
+        *,
+        sha256: bool = False,
+        check: BlobCheck | None = None,
+    ) -> WrittenBlob:
         """:meth:`write` of a fresh key that nobody reads before the caller's flush and
         commit (the local store refuses a key that exists, and removes the blob again if the
-        caller is cancelled meanwhile)."""
+        caller is cancelled meanwhile). ``check`` (a source held in memory only, see
+        :func:`checked_bytes`) runs on the bytes first, where they are written."""
         ...
 
     async def flush(self) -> None:

@@ -136,6 +136,14 @@ class Draft:
         """:meth:`write` then :meth:`commit` (one trip to a worker thread); discards on failure."""
         return self._whole(self.write, chunks, durable)
 
+    def checked_write_all(
+        self, data: bytes, check: Callable[[bytes], None], durable: bool
+    ) -> WrittenBlob:
+        """``check(data)`` (what it raises goes to the caller, nothing written), then
+        :meth:`write_all` of ``data``."""
+        check(data)
+        return self.write_all((data,), durable)
+
     def copy_file(self, source: IO[bytes], durable: bool) -> WrittenBlob:
         """:meth:`write_file` then :meth:`commit`; discards on failure."""
         return self._whole(self.write_file, source, durable)

@@ -17,11 +17,13 @@ from typing import Literal, TypeVar
 
 from fieldreport.storage.blobs.base import (
     CHUNK_SIZE,
+    BlobCheck,
     BlobNotFound,
     BlobSource,
     BlobStoreError,
     WrittenBlob,
     check_key,
+    checked_bytes,
     file_chunks,
 )
 from fieldreport.storage.blobs.draft import Draft, fsync_dir
@@ -106,9 +108,18 @@ class LocalBlobStore:
         durable = self._syncfs is None
         return await self._store(key, source, sha256=sha256, durable=durable, fresh=False)
 
-    async def create(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
+    async def create(
+        self,
+        key: str,
+        source: BlobSource,
+        *,
+        sha256: bool = False,
+        check: BlobCheck | None = None,
+    ) -> WrittenBlob:
         durable = self._syncfs is None
-        return await self._store(key, source, sha256=sha256, durable=durable, fresh=True)
+        return await self._store(
+            key, source, sha256=sha256, durable=durable, fresh=True, check=check
+        )
 
     async def flush(self) -> None:
         if self._syncfs is None:
@@ -143,17 +154,29 @@ class LocalBlobStore:
         return await self.put_stream(key, file_chunks(path))
 
     async def _store(
-        self, key: str, source: BlobSource, *, sha256: bool, durable: bool, fresh: bool
+        self,
+        key: str,
+        source: BlobSource,
+        *,
+        sha256: bool,
+        durable: bool,
+        fresh: bool,
+        check: BlobCheck | None = None,
     ) -> WrittenBlob:
         """Write ``source`` (in place when ``fresh``, else to a temporary file renamed into
         place): one trip to a worker thread for bytes, a file, or a stream that ends within
-        :data:`SMALL_BLOB`; larger streams as they come."""
+        :data:`SMALL_BLOB`; larger streams as they come. ``check`` runs in the same trip,
+        before anything is written."""
         path = self._prefix + check_key(key)
+        data = None if check is None else checked_bytes(source)
         if fresh:
             draft = Draft(self._root, path, None, sha256)
         else:
             draft = Draft(self._root, f"{self._tmp_prefix}{uuid.uuid4().hex}.part", path, sha256)
         try:
+            if data is not None:
+                assert check is not None
+                return await _on_thread(draft.checked_write_all, data, check, durable)
             if isinstance(source, bytes):
                 return await _on_thread(draft.write_all, (source,), durable)
             if not isinstance(source, AsyncIterable):

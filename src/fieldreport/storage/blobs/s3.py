@@ -27,11 +27,13 @@ from obstore.store import S3Store
 
 from fieldreport.storage.blobs.base import (
     CHUNK_SIZE,
+    BlobCheck,
     BlobNotFound,
     BlobSource,
     BlobStoreError,
     WrittenBlob,
     check_key,
+    checked_bytes,
     file_chunks,
     source_chunks,
 )
@@ -161,8 +163,18 @@ class S3BlobStore:
         size = await self.put_stream(key, source_chunks(source, digest))
         return WrittenBlob(size, digest.hexdigest() if digest else None)
 
-    async def create(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
-        """The same as :meth:`write`: a PUT is atomic already (a fresh key is never taken)."""
+    async def create(
+        self,
+        key: str,
+        source: BlobSource,
+        *,
+        sha256: bool = False,
+        check: BlobCheck | None = None,
+    ) -> WrittenBlob:
+        """:meth:`write` (a PUT is atomic already: a fresh key is never taken), after
+        ``check`` on a worker thread."""
+        if check is not None:
+            await asyncio.to_thread(check, checked_bytes(source))
         return await self.write(key, source, sha256=sha256)
 
     async def flush(self) -> None:
