@@ -8,6 +8,8 @@ import random
 
 import multipart
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fieldreport.ingest.form_parser import CACHED_HEAD, FormError, FormParser, PartHead, Truncated
 
@@ -153,3 +155,53 @@ def test_large_header_blocks_are_not_cached() -> None:
     head = _fd("x" * (CACHED_HEAD + 10))
     parts, error = _ours(_part(head) + END, 10_000)
     assert error is None and parts[0][0] == "x" * (CACHED_HEAD + 10)
+
+
+_PIECES = [
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b"--",
+    f"--{B}".encode(),
+    f"\r\n--{B}".encode(),
+    f"\r\n--{B}--".encode(),
+    b": ",
+    b" ",
+    b"\t",
+    _fd("a").encode(),
+    b"Content-Length: 2",
+    b"Content-Type: x/y",
+    b"x" * 40,
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=st.sampled_from(VALID + BROKEN),
+    edits=st.lists(
+        st.tuples(
+            st.floats(0, 1),
+            st.integers(0, 3),
+            st.one_of(st.sampled_from(_PIECES), st.binary(max_size=6)),
+        ),
+        max_size=4,
+    ),
+    size=st.integers(1, 80),
+)
+def test_mutated_bodies_agree_with_the_multipart_package(
+    base: bytes, edits: list[tuple[float, int, bytes]], size: int
+) -> None:
+    """Bodies with bytes inserted, deleted or replaced anywhere (delimiter pieces, line
+    breaks, header fragments, random bytes), fed in random chunk sizes: the same parts,
+    bytes and refusals as the package's parser."""
+    body = bytearray(base)
+    for where, how, piece in edits:
+        at = round(where * len(body))
+        if how == 0:
+            body[at:at] = piece
+        elif how == 1:
+            del body[at : at + len(piece) + 1]
+        else:
+            body[at : at + len(piece)] = piece
+    data = bytes(body)
+    assert _ours(data, size) == _theirs(data, size)
