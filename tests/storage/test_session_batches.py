@@ -7,11 +7,12 @@ import gzip
 import os
 import uuid
 import zlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from zlib_ng import zlib_ng
 
@@ -271,6 +272,30 @@ async def test_one_transaction_counts_batches_of_many_sessions(
             (b, 2, times[2], 13),
         ]
     )
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 11, 23, 5, 9, 42, 267972, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+        datetime(2026, 6, 1, 12, 0, 0, 5, tzinfo=timezone(timedelta(hours=2))),  # not UTC
+    ],
+)
+def test_a_batch_time_is_bound_as_the_column_binds_it(at: datetime) -> None:
+    """The SQLite shortcut for received_at gives the text SQLAlchemy's type would."""
+    dialect = sqlite.dialect()
+    column_type = session_batches.c.received_at.type.dialect_impl(dialect)
+    process = column_type.bind_processor(dialect)
+    assert process is not None
+
+    class Conn:  # all _bound_time reads of a connection
+        pass
+
+    conn: Any = Conn()
+    conn.dialect = dialect
+    assert module._bound_time(conn, at, postgres=False) == process(at)
 
 
 def test_pack_and_unpack() -> None:

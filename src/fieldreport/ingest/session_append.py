@@ -189,7 +189,7 @@ async def _store_batch(app: Starlette, scope: Scope, receive: Receive, *, late: 
         return await _problem(state, head, platform, problem, extra_headers)
     # The bytes JSONResponse({"seq": seq}) renders, without a json.dumps per batch.
     content = b'{"seq":%d}' % seq
-    headers = raw_headers(extra_headers)
+    headers = raw_headers(extra_headers) if extra_headers else []
     headers.append((b"content-length", b"%d" % len(content)))
     headers.append(JSON_TYPE)
     return 200, content, headers

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,10 +84,13 @@ def unpack(data: bytes, codec: str | None) -> bytes:
     raise ValueError(f"session batch stored with an unknown codec {codec!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BatchRecord:
     """A batch to count on its session (see :func:`record_batch`): its bytes are ``data``
-    (stored in the row) or were stored in the blob store under ``blob_key``."""
+    (stored in the row) or were stored in the blob store under ``blob_key``.
+
+    One is made per request on the event loop: not frozen, whose ``__init__`` sets each field
+    through ``object.__setattr__`` (~3x the cost). Nothing changes it once made."""
 
     session_id: str
     project_id: int
@@ -153,7 +156,7 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
     for (session_id, project_id), indexes in sorted(by_session.items()):
         mine = [records[i] for i in indexes]
         # Bound once per batch (its row's value); SQLite's text sorts as the times do.
-        times = [_INSERT_BATCHES.bind(conn, "received_at", r.received_at) for r in mine]
+        times = [_bound_time(conn, r.received_at, postgres) for r in mine]
         counts = (len(mine), sum(r.size for r in mine), min(times), max(times))
         last = _count_batches(conn, session_id, project_id, counts, postgres=postgres)
         if last is None:
@@ -184,6 +187,15 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
     else:
         _INSERT_BATCHES.ids(conn, rows)
     return seqs
+
+
+def _bound_time(conn: Connection, value: datetime, postgres: bool) -> Any:
+    """A batch's ``received_at`` as the driver takes it (see :meth:`RowInsert.bind`). On
+    SQLite the column's text for a UTC time is its ISO form without the offset, made here
+    directly: ~2x cheaper than the type's bind processing (the writer thread's GIL time)."""
+    if value.tzinfo is UTC and not postgres:
+        return value.isoformat(" ", "microseconds")[:-6]
+    return _INSERT_BATCHES.bind(conn, "received_at", value)
 
 
 def _count_batches(
