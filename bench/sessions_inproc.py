@@ -23,6 +23,7 @@ import asyncio
 import gc
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -80,13 +81,19 @@ def _callgrind(command: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="sessions-inproc-"))
+    try:
+        await _measure(args, work / "data")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _measure(args: argparse.Namespace, data_dir: Path) -> None:
     from fieldreport.app import create_app
     from fieldreport.settings import Settings
     from fieldreport.state import open_state
     from fieldreport.storage.projects import create_project
-    from fieldreport.storage.writer import BatchWriter
 
-    data_dir = Path(tempfile.mkdtemp(prefix="sessions-inproc-")) / "data"
     settings = Settings(
         data_dir=data_dir, log_level="warning", session_rate_sessions=0, session_rate_bytes=0
     )
@@ -103,14 +110,15 @@ async def run(args: argparse.Namespace) -> None:
         if args.stub_writer:
             numbers = iter(range(1, 1 << 62))
 
-            async def answer_at_once(self: BatchWriter, job: Any, items: list[Any]) -> list[Any]:
+            async def answer_at_once(job: Any, items: list[Any]) -> list[Any]:
                 return [next(numbers) for _ in items]
 
-            BatchWriter.submit_many = answer_at_once  # type: ignore[method-assign]
+            state.writer.submit_many = answer_at_once  # type: ignore[method-assign]
         for _ in range(200):  # warm-up: caches, the writer's thread and connection
             status, body = await _post(app, "/v1/web/append", auth, batch)
             assert status == 200, body
-        gc.freeze()  # as `serve` does after start-up
+        if args.freeze:
+            gc.freeze()  # as `serve` does after start-up
         remaining = args.requests
 
         async def client() -> None:
@@ -148,6 +156,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--stub-writer", action="store_true")
     parser.add_argument("--callgrind", action="store_true")
+    parser.set_defaults(freeze=True)
     asyncio.run(run(parser.parse_args()))
 
 
