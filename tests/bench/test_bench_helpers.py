@@ -3,6 +3,7 @@ and the report renderer (the measurements themselves live in bench/, run by benc
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -125,3 +126,19 @@ def test_loop_thread_cpu_leaves_out_the_other_threads() -> None:
     worker.join()
     assert cpu_seconds(pid) - total >= 0.3
     assert loop_cpu_seconds(pid) - loop < 0.2
+
+
+@pytest.mark.parametrize("stub", [False, True])
+async def test_sessions_inproc_drives_appends_through_the_app(
+    stub: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import sessions_inproc
+
+    args = argparse.Namespace(
+        requests=20, concurrency=4, stub_writer=stub, callgrind=False, freeze=False
+    )
+    await sessions_inproc.run(args)
+    out = capsys.readouterr().out
+    assert out.startswith("20 batches, 4 at a time") and "loop thread" in out
+    transactions = int(out.rsplit(";", 1)[1].split()[0])
+    assert (transactions == 0) == stub

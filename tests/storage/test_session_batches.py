@@ -7,10 +7,12 @@ import gzip
 import os
 import uuid
 import zlib
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from zlib_ng import zlib_ng
 
@@ -25,6 +27,7 @@ from fieldreport.storage.session_batches import (
     get_batch,
     pack,
     record_batch,
+    record_batches,
     session_batches_in_order,
     unpack,
 )
@@ -211,6 +214,88 @@ async def test_batches_in_rows_are_deflated_when_it_pays_and_read_back_as_sent(
             found = await get_batch(conn, sid, seq)
             assert found is not None and found[1] == sent and found[0].size == len(sent)
     assert [data for _, data in await stored_batches(state, sid)] == [web, noise, tiny, gzipped]
+
+
+async def test_one_transaction_counts_batches_of_many_sessions(
+    state: AppState, project: NewProject
+) -> None:
+    """The batch writer's job: batches of several sessions interleaved in one transaction get
+    each session's next numbers and counters; an unknown session, or one of another project,
+    gets None and no row."""
+    pid = project.project.id
+    a, b = await _session(state, pid), await _session(state, pid)
+    await _add(state, pid, a, b"[{}]", blob=False)  # a's first batch, in an earlier transaction
+    start = state.clock()
+    times = [start + timedelta(milliseconds=i) for i in range(6)]
+    records = [
+        BatchRecord(sid, project_id, False, at, 10 + i, "", None, b"[{}]")
+        for i, (sid, project_id, at) in enumerate(
+            [
+                (b, pid, times[3]),
+                (a, pid, times[1]),
+                (str(uuid.uuid4()), pid, times[0]),  # no such session
+                (b, pid, times[2]),
+                (a, pid + 1, times[0]),  # the token's project must be the session's
+                (a, pid, times[5]),
+            ]
+        )
+    ]
+    assert await state.writer.submit_many(record_batches, records) == [1, 2, None, 2, None, 3]
+    async with state.db.read() as conn:
+        found = {
+            r.id: r
+            for r in await conn.execute(sa.select(sessions).where(sessions.c.id.in_([a, b])))
+        }
+        rows = (
+            await conn.execute(
+                sa.select(
+                    session_batches.c.session_id,
+                    session_batches.c.seq,
+                    session_batches.c.received_at,
+                    session_batches.c.size,
+                )
+                .where(session_batches.c.session_id.in_([a, b]))
+                .order_by(session_batches.c.session_id, session_batches.c.seq)
+            )
+        ).all()
+    assert (found[a].batch_count, found[a].byte_count) == (3, 4 + 11 + 15)
+    assert (found[b].batch_count, found[b].byte_count) == (2, 10 + 13)
+    assert found[a].first_batch_at < start  # kept from its first batch
+    assert found[a].last_batch_at == times[5]
+    assert (found[b].first_batch_at, found[b].last_batch_at) == (times[2], times[3])
+    assert sorted((r.session_id, r.seq, r.received_at, r.size) for r in rows) == sorted(
+        [
+            (a, 1, found[a].first_batch_at, 4),
+            (a, 2, times[1], 11),
+            (a, 3, times[5], 15),
+            (b, 1, times[3], 10),
+            (b, 2, times[2], 13),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 11, 23, 5, 9, 42, 267972, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+        datetime(2026, 6, 1, 12, 0, 0, 5, tzinfo=timezone(timedelta(hours=2))),  # not UTC
+    ],
+)
+def test_a_batch_time_is_bound_as_the_column_binds_it(at: datetime) -> None:
+    """The SQLite shortcut for received_at gives the text SQLAlchemy's type would."""
+    dialect = sqlite.dialect()
+    column_type = session_batches.c.received_at.type.dialect_impl(dialect)
+    process = column_type.bind_processor(dialect)
+    assert process is not None
+
+    class Conn:  # all _bound_time reads of a connection
+        pass
+
+    conn: Any = Conn()
+    conn.dialect = dialect
+    assert module._bound_time(conn, at, postgres=False) == process(at)
 
 
 def test_pack_and_unpack() -> None:

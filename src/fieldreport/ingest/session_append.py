@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fieldreport.ingest.asgi import JSON_TYPE, Answer, first_headers, raw_headers, send_answer
+from fieldreport.ingest.asgi import JSON_TYPE, Answer, raw_headers, send_answer
 from fieldreport.ingest.auth import bearer_from_header
 from fieldreport.ingest.cors import cors_headers_for, normalized_origin
 from fieldreport.ingest.errors import HTTPProblem, not_found, problem_response, unauthorized
@@ -45,19 +45,33 @@ from fieldreport.storage.session_batches import INLINE_BATCH_BYTES, BatchRecord,
 
 log = logging.getLogger(__name__)
 
-_HEADERS = (b"authorization", b"origin", b"content-length", b"content-encoding")
-
 
 class BatchHead:
     """The request headers a batch needs, found in one pass (the first one wins, as in
-    Starlette's ``Headers``)."""
+    Starlette's ``Headers``; values decoded as Latin-1). The names are compared one by one
+    here rather than through :func:`~fieldreport.ingest.asgi.first_headers`' lookups in a
+    tuple: this runs for every batch."""
 
     __slots__ = ("authorization", "content_encoding", "content_length", "origin")
 
     def __init__(self, scope: Scope) -> None:
-        authorization, self.origin, self.content_length, encoding = first_headers(scope, _HEADERS)
-        self.authorization = authorization or ""
-        self.content_encoding = encoding or ""
+        authorization = origin = length = encoding = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if authorization is None:
+                    authorization = value
+            elif name == b"content-length":
+                if length is None:
+                    length = value
+            elif name == b"origin":
+                if origin is None:
+                    origin = value
+            elif name == b"content-encoding" and encoding is None:
+                encoding = value
+        self.authorization = "" if authorization is None else authorization.decode("latin-1")
+        self.origin = None if origin is None else origin.decode("latin-1")
+        self.content_length = None if length is None else length.decode("latin-1")
+        self.content_encoding = "" if encoding is None else encoding.decode("latin-1")
 
 
 def verify_claims(
@@ -189,7 +203,7 @@ async def _store_batch(app: Starlette, scope: Scope, receive: Receive, *, late: 
         return await _problem(state, head, platform, problem, extra_headers)
     # The bytes JSONResponse({"seq": seq}) renders, without a json.dumps per batch.
     content = b'{"seq":%d}' % seq
-    headers = raw_headers(extra_headers)
+    headers = raw_headers(extra_headers) if extra_headers else []
     headers.append((b"content-length", b"%d" % len(content)))
     headers.append(JSON_TYPE)
     return 200, content, headers
@@ -224,7 +238,7 @@ async def _persist(
 async def _record(state: AppState, record: BatchRecord) -> int:
     """Commit the batch's row (durable when this returns); its sequence number."""
     try:
-        seq = await state.writer.submit(record_batches, record)
+        [seq] = await state.writer.submit_many(record_batches, [record])
     except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
         log.error("database write failed for a session batch: %s", exc)
         raise HTTPProblem(

@@ -92,21 +92,25 @@ class _Event(msgspec.Struct, gc=False):  # no fields: never part of a reference 
 
 _EVENTS = msgspec.json.Decoder(list[_Event])
 _DIGIT_RUN = re.compile(rb"[0-9]*")
+_NOT_DIGIT = re.compile(rb"[^0-9]")
 _DIGITS = b"0123456789"
 
 
 def _has_digit_run_over(data: bytes, limit: int) -> bool:
     """Whether ``data`` holds more than ``limit`` consecutive ASCII digits (0: never).
 
-    Such a run covers a multiple of ``limit``, so probing those positions finds it.
+    Such a run covers a multiple of ``limit``, so probing those positions finds it. A run
+    through a probe that ends at ``right`` is too long when the ``limit + 1`` bytes before
+    ``right`` are all digits; the search for another byte there stops at the first one (no
+    copy of the ``limit`` bytes before the probe).
     """
     if limit <= 0:
         return False
     for probe in range(0, len(data), limit):
         if data[probe] in _DIGITS:
             right = _DIGIT_RUN.match(data, probe).end()  # type: ignore[union-attr]
-            left = data[max(0, probe - limit) : probe]
-            if right - probe + len(left) - len(left.rstrip(_DIGITS)) > limit:
+            start = right - limit - 1
+            if start >= 0 and _NOT_DIGIT.search(data, start, probe) is None:
                 return True
     return False
 
