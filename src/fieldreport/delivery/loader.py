@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from fieldreport.delivery.bundle import FileData, ReportBundle
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import backend_event_dict, events_for_recording
-from fieldreport.storage.reports import Report, StoredFile, get_report
+from fieldreport.storage.reports import ATTACHMENT, SCREENSHOT, Report, StoredFile, get_report
 
 MAX_BACKEND_EVENTS = 10_000  # per push: the newest are in the dashboard and the API
 
@@ -26,9 +27,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def safe_filename(name: str, fallback: str) -> str:
     """A filename safe on any receiver: no path, no odd characters, no leading dot."""
+    return _safe_base(name) or fallback
+
+
+@functools.lru_cache(maxsize=1024)
+def _safe_base(name: str) -> str:
+    """:func:`safe_filename` without the fallback (the same few names come again and again:
+    ``screenshot.png``), or "" when nothing safe is left."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE.sub("_", base).strip("._")[:120]
-    return base or fallback
+    return _UNSAFE.sub("_", base).strip("._")[:120]
 
 
 #: How many bytes of files :func:`prefetch_files` reads ahead for one claimed batch; the
@@ -49,33 +56,44 @@ async def prefetch_files(state: AppState, reports: Iterable[Report]) -> dict[str
     return await state.blobs.get_many(list(dict.fromkeys(keys))) if keys else {}
 
 
-async def _file(
-    state: AppState, stored: StoredFile, fallback: str, files: Mapping[str, bytes]
-) -> FileData:
-    data = files.get(stored.blob_key)
-    if data is None:
-        data = await state.blobs.get_bytes(stored.blob_key)
-    return FileData(safe_filename(stored.filename, fallback), stored.content_type, data)
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def _ext(content_type: str) -> str:
-    return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(content_type, "bin")
+    return _EXTENSIONS.get(content_type, "bin")
+
+
+def _fallback(stored: StoredFile, ticketnr: int) -> str:
+    """The file's name when nothing safe is left of the one it came with."""
+    if stored.role == SCREENSHOT:
+        return f"screenshot-{ticketnr}.{_ext(stored.content_type)}"
+    return f"attachment-{stored.position + 1}"
 
 
 async def bundle_for(
     state: AppState, report: Report, files: Mapping[str, bytes] | None = None
 ) -> ReportBundle:
     """The report as pushed; ``files`` holds blobs already read (:func:`prefetch_files`)."""
-    files = files or {}
-    shot = report.screenshot
-    screenshot = (
-        await _file(state, shot, f"screenshot-{report.ticketnr}.{_ext(shot.content_type)}", files)
-        if shot
-        else None
-    )
-    attachments = [
-        await _file(state, a, f"attachment-{a.position + 1}", files) for a in report.attachments
-    ]
+    screenshot: FileData | None = None
+    attachments: list[FileData] = []
+    # One pass over the files (as Report.screenshot and Report.attachments choose them: the
+    # first screenshot, every attachment in order), a blob read only when not read ahead.
+    for stored in report.files:
+        role = stored.role
+        if role == SCREENSHOT:
+            if screenshot is not None:
+                continue
+        elif role != ATTACHMENT:
+            continue
+        data = files.get(stored.blob_key) if files else None
+        if data is None:
+            data = await state.blobs.get_bytes(stored.blob_key)
+        name = _safe_base(stored.filename) or _fallback(stored, report.ticketnr)
+        item = FileData(name, stored.content_type, data)
+        if role == SCREENSHOT:
+            screenshot = item
+        else:
+            attachments.append(item)
     events: list[dict[str, Any]] = []
     if report.fields.recording:
         events = await backend_events(state, report.project_id, report.fields.recording)

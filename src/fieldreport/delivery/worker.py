@@ -4,8 +4,9 @@ Runs inside ``fieldreport serve`` (a :data:`~fieldreport.app.Service`) and stand
 ``fieldreport worker``; any number of workers may share a PostgreSQL database. Each claim is
 leased; the worker renews the leases of what it is sending, so a worker that dies loses its
 deliveries to another after ``delivery_lease``. Finished attempts are written in batches
-(one transaction for everything that finished meanwhile), which keeps the database from
-being the bottleneck. What happens after an attempt is decided by :mod:`.policy` (pure).
+(one transaction for everything that finished meanwhile, which also claims what is due next:
+one batch writer job per turn of the loop), which keeps the database from being the
+bottleneck. What happens after an attempt is decided by :mod:`.policy` (pure).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from fieldreport.state import AppState
 from fieldreport.storage.attempt_records import Finish, Finished, record_finished
 from fieldreport.storage.deliveries import extend_leases, release
 from fieldreport.storage.destinations import Destination
-from fieldreport.storage.outbox import Claim, ClaimRequest, claim_and_load
+from fieldreport.storage.outbox import Claim, ClaimRequest, Turn, claim_and_load, record_and_claim
 from fieldreport.storage.reports import Report
 from fieldreport.storage.schema.base import utcnow
 
@@ -131,7 +132,6 @@ class Worker:
         self._lanes: set[asyncio.Task[None]] = set()
         self._per_dest: dict[int, int] = {}
         self._finished: list[Finish] = []
-        self._flushed = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = False
         self._drain_timeout = 30.0
@@ -155,15 +155,13 @@ class Worker:
             room[dest] = min(room.get(dest, self.per_destination), allowed)
         return room
 
-    async def claim(self) -> list[Claim]:
+    def _claim_request(self) -> ClaimRequest | None:
         # Claim up to twice the concurrency: the extra ones wait in the queue for a lane, so
         # the pipe stays full while results are written and the next batch is claimed.
         free = PREFETCH * self.concurrency - len(self._inflight)
         if free <= 0 or self._stopping:
-            return []
-        # One batch writer job claims and reads the claimed reports in one transaction (on
-        # SQLite one thread hop, shared with whatever ingest rows are queued meanwhile).
-        request = ClaimRequest(
+            return None
+        return ClaimRequest(
             owner=self.name,
             now=self.now(),
             lease=self.lease,
@@ -172,7 +170,37 @@ class Worker:
             default_room=self.per_destination,
             label=redact_url,
         )
+
+    async def claim(self) -> list[Claim]:
+        """Claim what is due (up to the room left) and queue it for the lanes."""
+        request = self._claim_request()
+        if request is None:
+            return []
+        # One batch writer job claims and reads the claimed reports in one transaction (on
+        # SQLite one thread hop, shared with whatever ingest rows are queued meanwhile).
         claims, reports = await self.state.writer.submit(claim_and_load, request)
+        await self._take(claims, reports)
+        return claims
+
+    async def turn(self) -> list[Claim]:
+        """Record every finished attempt and claim what is due, in one batch writer job (one
+        transaction): what :meth:`flush` then :meth:`claim` do, for one commit instead of two."""
+        request = self._claim_request()
+        if not self._finished:
+            return await self.claim() if request is not None else []
+        batch, self._finished = self._finished, []
+        try:
+            claims, reports = await self.state.writer.submit(
+                record_and_claim, Turn(Finished(batch, self.now()), request)
+            )
+        except Exception:
+            self._finished[:0] = batch
+            raise
+        await self._take(claims, reports)
+        return claims
+
+    async def _take(self, claims: list[Claim], reports: dict[str, Report]) -> None:
+        """Queue claimed deliveries for the lanes (their files read ahead), start lanes."""
         files: dict[str, bytes] = {}
         if reports:
             try:
@@ -196,7 +224,6 @@ class Worker:
             self._queue.append((c, report, own))
         for _ in range(min(len(self._queue), self.concurrency - len(self._lanes))):
             self._lanes.add(asyncio.create_task(self._lane(), name="delivery-lane"))
-        return claims
 
     def _done(self, delivery_id: int) -> None:
         dest_id = self._inflight.pop(delivery_id, None)
@@ -319,7 +346,6 @@ class Worker:
             )
         )
         self.sent += 1
-        self._flushed.clear()
         self._wake.set()
 
     async def flush(self) -> int:
@@ -332,8 +358,6 @@ class Worker:
         except Exception:
             self._finished[:0] = batch
             raise
-        if not self._finished:
-            self._flushed.set()
         return len(batch)
 
     async def _heartbeat(self) -> None:
@@ -376,8 +400,7 @@ class Worker:
         state_wake = self.state.delivery_wake
         while not self._stopping:
             try:
-                await self.flush()
-                await self.claim()
+                await self.turn()
             except Exception:
                 log.exception("delivery worker: database error; retrying shortly")
                 await asyncio.sleep(min(self.poll, 2.0))

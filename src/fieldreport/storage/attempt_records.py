@@ -2,13 +2,18 @@
 outcome, and each delivery moved on (delivered, retried later, passed to the next destination
 of its chain, or dead).
 
-The common outcomes (delivered, retry) are plain SQL (:mod:`~fieldreport.storage.plainsql`),
-one ``executemany`` per transaction; giving up, which is rare, stays in Core. Attempts are
-claimed, and their rows created, by :mod:`~fieldreport.storage.outbox`.
+The common outcomes (delivered, retry) are plain SQL (:mod:`~fieldreport.storage.plainsql`):
+on SQLite one ``UPDATE ... FROM`` a ``VALUES`` list per table and transaction (an
+``executemany`` runs each row as a step of its own, and pysqlite releases and takes back the
+GIL around each: while the event loop holds the GIL, the writer thread waited for it twice per
+delivery); on PostgreSQL one ``executemany`` (asyncpg pipelines it). Giving up, which is rare,
+stays in Core. Attempts are claimed, and their rows created, by
+:mod:`~fieldreport.storage.outbox`.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,8 +23,10 @@ from sqlalchemy import Connection
 
 from fieldreport.storage.deliveries import DEAD, DELIVERED, FAILED
 from fieldreport.storage.destinations import first_in_chain
-from fieldreport.storage.plainsql import binder, execute_many
+from fieldreport.storage.plainsql import binder, execute, execute_many
 from fieldreport.storage.schema.delivery import deliveries, destinations
+
+_SQLITE_VERSION = sqlite3.sqlite_version_info
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,48 @@ _RECORD_ATTEMPT = (
     "UPDATE delivery_attempts SET started_at = ?, duration_ms = ?, status_code = ?,"
     " response_excerpt = ?, error = ?, outcome = ? WHERE id = ?"
 )
+# SQLite (3.33+): the same updates for many rows in one statement; the rows' values are the
+# parameters of _MOVE_ON / _RECORD_ATTEMPT in the same order (updated_at is per row there).
+_MOVE_ON_ROWS = (
+    "status, delivered_at, next_attempt_at, last_error, last_status_code, updated_at, id, owner",
+    "UPDATE deliveries SET status = v.status, delivered_at = v.delivered_at,"
+    " next_attempt_at = v.next_attempt_at, last_error = v.last_error,"
+    " last_status_code = v.last_status_code, attempts = attempts + 1,"
+    " total_attempts = total_attempts + 1, lease_owner = NULL, lease_expires_at = NULL,"
+    " updated_at = v.updated_at FROM v WHERE deliveries.id = v.id"
+    " AND deliveries.lease_owner = v.owner",
+)
+_RECORD_ATTEMPT_ROWS = (
+    "started_at, duration_ms, status_code, response_excerpt, error, outcome, id",
+    "UPDATE delivery_attempts SET started_at = v.started_at, duration_ms = v.duration_ms,"
+    " status_code = v.status_code, response_excerpt = v.response_excerpt, error = v.error,"
+    " outcome = v.outcome FROM v WHERE delivery_attempts.id = v.id",
+)
+_SQLITE_MAX_VARIABLES = 999  # per statement: 32766 since SQLite 3.32, 999 before
+
+
+def _update_rows(
+    conn: Connection, one: str, many: tuple[str, str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Run the UPDATE ``one`` for each of ``rows``: on SQLite 3.33+ as ``many`` (``WITH
+    v(columns) AS (VALUES ...) UPDATE ... FROM v``), a statement per 999 parameters; else an
+    ``executemany`` of ``one``."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite" or _SQLITE_VERSION < (3, 33):
+        execute_many(conn, one, rows)
+        return
+    columns, update = many
+    width = len(rows[0])
+    one_row = f"({', '.join('?' * width)})"
+    per_statement = _SQLITE_MAX_VARIABLES // width
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        params: list[Any] = []
+        for row in chunk:
+            params.extend(row)
+        values = ", ".join([one_row] * len(chunk))
+        execute(conn, f"WITH v({columns}) AS (VALUES {values}) {update}", params)
 
 
 def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
@@ -60,9 +109,10 @@ def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
     at = stamp(now)
     simple = [f for f in items if f.action in ("delivered", "retry")]
     if simple:
-        execute_many(
+        _update_rows(
             conn,
             _MOVE_ON,
+            _MOVE_ON_ROWS,
             [
                 (
                     DELIVERED,
@@ -93,9 +143,10 @@ def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
         if f.action in ("delivered", "retry"):
             continue
         outcomes[f.attempt_id] = _give_up(conn, f, now)
-    execute_many(
+    _update_rows(
         conn,
         _RECORD_ATTEMPT,
+        _RECORD_ATTEMPT_ROWS,
         [
             (
                 stamp(f.started_at),

@@ -82,22 +82,13 @@ class HttpTransport:
         started = time.perf_counter()
         target = _target(dest.url)
         secrets = [dest.token, dest.secret, *target.secrets, *(v for _, v in dest.headers)]
-
-        def elapsed() -> int:
-            return int((time.perf_counter() - started) * 1000)
-
-        def failed(error: str, *, permanent: bool = False) -> SendResult:
-            return SendResult(
-                ok=False, duration_ms=elapsed(), error=scrub(error, secrets), permanent=permanent
-            )
-
         host, inline = target.host, target.inline
         if target.literal:
             # aiohttp does not resolve literal IPs, so check them here; names are checked by
             # the guarded resolver at connection time (after DNS, so rebinding cannot pass).
             refused = _literal_refused(host, self.allow_private)
             if refused is not None:
-                return failed(refused, permanent=True)
+                return _failed(refused, started, secrets, permanent=True)
 
         # Case-insensitive: a destination's --header replaces ours whatever its spelling.
         headers: CIMultiDict[str] = CIMultiDict()
@@ -135,18 +126,18 @@ class HttpTransport:
                 header = resp.headers.get("Retry-After")
                 retry_after = parse_retry_after(header, datetime.now(UTC)) if header else None
         except TimeoutError:
-            return failed(f"timed out after {dest.timeout:g}s")
+            return _failed(f"timed out after {dest.timeout:g}s", started, secrets)
         except BlockedDestination as exc:
-            return failed(str(exc), permanent=True)
+            return _failed(str(exc), started, secrets, permanent=True)
         except aiohttp.ClientConnectorError as exc:
             cause = exc.os_error
             if isinstance(cause, BlockedDestination):
-                return failed(str(cause), permanent=True)
-            return failed(f"cannot connect to {host}: {cause.strerror or cause}")
+                return _failed(str(cause), started, secrets, permanent=True)
+            return _failed(f"cannot connect to {host}: {cause.strerror or cause}", started, secrets)
         except aiohttp.ClientError as exc:
-            return failed(f"{type(exc).__name__}: {exc}")
+            return _failed(f"{type(exc).__name__}: {exc}", started, secrets)
         except OSError as exc:
-            return failed(f"network error: {exc}")
+            return _failed(f"network error: {exc}", started, secrets)
         ok, permanent = classify_http_status(status)
         excerpt = scrub(excerpt_bytes.decode("utf-8", "replace"), secrets)
         error = None
@@ -156,13 +147,27 @@ class HttpTransport:
                 error += f": redirect to {location or '?'} not followed"
         return SendResult(
             ok=ok,
-            duration_ms=elapsed(),
+            duration_ms=_elapsed_ms(started),
             status_code=status,
             response_excerpt=excerpt,
             error=scrub(error, secrets) if error else None,
             retry_after=retry_after if status in (429, 503) else None,
             permanent=permanent,
         )
+
+
+# No closures per send: they and their cells lived as long as the request, one more set of
+# young objects for the garbage collector to walk for every delivery in flight.
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _failed(
+    error: str, started: float, secrets: list[str | None], *, permanent: bool = False
+) -> SendResult:
+    return SendResult(
+        ok=False, duration_ms=_elapsed_ms(started), error=scrub(error, secrets), permanent=permanent
+    )
 
 
 # What a send derives from a destination's URL, the SSRF verdict on a literal address and the
