@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 
 from fieldreport.storage import driver
+from fieldreport.storage.plainsql import dialect_sql
 
 
 def insert_ids(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -72,13 +73,13 @@ class RowInsert:
         self.table = table
         self.columns = tuple(columns)
         self._sql: dict[str, _Statements] = {}
-        self._binds: dict[tuple[str, str], Callable[[Any], Any] | None] = {}
+        self._binds: dict[tuple[str, str, str], Callable[[Any], Any] | None] = {}
 
     def bind(self, conn: Connection, column: str, value: Any) -> Any:
         """``value`` of ``column`` as the driver takes it (the column type's bind processing:
         a timestamp as SQLite's text, a boolean as SQLite's integer). For values shared by
         many rows, so that the per-row tuples need no processing."""
-        key = (conn.dialect.name, column)
+        key = (conn.dialect.name, conn.dialect.driver, column)
         if key not in self._binds:
             column_type = self.table.c[column].type.dialect_impl(conn.dialect)
             self._binds[key] = column_type.bind_processor(conn.dialect)
@@ -90,7 +91,7 @@ class RowInsert:
         the caller's transaction; their new ids, in order."""
         if not rows:
             return []
-        sql = self._sql.get(conn.dialect.name) or self._build(conn.dialect)
+        sql = self._sql.get(conn.dialect.driver) or self._build(conn.dialect)
         if conn.dialect.name == "sqlite":
             [(top,)] = driver.execute(conn, sql.top).fetchall()  # all: the statement is done
             first = int(top) + 1
@@ -122,14 +123,16 @@ class RowInsert:
             )
         elif dialect.name == "postgresql":
             arrays = ", ".join(
-                f"${i}::{self.table.c[c].type.compile(dialect=dialect)}[]"
-                for i, c in enumerate(self.columns, 1)
+                f"?::{self.table.c[c].type.compile(dialect=dialect)}[]" for c in self.columns
             )
             built = _Statements(
-                insert=f"INSERT INTO {table} ({names}) SELECT {names} FROM unnest({arrays}) "
-                f"WITH ORDINALITY AS u({names}, _position) ORDER BY _position RETURNING id"
+                insert=dialect_sql(
+                    dialect,
+                    f"INSERT INTO {table} ({names}) SELECT {names} FROM unnest({arrays}) "
+                    f"WITH ORDINALITY AS u({names}, _position) ORDER BY _position RETURNING id",
+                )
             )
         else:
             raise NotImplementedError(f"RowInsert does not know {dialect.name}")
-        self._sql[dialect.name] = built
+        self._sql[dialect.driver] = built
         return built

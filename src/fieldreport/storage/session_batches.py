@@ -35,6 +35,7 @@ from zlib_ng import zlib_ng
 from fieldreport.storage.blobs import BlobStore
 from fieldreport.storage.bulk import RowInsert
 from fieldreport.storage.db import Database
+from fieldreport.storage.plainsql import dialect_sql
 from fieldreport.storage.schema.base import UTCDateTime
 from fieldreport.storage.schema.sessions import session_batches, sessions
 
@@ -126,7 +127,7 @@ _BATCH_ROW = (
 _INSERT_BATCHES = RowInsert(session_batches, _BATCH_ROW)
 _PG_INSERT_BATCHES = (
     f"INSERT INTO session_batches ({', '.join(_BATCH_ROW)}) "
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_BATCH_ROW) + 1))})"
+    f"VALUES ({', '.join('?' * len(_BATCH_ROW))})"
 )
 
 
@@ -179,7 +180,7 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
             )
     if postgres:
         if rows:
-            conn.exec_driver_sql(_PG_INSERT_BATCHES, rows)
+            conn.exec_driver_sql(dialect_sql(conn.dialect, _PG_INSERT_BATCHES), rows)
     else:
         _INSERT_BATCHES.ids(conn, rows)
     return seqs
