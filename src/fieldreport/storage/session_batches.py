@@ -32,10 +32,10 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from zlib_ng import zlib_ng
 
+from fieldreport.storage import plainsql
 from fieldreport.storage.blobs import BlobStore
 from fieldreport.storage.bulk import RowInsert
 from fieldreport.storage.db import Database
-from fieldreport.storage.plainsql import dialect_sql
 from fieldreport.storage.schema.base import UTCDateTime
 from fieldreport.storage.schema.sessions import session_batches, sessions
 
@@ -119,8 +119,9 @@ _COUNT_BATCHES = (
 )
 # The rows go in as tuples the driver takes (see storage/bulk.py), without a Core
 # executemany's per-row parameter processing (~11k instructions a row, callgrind). SQLite: one
-# multi-row statement. PostgreSQL: asyncpg's executemany of one prepared statement, not
-# RowInsert's unnest(), whose arrays of 20 KB values cost more in copies (sys time) than it saves.
+# multi-row statement. PostgreSQL: the driver's executemany of one prepared statement on its
+# cursor (psycopg sends every row in one pipeline), not RowInsert's unnest(), whose arrays of
+# 20 KB values cost more in copies (sys time) than it saves (measured with asyncpg).
 _BATCH_ROW = (
     "session_id", "seq", "late", "received_at", "size", "encoding", "blob_key", "data", "codec"
 )  # fmt: skip
@@ -180,7 +181,7 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
             )
     if postgres:
         if rows:
-            conn.exec_driver_sql(dialect_sql(conn.dialect, _PG_INSERT_BATCHES), rows)
+            plainsql.execute_many(conn, _PG_INSERT_BATCHES, rows)
     else:
         _INSERT_BATCHES.ids(conn, rows)
     return seqs
