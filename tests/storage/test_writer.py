@@ -118,6 +118,31 @@ async def test_a_failing_caller_fails_alone(db: Database, writer: BatchWriter) -
     assert await names(db) == ["ok1", "ok2", "ok3", "ok4", "taken"]
 
 
+async def test_jobs_of_several_kinds_share_a_transaction_each_in_its_savepoint(
+    db: Database, writer: BatchWriter
+) -> None:
+    """Three kinds of job in one transaction, the middle one failing on its rows: the others
+    commit (on PostgreSQL the first savepoint goes out with BEGIN, and each RELEASE with the
+    next SAVEPOINT)."""
+
+    def add_more(conn: Connection, names: list[str]) -> list[int]:
+        return add_projects(conn, names)
+
+    def add_taken(conn: Connection, names: list[str]) -> list[int]:
+        return add_projects(conn, ["first"])  # unique violation: "first" is in this transaction
+
+    outcomes = await asyncio.gather(
+        writer.submit(add_projects, "first"),
+        writer.submit(add_taken, "x"),
+        writer.submit(add_more, "third"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], sa.exc.IntegrityError)
+    assert isinstance(outcomes[0], int) and isinstance(outcomes[2], int)
+    assert writer.transactions == 1
+    assert await names(db) == ["first", "third"]
+
+
 async def test_a_failed_commit_fails_every_caller_then_recovers(
     db: Database, writer: BatchWriter
 ) -> None:

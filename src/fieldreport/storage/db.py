@@ -222,6 +222,10 @@ class Database:
                     max_overflow=0,
                     pool_pre_ping=True,
                     pool_timeout=30,
+                    # The writer sends BEGIN itself, with its first SAVEPOINT (one round
+                    # trip: storage/writer.py); psycopg's COMMIT and ROLLBACK still follow
+                    # the transaction it finds open.
+                    isolation_level="AUTOCOMMIT",
                     # asyncpg's default connect timeout, where libpq would wait forever
                     connect_args={} if "connect_timeout" in url.query else {"connect_timeout": 60},
                 )
