@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -42,6 +43,10 @@ def insert_ids(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) ->
     return [int(r[0]) for r in result]
 
 
+# Column types whose values JSON carries exactly (with a cast from text on the way in).
+_JSON_EXACT = {"INTEGER", "BIGINT", "SMALLINT", "BOOLEAN", "TIMESTAMP WITH TIME ZONE"}
+_ROWS_JSON = msgspec.json.Encoder()
+
 # Bound parameters per SQLite statement: 32766 since SQLite 3.32, 999 before.
 _SQLITE_MAX_VARIABLES = 999
 
@@ -51,6 +56,7 @@ class _Statements:
     insert: str  # PostgreSQL: the whole statement; SQLite: up to VALUES, rows follow
     row: str = ""  # SQLite: one row's placeholders
     top: str = ""  # SQLite: the highest id so far
+    json: bool = False  # PostgreSQL: the rows go in as one JSON text, not as arrays
 
 
 class RowInsert:
@@ -66,7 +72,9 @@ class RowInsert:
       unnest($1::type[], ...) WITH ORDINALITY ... ORDER BY ordinality RETURNING id``: the
       ids come from the sequence in that order, so sorted they match the rows (what
       SQLAlchemy's own ``sort_by_parameter_order`` relies on). One prepared statement
-      serves every row count.
+      serves every row count. On psycopg (the batch writer's driver) the rows go in as
+      one JSON array of arrays instead, ``jsonb_array_elements(?::jsonb) WITH ORDINALITY``,
+      when every column's type travels exactly as JSON text (see :meth:`_json_casts`).
     """
 
     def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
@@ -105,8 +113,12 @@ class RowInsert:
                     params.extend(row)
                 driver.execute(conn, f"{sql.insert} {values}", params)
             return list(range(first, first + len(rows)))
-        arrays = tuple(list(column) for column in zip(*rows, strict=True))
-        found = driver.execute(conn, sql.insert, arrays).fetchall()
+        if sql.json:  # one JSON text of the rows (see _json_casts)
+            found = driver.execute(conn, sql.insert, (_ROWS_JSON.encode(rows).decode(),))
+        else:
+            arrays = tuple(list(column) for column in zip(*rows, strict=True))
+            found = driver.execute(conn, sql.insert, arrays)
+        found = found.fetchall()
         ids = sorted(int(new_id) for (new_id,) in found)
         if len(ids) != len(rows):
             raise RuntimeError(f"inserted {len(rows)} rows but got {len(ids)} ids")
@@ -120,6 +132,17 @@ class RowInsert:
                 insert=f"INSERT INTO {table} (id, {names}) VALUES",
                 row=f"({', '.join('?' * (len(self.columns) + 1))})",
                 top=f"SELECT coalesce(max(id), 0) FROM {table}",
+            )
+        elif dialect.name == "postgresql" and (casts := self._json_casts(dialect)):
+            values = ", ".join(f"(r->>{i})::{cast}" for i, cast in enumerate(casts))
+            built = _Statements(
+                insert=dialect_sql(
+                    dialect,
+                    f"INSERT INTO {table} ({names}) SELECT {values} FROM jsonb_array_elements"
+                    "(?::jsonb) WITH ORDINALITY AS u(r, _position) ORDER BY _position "
+                    "RETURNING id",
+                ),
+                json=True,
             )
         elif dialect.name == "postgresql":
             arrays = ", ".join(
@@ -136,3 +159,25 @@ class RowInsert:
             raise NotImplementedError(f"RowInsert does not know {dialect.name}")
         self._sql[dialect.driver] = built
         return built
+
+    def _json_casts(self, dialect: Dialect) -> tuple[str, ...]:
+        """psycopg: each column's cast from JSON text, or nothing when a column's type is not
+        one that text and JSON carry exactly (then ``unnest`` of arrays, as for asyncpg).
+
+        psycopg adapts a Python list to an array in Python, value by value: for 16 events
+        (11 columns) ~700 µs of the writer thread's CPU, holding the GIL, against ~130 µs
+        for the same rows as one JSON text (msgspec) taken apart by the server. Strings are
+        cast to ``text``, not to ``varchar(n)`` (an explicit cast would cut a long value
+        where the column's assignment refuses it)."""
+        if dialect.driver != "psycopg":
+            return ()
+        casts = []
+        for column in self.columns:
+            compiled = self.table.c[column].type.compile(dialect=dialect).upper()
+            if compiled == "TEXT" or compiled.startswith("VARCHAR"):
+                casts.append("text")
+            elif compiled in _JSON_EXACT:
+                casts.append(compiled.lower())
+            else:
+                return ()
+        return tuple(casts)

@@ -120,8 +120,8 @@ _COUNT_BATCHES = (
 # The rows go in as tuples the driver takes (see storage/bulk.py), without a Core
 # executemany's per-row parameter processing (~11k instructions a row, callgrind). SQLite: one
 # multi-row statement. PostgreSQL: the driver's executemany of one prepared statement on its
-# cursor (psycopg sends every row in one pipeline), not RowInsert's unnest(), whose arrays of
-# 20 KB values cost more in copies (sys time) than it saves (measured with asyncpg).
+# cursor (psycopg sends every row in one pipeline), not RowInsert's unnest() of arrays of
+# 20 KB values, which cost more in copies (sys time) than it saved (measured with asyncpg).
 _BATCH_ROW = (
     "session_id", "seq", "late", "received_at", "size", "encoding", "blob_key", "data", "codec"
 )  # fmt: skip
