@@ -89,3 +89,56 @@ async def test_a_bad_row_raises_sqlalchemy_integrity_error(
     with pytest.raises(sa.exc.IntegrityError):
         async with state.db.write() as conn:
             await conn.run_sync(_insert, rows)
+
+
+TRICKY = [
+    'quote " and \\ backslash',
+    '{"json": [1, 2]} \' single',
+    "line\nbreak\ttab \x01 control",
+    "emoji 🦊 and ünïcödé",
+    "x" * 5000,
+]
+
+
+@pytest.mark.parametrize("microsecond", [0, 123456])
+async def test_rows_written_by_the_batch_writer_are_stored_exactly_as_core_stores_them(
+    state: AppState, project: NewProject, microsecond: int
+) -> None:
+    """The writer's own connection (psycopg on PostgreSQL: the rows go in as one JSON text)
+    stores what Core stores, whatever the text holds."""
+    at = datetime(2026, 1, 1, 12, 0, 0, microsecond, tzinfo=UTC)
+    rows = _rows(project.project.id, TRICKY, at, pending=False)
+    async with state.db.write() as conn:
+        core_ids = await conn.run_sync(insert_ids, backend_events, rows)
+    fast_ids = await state.writer.submit_many(_insert_job, rows)
+    async with state.db.read() as conn:
+        core = await conn.run_sync(_stored, core_ids)
+        fast = await conn.run_sync(_stored, fast_ids)
+    assert fast == core
+    assert [row[COLUMNS.index("title")] for row in fast] == TRICKY
+
+
+async def test_a_value_too_long_for_its_column_is_refused_not_cut(
+    state: AppState, project: NewProject
+) -> None:
+    if state.db.is_sqlite:
+        pytest.skip("SQLite does not hold a VARCHAR to its length")
+    rows = _rows(project.project.id, ["long recording"], datetime.now(UTC), False)
+    rows[0]["recording"] = "r" * 65  # varchar(64)
+    with pytest.raises(sa.exc.DataError):
+        await state.writer.submit_many(_insert_job, rows)
+
+
+async def test_a_nul_character_is_a_data_error_on_postgresql(
+    state: AppState, project: NewProject
+) -> None:
+    """PostgreSQL's text holds no NUL: the row fails alone (DataError), as with every driver."""
+    if state.db.is_sqlite:
+        pytest.skip("SQLite's text holds NUL")
+    rows = _rows(project.project.id, ["nul \x00 inside"], datetime.now(UTC), False)
+    with pytest.raises(sa.exc.DataError):
+        await state.writer.submit_many(_insert_job, rows)
+
+
+def _insert_job(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    return _insert(conn, rows)

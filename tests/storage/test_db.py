@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from fieldreport.keys import hash_key
-from fieldreport.storage.db import Database, async_url
+from fieldreport.storage.db import Database, async_url, psycopg_url
 from fieldreport.storage.migrate import upgrade
 from fieldreport.storage.projects import (
     ProjectExists,
@@ -48,6 +48,23 @@ def test_async_url_mapping() -> None:
     assert async_url("postgresql://u:p@h/db").startswith("postgresql+asyncpg://u:p@h/db")
     with pytest.raises(ValueError, match="unsupported database"):
         async_url("mysql://h/db")
+
+
+def test_psycopg_url_for_the_batch_writer() -> None:
+    """The batch writer's psycopg engine reaches the database the asyncpg pool does, with
+    the URL's options in libpq's names."""
+    url = psycopg_url(async_url("postgres://u:p@h:5433/db?ssl=require"))
+    assert url.drivername == "postgresql+psycopg"
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "u",
+        "p",
+        "h",
+        5433,
+        "db",
+    )
+    assert dict(url.query) == {"sslmode": "require"}
+    url = psycopg_url("postgresql://h/db?prepared_statement_cache_size=0&application_name=fr")
+    assert dict(url.query) == {"application_name": "fr"}
 
 
 async def test_keys_are_stored_hashed(db: Database) -> None:

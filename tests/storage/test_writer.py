@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -56,7 +58,7 @@ def add_projects(conn: Connection, names: list[str]) -> list[int]:
 
 
 def commit_engine(db: Database) -> Engine:
-    return db.sqlite_batch_engine() if db.is_sqlite else db.engine.sync_engine
+    return db.batch_engine()
 
 
 async def names(db: Database) -> list[str]:
@@ -80,6 +82,26 @@ async def test_concurrent_callers_share_transactions_and_see_their_results(
     assert writer.items_written == 40
 
 
+async def test_jobs_run_in_the_writer_thread_on_its_synchronous_driver(
+    db: Database, writer: BatchWriter
+) -> None:
+    """On both backends the transaction runs in the writer's own thread, on pysqlite or
+    psycopg (not asyncpg's adaptation on the event loop), on one connection kept across
+    transactions."""
+    seen: list[tuple[str, str, int]] = []
+
+    def where(conn: Connection, items: list[int]) -> list[int]:
+        dbapi_conn = conn.connection.dbapi_connection
+        seen.append((threading.current_thread().name, conn.dialect.driver, id(dbapi_conn)))
+        return items
+
+    await writer.submit(where, 1)
+    await writer.submit(where, 2)
+    assert [s[0].startswith("fieldreport-writer") for s in seen] == [True, True]
+    assert {s[1] for s in seen} == {"pysqlite" if db.is_sqlite else "psycopg"}
+    assert seen[0][2] == seen[1][2]
+
+
 async def test_a_failing_caller_fails_alone(db: Database, writer: BatchWriter) -> None:
     await writer.submit(add_projects, "taken")
     outcomes = await asyncio.gather(
@@ -94,6 +116,31 @@ async def test_a_failing_caller_fails_alone(db: Database, writer: BatchWriter) -
     assert isinstance(outcomes[3], sa.exc.IntegrityError)
     assert isinstance(outcomes[4], list) and len(outcomes[4]) == 2
     assert await names(db) == ["ok1", "ok2", "ok3", "ok4", "taken"]
+
+
+async def test_jobs_of_several_kinds_share_a_transaction_each_in_its_savepoint(
+    db: Database, writer: BatchWriter
+) -> None:
+    """Three kinds of job in one transaction, the middle one failing on its rows: the others
+    commit (on PostgreSQL the first savepoint goes out with BEGIN, and each RELEASE with the
+    next SAVEPOINT)."""
+
+    def add_more(conn: Connection, names: list[str]) -> list[int]:
+        return add_projects(conn, names)
+
+    def add_taken(conn: Connection, names: list[str]) -> list[int]:
+        return add_projects(conn, ["first"])  # unique violation: "first" is in this transaction
+
+    outcomes = await asyncio.gather(
+        writer.submit(add_projects, "first"),
+        writer.submit(add_taken, "x"),
+        writer.submit(add_more, "third"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], sa.exc.IntegrityError)
+    assert isinstance(outcomes[0], int) and isinstance(outcomes[2], int)
+    assert writer.transactions == 1
+    assert await names(db) == ["first", "third"]
 
 
 async def test_a_failed_commit_fails_every_caller_then_recovers(
@@ -129,6 +176,61 @@ async def test_a_lost_connection_fails_the_whole_batch_not_one_caller(
     # no per-caller retry on a dead transaction: every caller gets the database error (503)
     assert all(isinstance(o, sa.exc.OperationalError) for o in outcomes)
     assert await names(db) == []
+
+
+async def test_a_connection_killed_while_idle_is_replaced_without_failing_a_batch(
+    db: Database, writer: BatchWriter
+) -> None:
+    """PostgreSQL, for real: the server terminates the writer's kept connection between two
+    transactions. The next batch, which committed nothing on it, runs again on a fresh
+    connection (what a ping on checkout gave), so its callers do not see the loss."""
+    if db.is_sqlite:
+        pytest.skip("a server-side kill is PostgreSQL's")
+
+    def backend_pid(conn: Connection, items: list[int]) -> list[int]:
+        return [int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())] * len(items)
+
+    pid = await writer.submit(backend_pid, 0)
+    async with db.write() as conn:
+        await conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    ids = await asyncio.gather(writer.submit(add_projects, "a"), writer.submit(add_projects, "b"))
+    assert len(set(ids)) == 2
+    assert await names(db) == ["a", "b"]
+    assert await writer.submit(backend_pid, 0) != pid
+
+
+async def test_a_connection_lost_during_a_transaction_fails_its_batch(
+    db: Database, writer: BatchWriter
+) -> None:
+    """PostgreSQL, for real: the writer's connection is terminated while its transaction
+    runs (a job waits for the kill). The batch fails as a whole with SQLAlchemy's error
+    for a lost connection (what the routes answer 503 for), it is not run again, and the
+    next batch runs on a fresh connection."""
+    if db.is_sqlite:
+        pytest.skip("a server-side kill is PostgreSQL's")
+    pids: list[int] = []
+
+    def killed_meanwhile(conn: Connection, items: list[str]) -> list[int]:
+        pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+        pids.append(pid)
+        if len(pids) == 1:
+            url = db.batch_engine().url.set(drivername="postgresql")
+            with psycopg.connect(url.render_as_string(hide_password=False)) as killer:
+                killer.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits
+        return add_projects(conn, items)
+
+    outcomes = await asyncio.gather(
+        writer.submit(add_projects, "lost-a"),
+        writer.submit(killed_meanwhile, "lost-b"),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        assert isinstance(outcome, sa.exc.DBAPIError)
+        assert outcome.connection_invalidated
+    assert await names(db) == []
+    await writer.submit(killed_meanwhile, "after")
+    assert await names(db) == ["after"]
+    assert len(pids) == 2 and pids[0] != pids[1]  # not retried; then a fresh connection
 
 
 async def test_a_cancelled_caller_still_commits(db: Database, writer: BatchWriter) -> None:

@@ -3,7 +3,10 @@
 ``write()`` opens a write transaction and ``read()`` a read-only connection. On SQLite the
 writer is a single connection that starts transactions with ``BEGIN IMMEDIATE`` (one writer,
 no lock upgrades, no ``database is locked`` surprises) while readers run concurrently
-through WAL; on PostgreSQL both share one pool.
+through WAL; on PostgreSQL both share one pool (asyncpg).
+
+The batch writer (:mod:`fieldreport.storage.writer`) has a synchronous engine of its own,
+used from its own thread: pysqlite on SQLite, psycopg on PostgreSQL (:meth:`batch_engine`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
@@ -43,6 +46,24 @@ def async_url(url: str) -> str:
     else:
         raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
     return parsed.render_as_string(hide_password=False)
+
+
+#: asyncpg's names for connection options that libpq (psycopg) spells otherwise, and the
+#: ones only asyncpg (or SQLAlchemy's asyncpg dialect) knows.
+_LIBPQ_NAMES = {"ssl": "sslmode"}
+_ASYNCPG_ONLY = {"prepared_statement_cache_size", "prepared_statement_name_func"}
+
+
+def psycopg_url(url: str) -> URL:
+    """The same PostgreSQL database for psycopg: the URL's options in libpq's names
+    (``ssl=require`` -> ``sslmode=require``), asyncpg-only options left out."""
+    parsed = make_url(url)
+    query = {
+        _LIBPQ_NAMES.get(name, name): value
+        for name, value in parsed.query.items()
+        if name not in _ASYNCPG_ONLY
+    }
+    return parsed.set(drivername="postgresql+psycopg", query=query)
 
 
 def _with_sqlite_pragmas(engine: Engine, *, writer: bool) -> Engine:
@@ -182,13 +203,32 @@ class Database:
             writer=writer,
         )
 
-    def sqlite_batch_engine(self) -> Engine:
-        """SQLite: a synchronous engine for the batch writer's own thread
-        (:mod:`fieldreport.storage.writer`), which writes many requests' rows per
-        transaction without a thread hop per statement."""
-        assert self.is_sqlite
+    def batch_engine(self) -> Engine:
+        """A synchronous engine for the batch writer's own thread
+        (:mod:`fieldreport.storage.writer`), which runs each transaction there start to
+        end, one thread hop per transaction: pysqlite on SQLite (same file and pragmas),
+        psycopg on PostgreSQL (same server and database as the asyncpg pool; the
+        connection is checked with a ping when it is taken from its one-slot pool, which
+        the writer does once per connection, not per transaction)."""
         if self._batch_engine is None:
-            self._batch_engine = self._sqlite_sync_engine(1, writer=True)
+            if self.is_sqlite:
+                self._batch_engine = self._sqlite_sync_engine(1, writer=True)
+            else:
+                url = psycopg_url(self._async_url)
+                self._batch_engine = create_engine(
+                    url,
+                    poolclass=QueuePool,
+                    pool_size=1,
+                    max_overflow=0,
+                    pool_pre_ping=True,
+                    pool_timeout=30,
+                    # The writer sends BEGIN itself, with its first SAVEPOINT (one round
+                    # trip: storage/writer.py); psycopg's COMMIT and ROLLBACK still follow
+                    # the transaction it finds open.
+                    isolation_level="AUTOCOMMIT",
+                    # asyncpg's default connect timeout, where libpq would wait forever
+                    connect_args={} if "connect_timeout" in url.query else {"connect_timeout": 60},
+                )
         return self._batch_engine
 
     async def dispose(self) -> None:

@@ -29,7 +29,8 @@ from sqlalchemy.exc import DBAPIError
 
 def execute(conn: Connection, sql: str, params: Any = ()) -> Any:
     """Run ``sql`` (the dialect's paramstyle, as ``exec_driver_sql`` takes it) with
-    ``params`` on a new DBAPI cursor of ``conn``; the cursor, to fetch from."""
+    ``params`` on a new DBAPI cursor of ``conn``; the cursor, to fetch from. With ``params``
+    None, psycopg sends ``sql`` as a simple query, which may hold several statements."""
     return _run(conn, sql, params, many=False)
 
 
@@ -45,6 +46,8 @@ def _run(conn: Connection, sql: str, params: Any, *, many: bool) -> Any:
     try:
         if many:
             cursor.executemany(sql, params)
+        elif params is None:
+            cursor.execute(sql)
         else:
             cursor.execute(sql, params)
     except Exception as exc:

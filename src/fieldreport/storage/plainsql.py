@@ -28,22 +28,27 @@ from fieldreport.storage import driver
 
 Processor = Callable[[Any], Any] | None
 
-_numbered: dict[str, str] = {}
-_binds: dict[tuple[str, sa.Column[Any]], Processor] = {}
-_results: dict[tuple[str, tuple[sa.Column[Any], ...], tuple[Any, ...]], tuple[Processor, ...]] = {}
+_numbered: dict[tuple[str, str], str] = {}
+_binds: dict[tuple[str, str, sa.Column[Any]], Processor] = {}
+_results: dict[
+    tuple[str, str, tuple[sa.Column[Any], ...], tuple[Any, ...]], tuple[Processor, ...]
+] = {}
 
 
 def dialect_sql(dialect: Dialect, sql: str) -> str:
     """``sql`` (``?`` placeholders) in the dialect's paramstyle."""
     if dialect.paramstyle == "qmark":
         return sql
-    found = _numbered.get(sql)
+    found = _numbered.get((dialect.paramstyle, sql))
     if found is None:
-        if dialect.paramstyle != "numeric_dollar":
+        if dialect.paramstyle in ("format", "pyformat"):
+            found = sql.replace("%", "%%").replace("?", "%s")
+        elif dialect.paramstyle == "numeric_dollar":
+            head, *rest = sql.split("?")
+            found = head + "".join(f"${i}{part}" for i, part in enumerate(rest, 1))
+        else:
             raise NotImplementedError(f"plain SQL does not know paramstyle {dialect.paramstyle}")
-        head, *rest = sql.split("?")
-        found = head + "".join(f"${i}{part}" for i, part in enumerate(rest, 1))
-        _numbered[sql] = found
+        _numbered[(dialect.paramstyle, sql)] = found
     return found
 
 
@@ -66,7 +71,7 @@ def not_in_list(
 
 def binder(dialect: Dialect, column: sa.Column[Any]) -> Callable[[Any], Any]:
     """The column type's bind processing (what Core applies to a value of that column)."""
-    key = (dialect.name, column)
+    key = (dialect.name, dialect.driver, column)
     if key not in _binds:
         _binds[key] = column.type.dialect_impl(dialect).bind_processor(dialect)
     process = _binds[key]
@@ -81,7 +86,7 @@ def rows(
     dialect and statement shape from the driver's type codes, as Core chooses them)."""
     description = cursor.description
     codes = tuple(d[1] for d in description) if description else (None,) * len(columns)
-    key = (dialect.name, columns, codes)
+    key = (dialect.name, dialect.driver, columns, codes)
     processors = _results.get(key)
     if processors is None:
         processors = tuple(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.keys import KeyKind, generate_key, hash_key, key_hint
 from fieldreport.storage import driver
+from fieldreport.storage.plainsql import dialect_sql
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.schema.core import project_origins, projects
 
@@ -161,7 +162,7 @@ def secret_owners(conn: Connection, hashes: Iterable[str]) -> dict[str, int]:
     if not wanted:
         return {}
     if conn.dialect.name == "postgresql":
-        found = driver.execute(conn, _KEY_OWNERS_PG, (wanted,))
+        found = driver.execute(conn, dialect_sql(conn.dialect, _KEY_OWNERS_PG), (wanted,))
     else:
         marks = ", ".join("?" * len(wanted))
         found = driver.execute(conn, f"{_KEY_OWNERS} IN ({marks})", tuple(wanted))
@@ -169,7 +170,7 @@ def secret_owners(conn: Connection, hashes: Iterable[str]) -> dict[str, int]:
 
 
 _KEY_OWNERS = "SELECT secret_key_hash, id FROM projects WHERE secret_key_hash"
-_KEY_OWNERS_PG = f"{_KEY_OWNERS} = ANY($1::varchar[])"
+_KEY_OWNERS_PG = f"{_KEY_OWNERS} = ANY(?::varchar[])"
 
 
 def public_key_holders(conn: Connection, hashes: Iterable[str]) -> dict[str, tuple[int, set[str]]]:
@@ -180,7 +181,7 @@ def public_key_holders(conn: Connection, hashes: Iterable[str]) -> dict[str, tup
     if not wanted:
         return {}
     if conn.dialect.name == "postgresql":
-        found = conn.exec_driver_sql(_PUBLIC_HOLDERS_PG, (wanted,))
+        found = conn.exec_driver_sql(dialect_sql(conn.dialect, _PUBLIC_HOLDERS_PG), (wanted,))
     else:
         marks = ", ".join("?" * len(wanted))
         found = conn.exec_driver_sql(f"{_PUBLIC_HOLDERS} IN ({marks})", tuple(wanted))
@@ -196,7 +197,7 @@ _PUBLIC_HOLDERS = (
     "SELECT p.public_key_hash, p.id, o.origin FROM projects p"
     " LEFT JOIN project_origins o ON o.project_id = p.id WHERE p.public_key_hash"
 )
-_PUBLIC_HOLDERS_PG = f"{_PUBLIC_HOLDERS} = ANY($1::varchar[])"
+_PUBLIC_HOLDERS_PG = f"{_PUBLIC_HOLDERS} = ANY(?::varchar[])"
 
 
 async def list_projects(conn: AsyncConnection) -> list[Project]:

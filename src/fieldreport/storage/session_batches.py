@@ -32,12 +32,11 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from zlib_ng import zlib_ng
 
-from fieldreport.storage import driver
+from fieldreport.storage import plainsql
 from fieldreport.storage.blobs import BlobStore
 from fieldreport.storage.bulk import RowInsert
 from fieldreport.storage.db import Database
-from fieldreport.storage.schema.base import UTCDateTime
-from fieldreport.storage.schema.sessions import session_batches, sessions
+from fieldreport.storage.schema.sessions import session_batches
 
 
 @dataclass(frozen=True)
@@ -106,39 +105,27 @@ class BatchRecord:
             raise ValueError("a batch is stored either in its row (data) or as a blob (blob_key)")
 
 
-# Built once: a statement built per call costs more Python than running it.
+# The counter update as plain SQL on the driver's cursor (storage/plainsql.py), in the
+# writer's thread on both databases. Through ``conn.execute`` (a Core statement) it cost
+# ~100 us of the writer thread's Python (the GIL) per session of a transaction, where the
+# rows of all its batches together cost less; ~5 us this way.
 _COUNT_BATCHES = (
-    sessions.update()
-    .where((sessions.c.id == sa.bindparam("sid")) & (sessions.c.project_id == sa.bindparam("pid")))
-    .values(
-        batch_count=sessions.c.batch_count + sa.bindparam("batches", type_=sa.Integer),
-        byte_count=sessions.c.byte_count + sa.bindparam("bytes", type_=sa.BigInteger),
-        first_batch_at=sa.func.coalesce(
-            sessions.c.first_batch_at, sa.bindparam("first", type_=UTCDateTime)
-        ),
-        last_batch_at=sa.bindparam("last", type_=UTCDateTime),
-    )
-    .returning(sessions.c.batch_count)
-)
-# SQLite: the same update as plain SQL on the driver's cursor (storage/driver.py). Through
-# ``conn.execute`` it cost ~100 us of the writer thread's Python (the GIL) per session of a
-# transaction, where the rows of all its batches together cost less; ~5 us this way.
-_SQLITE_COUNT_BATCHES = (
     "UPDATE sessions SET batch_count = batch_count + ?, byte_count = byte_count + ?,"
     " first_batch_at = coalesce(first_batch_at, ?), last_batch_at = ?"
     " WHERE id = ? AND project_id = ? RETURNING batch_count"
 )
 # The rows go in as tuples the driver takes (see storage/bulk.py), without a Core
 # executemany's per-row parameter processing (~11k instructions a row, callgrind). SQLite: one
-# multi-row statement. PostgreSQL: asyncpg's executemany of one prepared statement, not
-# RowInsert's unnest(), whose arrays of 20 KB values cost more in copies (sys time) than it saves.
+# multi-row statement. PostgreSQL: the driver's executemany of one prepared statement on its
+# cursor (psycopg sends every row in one pipeline), not RowInsert's unnest() of arrays of
+# 20 KB values, which cost more in copies (sys time) than it saved (measured with asyncpg).
 _BATCH_ROW = (
     "session_id", "seq", "late", "received_at", "size", "encoding", "blob_key", "data", "codec"
 )  # fmt: skip
 _INSERT_BATCHES = RowInsert(session_batches, _BATCH_ROW)
 _PG_INSERT_BATCHES = (
     f"INSERT INTO session_batches ({', '.join(_BATCH_ROW)}) "
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_BATCH_ROW) + 1))})"
+    f"VALUES ({', '.join('?' * len(_BATCH_ROW))})"
 )
 
 
@@ -158,7 +145,7 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
         # Bound once per batch (its row's value); SQLite's text sorts as the times do.
         times = [_bound_time(conn, r.received_at, postgres) for r in mine]
         counts = (len(mine), sum(r.size for r in mine), min(times), max(times))
-        last = _count_batches(conn, session_id, project_id, counts, postgres=postgres)
+        last = _count_batches(conn, session_id, project_id, counts)
         if last is None:
             continue
         first = int(last) - len(mine) + 1
@@ -183,7 +170,7 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
             )
     if postgres:
         if rows:
-            conn.exec_driver_sql(_PG_INSERT_BATCHES, rows)
+            plainsql.execute_many(conn, _PG_INSERT_BATCHES, rows)
     else:
         _INSERT_BATCHES.ids(conn, rows)
     return seqs
@@ -203,25 +190,12 @@ def _count_batches(
     session_id: str,
     project_id: int,
     counts: tuple[int, int, Any, Any],
-    *,
-    postgres: bool,
 ) -> int | None:
     """Add ``counts`` (batches, bytes, first and last time as bound) to the session's
     counters; its new batch count, or None when there is no such session in that project."""
     batches, size, first, last = counts
-    if postgres:  # the times as bound for PostgreSQL are UTC datetimes, which bind as such
-        named = {
-            "sid": session_id,
-            "pid": project_id,
-            "batches": batches,
-            "bytes": size,
-            "first": first,
-            "last": last,
-        }
-        found = conn.execute(_COUNT_BATCHES, named).scalar_one_or_none()
-        return None if found is None else int(found)
     params = (batches, size, first, last, session_id, project_id)
-    rows = driver.execute(conn, _SQLITE_COUNT_BATCHES, params).fetchall()
+    rows = plainsql.execute(conn, _COUNT_BATCHES, params).fetchall()
     return int(rows[0][0]) if rows else None
 
 

@@ -15,10 +15,19 @@ transaction run as one call, so they can use multi-row statements. Each call run
 SAVEPOINT: when it raises, its items are retried one caller at a time, so one bad request
 (say, its project was deleted a moment ago) fails alone and the others still commit.
 
-* SQLite: the transaction runs in the writer's own thread on a synchronous connection
-  (``BEGIN IMMEDIATE``), one thread hop per transaction instead of one per statement.
-* PostgreSQL: the job runs through ``AsyncConnection.run_sync`` on a pooled asyncpg
-  connection.
+The transaction runs in the writer's own thread, start to end, on a synchronous connection
+the writer keeps (:meth:`Database.batch_engine`): one thread hop per transaction instead of
+one per statement, and the driver's work and its waits off the event loop.
+
+* SQLite: pysqlite, ``BEGIN IMMEDIATE``.
+* PostgreSQL: psycopg (the rest of the server uses asyncpg). It ran through asyncpg's
+  adaptation on the event loop (``run_sync`` on a pooled connection): a checkout with its
+  ping (three round trips) and then every statement's round trip cost the loop thread
+  ~900 µs per transaction, and its socket work held the GIL; psycopg does it in this thread
+  and releases the GIL while libpq sends and waits. In-process, 8 events a transaction:
+  185 -> 22 µs of loop CPU per event, 185 -> 103 µs of process CPU; server CPU per request
+  (``bench.cpu_cost``, 3 alternating runs) events 165-186 -> 160-189 µs, of which the loop
+  thread 164-186 -> 99-122, session batches 258-284 -> 234-249, loop 256-282 -> 172-182.
 
 If the COMMIT fails, every caller of that transaction gets the error (its outcome may be
 unknown: see ``ingest/accept.py``).
@@ -35,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from fieldreport.storage import driver
 from fieldreport.storage.db import Database
@@ -65,7 +74,8 @@ class BatchWriter:
         self._pending: deque[_Entry] = deque()
         self._task: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
-        self._conn: Connection | None = None  # SQLite: the writer thread's connection
+        self._conn: Connection | None = None  # the writer thread's connection
+        self._committing = False  # the writer thread's transaction has sent its COMMIT
         self.transactions = 0  # committed, for tests and diagnostics
         self.items_written = 0
 
@@ -127,21 +137,39 @@ class BatchWriter:
                     entry.future.set_result(outcome)
 
     async def _transaction(self, batch: list[_Entry]) -> list[Outcome]:
-        if self._db.is_sqlite:
-            if self._thread is None:
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="fieldreport-writer")
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, self._sqlite_transaction, batch)
-        async with self._db.write() as conn:
-            return await conn.run_sync(_apply, batch)
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="fieldreport-writer")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._thread_transaction, batch)
 
-    def _sqlite_transaction(self, batch: list[_Entry]) -> list[Outcome]:
-        """In the writer thread: one ``BEGIN IMMEDIATE`` ... ``COMMIT`` for the batch."""
+    def _thread_transaction(self, batch: list[_Entry]) -> list[Outcome]:
+        """In the writer thread: one transaction for the batch (``BEGIN IMMEDIATE`` on
+        SQLite) ... ``COMMIT``.
+
+        The connection is kept from one transaction to the next, so it is not checked
+        before each one (a pool's ping would cost a round trip per transaction). A kept
+        connection found lost before the COMMIT was sent (say, PostgreSQL restarted while
+        the writer was idle) committed nothing: the batch is run once more on a fresh
+        connection, as a ping on checkout would have let it. A loss during the COMMIT, of
+        unknown outcome, is never retried."""
+        kept = self._conn is not None
+        try:
+            return self._transaction_once(batch)
+        except DBAPIError as exc:
+            if not (kept and exc.connection_invalidated and not self._committing):
+                raise
+            log.warning("the writer's database connection was lost (%s); reconnecting", exc)
+        return self._transaction_once(batch)
+
+    def _transaction_once(self, batch: list[_Entry]) -> list[Outcome]:
         if self._conn is None:
-            self._conn = self._db.sqlite_batch_engine().connect()
+            self._conn = self._db.batch_engine().connect()
+        self._committing = False
         try:
             with self._conn.begin():
-                return _apply(self._conn, batch)
+                outcomes = _apply(self._conn, batch)
+                self._committing = True  # the COMMIT goes out as the block ends
+            return outcomes
         except BaseException:
             self._drop_connection()  # start the next transaction on a fresh connection
             raise
@@ -158,13 +186,14 @@ class BatchWriter:
 def _apply(conn: Connection, batch: list[_Entry]) -> list[Outcome]:
     """Run the batch's jobs in the open transaction: one call per kind of job, each in a
     SAVEPOINT; a call that fails is retried caller by caller to isolate the bad one."""
+    frame = _Savepoints(conn)
     groups: dict[Job, list[_Entry]] = {}
     for entry in batch:
         groups.setdefault(entry.job, []).append(entry)
     outcomes: dict[_Entry, Outcome] = {}
     for job, entries in groups.items():
         try:
-            results = _run(conn, job, [item for e in entries for item in e.items])
+            results = _run(conn, frame, job, [item for e in entries for item in e.items])
         except Exception as exc:
             if not _caused_by_the_items(exc):
                 raise  # the connection or transaction is gone: the whole batch fails
@@ -173,7 +202,7 @@ def _apply(conn: Connection, batch: list[_Entry]) -> list[Outcome]:
                 continue
             for entry in entries:
                 try:
-                    outcomes[entry] = _run(conn, job, entry.items)
+                    outcomes[entry] = _run(conn, frame, job, entry.items)
                 except Exception as one:
                     if not _caused_by_the_items(one):
                         raise
@@ -195,12 +224,45 @@ def _caused_by_the_items(exc: Exception) -> bool:
     return not isinstance(exc, SQLAlchemyError)
 
 
-def _run(conn: Connection, job: Job, items: list[Any]) -> list[Any]:
-    # The savepoint as plain SQL on the driver's cursor: ``conn.begin_nested()`` compiles a
-    # new statement for each savepoint name, ~0.1 ms a job, and ``exec_driver_sql`` costs
-    # 30-50 µs a statement (see storage/driver.py). Jobs run one at a time, so one name
-    # serves them all (a job's own savepoints nest inside it).
-    driver.execute(conn, "SAVEPOINT batch_job")
+class _Savepoints:
+    """The SAVEPOINT around each job of one transaction, as plain SQL on the driver's cursor:
+    ``conn.begin_nested()`` compiles a new statement for each savepoint name, ~0.1 ms a job,
+    and ``exec_driver_sql`` costs 30-50 µs a statement (see storage/driver.py). Jobs run one
+    at a time, so one name serves them all (a job's own savepoints nest inside it).
+
+    On PostgreSQL each statement is a round trip, paid in the writer thread and by the
+    server: the connection is in autocommit mode and the transaction's ``BEGIN`` goes out
+    with the first ``SAVEPOINT`` (one simple query), and a job's ``RELEASE`` with the next
+    job's ``SAVEPOINT`` or not at all (the COMMIT releases it). An events transaction
+    is then four round trips (begin and savepoint, key check, insert, commit), not six.
+    """
+
+    __slots__ = ("conn", "fold", "prefix")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.fold = conn.dialect.name == "postgresql"  # see Database.batch_engine
+        self.prefix = "BEGIN; " if self.fold else ""
+
+    def open(self) -> None:
+        if self.fold:  # no parameters: the simple query protocol, which takes two statements
+            driver.execute(self.conn, f"{self.prefix}SAVEPOINT batch_job", None)
+            self.prefix = ""
+        else:
+            driver.execute(self.conn, "SAVEPOINT batch_job")
+
+    def release(self) -> None:
+        if self.fold:
+            self.prefix = "RELEASE SAVEPOINT batch_job; "
+        else:
+            driver.execute(self.conn, "RELEASE SAVEPOINT batch_job")
+
+    def roll_back(self) -> None:
+        driver.execute(self.conn, "ROLLBACK TO SAVEPOINT batch_job")
+
+
+def _run(conn: Connection, frame: _Savepoints, job: Job, items: list[Any]) -> list[Any]:
+    frame.open()
     try:
         results = job(conn, items)
     except BaseException:
@@ -208,9 +270,9 @@ def _run(conn: Connection, job: Job, items: list[Any]) -> list[Any]:
         # replace the connection error, which fails the batch with a 503, by SQLAlchemy's
         # PendingRollbackError (seen as a 500 when PostgreSQL restarted under load).
         if not conn.invalidated:
-            driver.execute(conn, "ROLLBACK TO SAVEPOINT batch_job")
+            frame.roll_back()
         raise
-    driver.execute(conn, "RELEASE SAVEPOINT batch_job")
+    frame.release()
     if len(results) != len(items):
         raise RuntimeError(f"{job.__qualname__} returned {len(results)} results for {len(items)}")
     return results
