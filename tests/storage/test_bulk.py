@@ -118,23 +118,21 @@ async def test_rows_written_by_the_batch_writer_are_stored_exactly_as_core_store
     assert [row[COLUMNS.index("title")] for row in fast] == TRICKY
 
 
+@pytest.mark.parametrize("backend", ["postgresql+s3"], indirect=True)  # SQLite: no VARCHAR limit
 async def test_a_value_too_long_for_its_column_is_refused_not_cut(
     state: AppState, project: NewProject
 ) -> None:
-    if state.db.is_sqlite:
-        pytest.skip("SQLite does not hold a VARCHAR to its length")
     rows = _rows(project.project.id, ["long recording"], datetime.now(UTC), False)
     rows[0]["recording"] = "r" * 65  # varchar(64)
     with pytest.raises(sa.exc.DataError):
         await state.writer.submit_many(_insert_job, rows)
 
 
+@pytest.mark.parametrize("backend", ["postgresql+s3"], indirect=True)  # SQLite holds NUL
 async def test_a_nul_character_is_a_data_error_on_postgresql(
     state: AppState, project: NewProject
 ) -> None:
     """PostgreSQL's text holds no NUL: the row fails alone (DataError), as with every driver."""
-    if state.db.is_sqlite:
-        pytest.skip("SQLite's text holds NUL")
     rows = _rows(project.project.id, ["nul \x00 inside"], datetime.now(UTC), False)
     with pytest.raises(sa.exc.DataError):
         await state.writer.submit_many(_insert_job, rows)

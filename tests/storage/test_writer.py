@@ -178,14 +178,13 @@ async def test_a_lost_connection_fails_the_whole_batch_not_one_caller(
     assert await names(db) == []
 
 
+@pytest.mark.parametrize("db_kind", ["postgresql"], indirect=True)  # a server-side kill
 async def test_a_connection_killed_while_idle_is_replaced_without_failing_a_batch(
     db: Database, writer: BatchWriter
 ) -> None:
     """PostgreSQL, for real: the server terminates the writer's kept connection between two
     transactions. The next batch, which committed nothing on it, runs again on a fresh
     connection (what a ping on checkout gave), so its callers do not see the loss."""
-    if db.is_sqlite:
-        pytest.skip("a server-side kill is PostgreSQL's")
 
     def backend_pid(conn: Connection, items: list[int]) -> list[int]:
         return [int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())] * len(items)
@@ -199,6 +198,7 @@ async def test_a_connection_killed_while_idle_is_replaced_without_failing_a_batc
     assert await writer.submit(backend_pid, 0) != pid
 
 
+@pytest.mark.parametrize("db_kind", ["postgresql"], indirect=True)  # a server-side kill
 async def test_a_connection_lost_during_a_transaction_fails_its_batch(
     db: Database, writer: BatchWriter
 ) -> None:
@@ -206,8 +206,6 @@ async def test_a_connection_lost_during_a_transaction_fails_its_batch(
     runs (a job waits for the kill). The batch fails as a whole with SQLAlchemy's error
     for a lost connection (what the routes answer 503 for), it is not run again, and the
     next batch runs on a fresh connection."""
-    if db.is_sqlite:
-        pytest.skip("a server-side kill is PostgreSQL's")
     pids: list[int] = []
 
     def killed_meanwhile(conn: Connection, items: list[str]) -> list[int]:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fieldreport.storage import driver
 from fieldreport.storage.bulk import insert_ids
 from fieldreport.storage.destinations import Destination, first_in_chain, next_in_chain
 from fieldreport.storage.schema.base import utcnow
@@ -101,7 +102,7 @@ def enqueue_reports(conn: Connection, rows: list[tuple[str, int, datetime]]) -> 
     ids = iter(insert_ids(conn, deliveries, values))
     if values and conn.dialect.name == "postgresql":
         # Wakes workers in other processes when this transaction commits.
-        conn.exec_driver_sql("NOTIFY fieldreport_deliveries")
+        driver.execute(conn, "NOTIFY fieldreport_deliveries")
     return [next(ids) if first is not None else None for _, first, _ in wanted]
 
 

@@ -13,8 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.keys import KeyKind, generate_key, hash_key, key_hint
-from fieldreport.storage import driver
-from fieldreport.storage.plainsql import dialect_sql
+from fieldreport.storage import plainsql
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.schema.core import project_origins, projects
 
@@ -158,35 +157,28 @@ def secret_owners(conn: Connection, hashes: Iterable[str]) -> dict[str, int]:
     """:func:`projects_for_secret_hashes` on a synchronous connection. The batch writer runs
     it in every transaction of events, so it is plain SQL on the driver's cursor (no
     statement building, no SQLAlchemy execution: :mod:`fieldreport.storage.driver`)."""
-    wanted = sorted(set(hashes))
-    if not wanted:
-        return {}
-    if conn.dialect.name == "postgresql":
-        found = driver.execute(conn, dialect_sql(conn.dialect, _KEY_OWNERS_PG), (wanted,))
-    else:
-        marks = ", ".join("?" * len(wanted))
-        found = driver.execute(conn, f"{_KEY_OWNERS} IN ({marks})", tuple(wanted))
-    return {h: int(pid) for h, pid in found.fetchall()}
+    return {h: int(pid) for h, pid in _by_hash(conn, _KEY_OWNERS, hashes)}
 
 
 _KEY_OWNERS = "SELECT secret_key_hash, id FROM projects WHERE secret_key_hash"
-_KEY_OWNERS_PG = f"{_KEY_OWNERS} = ANY(?::varchar[])"
+
+
+def _by_hash(conn: Connection, select: str, hashes: Iterable[str]) -> list[Any]:
+    """The rows of ``select`` (ending in ``WHERE <hash column>``) for the distinct
+    ``hashes``, as plain SQL on the driver's cursor."""
+    wanted = sorted(set(hashes))
+    if not wanted:
+        return []
+    fragment, params = plainsql.in_list(conn.dialect, wanted, "varchar")
+    return list(plainsql.execute(conn, f"{select} {fragment}", params).fetchall())
 
 
 def public_key_holders(conn: Connection, hashes: Iterable[str]) -> dict[str, tuple[int, set[str]]]:
     """Public key hash -> (project id, the project's allowed origins), for the hashes that
     still belong to a project. The report writer runs it in every transaction of reports to
-    confirm cached key lookups, so it is plain SQL (no statement building)."""
-    wanted = sorted(set(hashes))
-    if not wanted:
-        return {}
-    if conn.dialect.name == "postgresql":
-        found = conn.exec_driver_sql(dialect_sql(conn.dialect, _PUBLIC_HOLDERS_PG), (wanted,))
-    else:
-        marks = ", ".join("?" * len(wanted))
-        found = conn.exec_driver_sql(f"{_PUBLIC_HOLDERS} IN ({marks})", tuple(wanted))
+    confirm cached key lookups, so it is plain SQL on the driver's cursor."""
     holders: dict[str, tuple[int, set[str]]] = {}
-    for key_hash, project_id, origin in found:
+    for key_hash, project_id, origin in _by_hash(conn, _PUBLIC_HOLDERS, hashes):
         _, origins = holders.setdefault(key_hash, (int(project_id), set()))
         if origin is not None:
             origins.add(origin)
@@ -197,7 +189,6 @@ _PUBLIC_HOLDERS = (
     "SELECT p.public_key_hash, p.id, o.origin FROM projects p"
     " LEFT JOIN project_origins o ON o.project_id = p.id WHERE p.public_key_hash"
 )
-_PUBLIC_HOLDERS_PG = f"{_PUBLIC_HOLDERS} = ANY(?::varchar[])"
 
 
 async def list_projects(conn: AsyncConnection) -> list[Project]:
