@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import shutil
@@ -90,6 +89,7 @@ async def run(args: argparse.Namespace) -> None:
 
 async def _measure(args: argparse.Namespace, data_dir: Path) -> None:
     from fieldreport.app import create_app
+    from fieldreport.gc_tuning import settle_after_startup
     from fieldreport.settings import Settings
     from fieldreport.state import open_state
     from fieldreport.storage.projects import create_project
@@ -118,7 +118,7 @@ async def _measure(args: argparse.Namespace, data_dir: Path) -> None:
             status, body = await _post(app, "/v1/web/append", auth, batch)
             assert status == 200, body
         if args.freeze:
-            gc.freeze()  # as `serve` does after start-up
+            settle_after_startup()  # as `serve` does after start-up
         remaining = args.requests
 
         async def client() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +25,7 @@ from fieldreport.api import reports as api_reports
 from fieldreport.api import sessions as api_sessions
 from fieldreport.delivery import metrics as delivery_metrics
 from fieldreport.express import App
+from fieldreport.gc_tuning import settle_after_startup
 from fieldreport.ingest import fullstack as ingest_fullstack
 from fieldreport.ingest import reports as ingest_reports
 from fieldreport.ingest import session_images, sessions
@@ -161,7 +161,8 @@ def create_app(
 ) -> Starlette:
     """Build the app. With ``state`` given, the caller owns it; otherwise the lifespan opens
     the database and blob store and closes them on shutdown. ``freeze_gc`` (``serve``): after
-    start-up, exempt everything alive from garbage collection (``gc.freeze``)."""
+    start-up, freeze what is alive and raise the young-generation threshold (see
+    :mod:`fieldreport.gc_tuning`)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -171,12 +172,9 @@ def create_app(
         stops = [await start(current) for start in services or []]
         await ingest_fullstack.start_event_writer(app, current)
         if freeze_gc:
-            # A server process: everything built at start-up (modules, tables, routes,
-            # settings) lives as long as the process, so move it out of the collector's sight
-            # and collections under load walk only the objects of requests in flight
-            # (+12% full-stack events/s in an A/B run). Off for apps that tests build by the
-            # hundred in one process, where frozen garbage would pile up.
-            gc.freeze()
+            # A server process: freeze what start-up built, tune the young generation.
+            # Off for apps that tests build by the hundred in one process.
+            settle_after_startup()
         try:
             yield
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 from datetime import timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from fieldreport.cli.common import (
 )
 from fieldreport.delivery.views import attempt_dict, delivery_dict
 from fieldreport.delivery.worker import Worker
+from fieldreport.gc_tuning import settle_after_startup
 from fieldreport.logs import configure as configure_logging
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
@@ -185,10 +185,7 @@ async def _run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.request_stop, settings.shutdown_timeout)
     click.echo(f"fieldreport worker {worker.name}: delivering ({state.db.dialect})")
-    # As ``serve`` does: what start-up built lives as long as the process, so full
-    # collections need not walk it (on the delivery benchmark each one took ~50-85 ms,
-    # about one per 1000 deliveries).
-    gc.freeze()
+    settle_after_startup()  # as ``serve`` does (see fieldreport.gc_tuning)
     try:
         await worker.run()
     finally:
