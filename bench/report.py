@@ -653,51 +653,64 @@ def render_profile(profile: dict[str, Any] | None) -> list[str]:
 FINDINGS = [
     "### What the profile shows now",
     "",
-    "The server is CPU-bound on every ingest endpoint (89-117% of one core above). Its *loop "
-    "thread* (ingest table) is where every request's Python runs; the SQLite writer, file "
-    "writes and hashing run on other threads that can use the second core. Session 5 made "
-    "full-stack events on SQLite meet the target (0.69; 120 against the ceiling's 86 µs of "
-    "CPU per request) and took session batches from 0.28 to 0.44 (see the fixes below). What "
-    "is left, measured piece by piece:",
+    "The server is CPU-bound on every ingest endpoint (90-110% of one core above). Its *loop "
+    "thread* (ingest table) is where every request's Python runs; the database writer, file "
+    "writes and hashing run on other threads that can use the second core. Session 6 moved "
+    "PostgreSQL's batch writer off the loop (full-stack events on PostgreSQL now meet the "
+    "target as SQLite's do) and cut the loop thread's work per report by a quarter (see the "
+    "fixes below). What is left, measured piece by piece:",
     "",
-    "1. **Reports: the file on disk.** Creating each screenshot's file (`Draft._open`, 32-42% "
-    "of samples) and writing it (~12%) is kernel time: a new inode in the month's folder, "
-    "which waits while a `syncfs` commits the filesystem's journal. With the data directory on "
-    "tmpfs (diagnostics above) the same build takes 30-100% more reports per second. The loop "
-    "thread alone spends ~740 µs per report against the whole ceiling's ~310: HTTP (what the "
-    "ceiling pays), parsing ~300 µs (the 12 fields through the `multipart` parser ~190, the "
-    "PNG header and CRC check ~100, the text checks), and the request's own objects and "
-    "hand-offs. Measured in-process, a durable 200 KB report costs about 1.4-1.6 ms in all "
-    "(its SHA-256 ~140 µs, one `syncfs` ~175 µs shared by each group, the database): 0.6 of "
-    "the ceiling is out of reach for an endpoint that must parse, hash, store and make "
-    "durable 200 KB before it answers, whatever is tuned.",
-    "2. **PostgreSQL events and sessions (0.40, 0.28)**: there is no writer thread on "
-    "PostgreSQL; the transaction runs through asyncpg on the event loop (`run_sync`), so all "
-    "of its work is on the loop thread (179 µs per event against 96 on SQLite), and each "
-    "transaction waits for its round trips and the server's WAL flush. The server CPU ratio "
-    "(0.53 for events) is higher than the rate ratio: the loop also waits.",
-    "3. **Session batches on SQLite (0.44)**: the loop thread spends ~184 µs per 20 KB batch "
-    "against the ceiling's ~111 µs in all; the largest item of the endpoint itself is the "
-    "structure check of the rrweb array by msgspec (`fast_events_count`, ~11% of samples, ~33 "
-    "µs), already the cheapest exact check measured (pysimdjson, msgspec `Raw` lists and "
-    "orjson were slower or did not check the same). The writer's commit is 15% of samples; "
-    "the row's deflate 5%, and it saves more than that in the commit.",
+    "1. **Reports: the file on disk.** Creating each screenshot's file (`Draft._open`, ~35% "
+    "of samples) and writing it (~11%) is kernel time: a new inode in the month's folder, "
+    "which waits while a `syncfs` commits the filesystem's journal. The PNG chunk check "
+    "(`_png_chunks_ok`, ~8%) now runs in that same worker thread. The loop thread spends "
+    "~600-650 µs per report (paired run of this build and session 5's: 655 against 802) "
+    "against the whole ceiling's ~300: HTTP (what the ceiling pays), the form (~50 µs with "
+    "our parser, ~110 with the `multipart` package's), the PNG header (Pillow, ~20 µs), the "
+    "text checks, and the request's own objects and hand-offs. A durable 200 KB report costs "
+    "about 1.4 ms of CPU in all (its SHA-256 ~140 µs, one `syncfs` ~175 µs shared by each "
+    "group, the database): 0.6 of the ceiling is out of reach for an endpoint that must "
+    "parse, hash, store and make durable 200 KB before it answers, whatever is tuned.",
+    "2. **PostgreSQL**: the batch writer's transaction now runs in its own thread on psycopg, "
+    "so the loop thread's work per event (~96 µs in the ingest table) is SQLite's; per "
+    "session batch it is ~160 µs. What is left is the writer thread's Python, which holds "
+    "the GIL (psycopg's adaptation of parameters and results), and each transaction's round "
+    "trips (four for an events transaction) and WAL flush.",
+    "3. **Session batches (0.40 on SQLite in the ingest table, 0.53 in the before/after "
+    "table of the same run)**: the loop thread spends ~190-230 µs per 20 KB batch against "
+    "the ceiling's ~110 µs in all. In-process (`python -m bench.sessions_inproc`, no sockets) "
+    "the app's share is ~100 µs: the structure check of the rrweb array by msgspec (~30 µs, "
+    "the cheapest exact check measured: pysimdjson, msgspec `Raw` lists and orjson were "
+    "slower or did not check the same), our own Python ~25 µs, the express lane and the "
+    "middleware ~10 µs, the hand-off to the writer; the rest is uvicorn and httptools, which "
+    "the ceiling pays too. The writer thread's deflate and SQLite's work release the GIL; "
+    "SQLAlchemy's `begin()`/`commit()` are about a quarter of what it does holding it.",
     "4. **The writer's commit.** Measured and not kept: 16 KiB SQLite pages (cheaper session "
     "rows, dearer events), checkpoints in a background thread (the work moves, it does not "
     "shrink, and the WAL grows), cheaper thread hand-offs (each transaction carries ~30 "
-    "requests, so its fixed cost is 3-8 µs per request), a higher garbage collector "
-    "threshold (no measurable change).",
-    "5. **Delivery (0.39)**: the worker spends ~480 µs of CPU per delivery against the bare "
-    "loop's ~200 µs per post. About 300-350 µs of it is on the loop thread, of which ~200 is "
-    "the aiohttp request the bare loop pays too; the claim job ~60-80 µs and the attempt "
-    "records ~20 µs per delivery in the writer thread; the claimed batch's objects surviving "
-    "young collections ~20-30 µs. Next: the flush of finished attempts and the next claim in "
-    "one transaction, and fewer statements per claim (destinations and files folded into the "
-    "claim's queries).",
+    "requests, so its fixed cost is 3-8 µs per request).",
+    "5. **Delivery (0.39)**: the worker spends ~450 µs of CPU per delivery against the bare "
+    "loop's ~200 µs per post (callgrind: 1.11M against 0.55M instructions). ~200 µs of it is "
+    "the aiohttp request the bare loop pays too. The writer thread's claim (~45 µs per "
+    "delivery) and records (~22 µs) share the GIL with the loop, so in effect both run on "
+    "one core; the loop's own work beyond the post is 60-100 µs. Session 6's changes (one "
+    "transaction per busy turn, `UPDATE ... FROM (VALUES ...)`, a higher young-generation "
+    "threshold for the collector) took 3% and 4% of the instructions; each transaction "
+    "already carries ~40 deliveries, so its fixed costs are small per delivery. The "
+    "structural next step is the claim's Python off the GIL the loop needs (a process of "
+    "its own), not another statement less.",
     "",
-    "The ingest targets (0.6 of a body-reading endpoint) are met for full-stack events on "
-    "SQLite only: the ceiling only reads the body, while every fieldreport endpoint also "
-    "authenticates, parses, checks, writes and makes durable what it read, in Python, before "
-    "answering. The server CPU per request (ingest table) shows how far each endpoint is from "
-    "its ceiling independently of the machine's noise.",
+    "**How steady these ratios are.** The ingest section was run again minutes after this "
+    "run, on the same build and a machine otherwise idle: SQLite events 0.57, sessions "
+    "0.44, reports 0.15; PostgreSQL events 0.37, sessions 0.28, reports 0.23. A paired run "
+    "of events alone beside the ceiling gave 0.77, and beside session 5's build 0.72 "
+    "(session 5's: 0.64). Ratios from one section move by 0.1-0.25 between runs here; "
+    "the before/after table (every build taking turns with the ceiling in the same minutes) "
+    "and the CPU per request are the steadier measures.",
+    "",
+    "The ingest targets (0.6 of a body-reading endpoint) are met for full-stack events: the "
+    "ceiling only reads the body, while every fieldreport endpoint also authenticates, "
+    "parses, checks, writes and makes durable what it read, in Python, before answering. "
+    "The server CPU per request (ingest table) shows how far each endpoint is from its "
+    "ceiling independently of the machine's noise.",
 ]
