@@ -26,7 +26,6 @@ SENSITIVE_PARAMS = {
 
 
 @functools.lru_cache(maxsize=1024)
-@functools.lru_cache(maxsize=1024)
 def scheme_of(url: str) -> str:
     """The URL's scheme, lower case (cached: the worker asks it of every delivery)."""
     return urlsplit(url.strip()).scheme.lower()

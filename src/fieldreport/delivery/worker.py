@@ -185,9 +185,9 @@ class Worker:
     async def turn(self) -> list[Claim]:
         """Record every finished attempt and claim what is due, in one batch writer job (one
         transaction): what :meth:`flush` then :meth:`claim` do, for one commit instead of two."""
-        request = self._claim_request()
         if not self._finished:
-            return await self.claim() if request is not None else []
+            return await self.claim()
+        request = self._claim_request()
         batch, self._finished = self._finished, []
         try:
             claims, reports = await self.state.writer.submit(

@@ -215,9 +215,10 @@ def claim_and_load(
 @dataclass(frozen=True)
 class Turn:
     """A busy worker's turn, as a batch writer item (see :func:`record_and_claim`): the
-    attempts that finished since its last turn, if any, and its claim, if it has room."""
+    attempts that finished since its last turn, and its claim, if it has room (a turn with
+    nothing finished is a plain claim: :func:`claim_and_load`)."""
 
-    finished: Finished | None
+    finished: Finished
     claim: ClaimRequest | None
 
 
@@ -230,8 +231,7 @@ def record_and_claim(
     that is due at once may be claimed again by the same turn."""
     out: list[tuple[list[Claim], dict[str, Report]]] = []
     for turn in turns:
-        if turn.finished is not None:
-            finish_sync(conn, turn.finished.items, turn.finished.now)
+        finish_sync(conn, turn.finished.items, turn.finished.now)
         out.append(claim_and_load(conn, [turn.claim])[0] if turn.claim is not None else ([], {}))
     return out
 
