@@ -22,9 +22,6 @@ from fieldreport.ingest.errors import HTTPProblem, too_large
 from fieldreport.ingest.files import Spool
 from fieldreport.ingest.form_parser import FormError, FormParser, PartHead, Truncated
 
-# Part headers are read as Latin-1 (every byte is a character), then decoded like the
-# values: UTF-8 (or the body's charset) when they are that, else kept as Latin-1.
-
 
 @dataclass
 class FormFile:
@@ -69,6 +66,9 @@ def _decode(raw: bytes | memoryview, charset: str) -> str:
 
 
 def _header_text(value: str, charset: str) -> str:
+    """A part header's text: the parser reads headers as Latin-1 (every byte is a
+    character); decoded like the values, in UTF-8 (or the body's charset) when they are
+    that, else kept as Latin-1."""
     return value if value.isascii() else _decode(value.encode("latin-1"), charset)
 
 

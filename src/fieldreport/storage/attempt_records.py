@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 
 from fieldreport.storage.deliveries import DEAD, DELIVERED, FAILED
 from fieldreport.storage.destinations import first_in_chain
-from fieldreport.storage.plainsql import binder, execute, execute_many
+from fieldreport.storage.plainsql import binder, execute, execute_many, sqlite_values
 from fieldreport.storage.schema.delivery import deliveries, destinations
 
 _SQLITE_VERSION = sqlite3.sqlite_version_info
@@ -73,7 +73,6 @@ _RECORD_ATTEMPT_ROWS = (
     " status_code = v.status_code, response_excerpt = v.response_excerpt, error = v.error,"
     " outcome = v.outcome FROM v WHERE delivery_attempts.id = v.id",
 )
-_SQLITE_MAX_VARIABLES = 999  # per statement: 32766 since SQLite 3.32, 999 before
 
 
 def _update_rows(
@@ -88,15 +87,10 @@ def _update_rows(
         execute_many(conn, one, rows)
         return
     columns, update = many
-    width = len(rows[0])
-    one_row = f"({', '.join('?' * width)})"
-    per_statement = _SQLITE_MAX_VARIABLES // width
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
+    for _, chunk, values in sqlite_values(rows, len(rows[0])):
         params: list[Any] = []
         for row in chunk:
             params.extend(row)
-        values = ", ".join([one_row] * len(chunk))
         execute(conn, f"WITH v({columns}) AS (VALUES {values}) {update}", params)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 
 from fieldreport.storage import driver
-from fieldreport.storage.plainsql import dialect_sql
+from fieldreport.storage.plainsql import dialect_sql, sqlite_values
 
 
 def insert_ids(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -47,14 +47,10 @@ def insert_ids(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) ->
 _JSON_EXACT = {"INTEGER", "BIGINT", "SMALLINT", "BOOLEAN", "TIMESTAMP WITH TIME ZONE"}
 _ROWS_JSON = msgspec.json.Encoder()
 
-# Bound parameters per SQLite statement: 32766 since SQLite 3.32, 999 before.
-_SQLITE_MAX_VARIABLES = 999
-
 
 @dataclass(frozen=True)
 class _Statements:
     insert: str  # PostgreSQL: the whole statement; SQLite: up to VALUES, rows follow
-    row: str = ""  # SQLite: one row's placeholders
     top: str = ""  # SQLite: the highest id so far
     json: bool = False  # PostgreSQL: the rows go in as one JSON text, not as arrays
 
@@ -103,10 +99,7 @@ class RowInsert:
         if conn.dialect.name == "sqlite":
             [(top,)] = driver.execute(conn, sql.top).fetchall()  # all: the statement is done
             first = int(top) + 1
-            per_statement = _SQLITE_MAX_VARIABLES // (len(self.columns) + 1)
-            for start in range(0, len(rows), per_statement):
-                chunk = rows[start : start + per_statement]
-                values = ", ".join([sql.row] * len(chunk))
+            for start, chunk, values in sqlite_values(rows, len(self.columns) + 1):
                 params: list[Any] = []  # a loop of extends: 7x cheaper than a generator
                 for i, row in enumerate(chunk, first + start):
                     params.append(i)
@@ -130,7 +123,6 @@ class RowInsert:
         if dialect.name == "sqlite":
             built = _Statements(
                 insert=f"INSERT INTO {table} (id, {names}) VALUES",
-                row=f"({', '.join('?' * (len(self.columns) + 1))})",
                 top=f"SELECT coalesce(max(id), 0) FROM {table}",
             )
         elif dialect.name == "postgresql" and (casts := self._json_casts(dialect)):

@@ -69,6 +69,20 @@ def not_in_list(
     return f"NOT IN ({', '.join('?' * len(values))})", tuple(values)
 
 
+#: Bound parameters per SQLite statement: 32766 since SQLite 3.32, 999 before.
+SQLITE_MAX_VARIABLES = 999
+
+
+def sqlite_values(rows: Sequence[Any], width: int) -> Iterator[tuple[int, Sequence[Any], str]]:
+    """``rows`` (of ``width`` parameters each) in slices that one SQLite statement can bind:
+    ``(offset of the slice, the slice, its VALUES list "(?, ...), (?, ...)")``."""
+    one_row = f"({', '.join('?' * width)})"
+    per_statement = SQLITE_MAX_VARIABLES // width
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        yield start, chunk, ", ".join([one_row] * len(chunk))
+
+
 def binder(dialect: Dialect, column: sa.Column[Any]) -> Callable[[Any], Any]:
     """The column type's bind processing (what Core applies to a value of that column)."""
     key = (dialect.name, dialect.driver, column)

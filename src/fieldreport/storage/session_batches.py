@@ -144,11 +144,14 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
         mine = [records[i] for i in indexes]
         # Bound once per batch (its row's value); SQLite's text sorts as the times do.
         times = [_bound_time(conn, r.received_at, postgres) for r in mine]
-        counts = (len(mine), sum(r.size for r in mine), min(times), max(times))
-        last = _count_batches(conn, session_id, project_id, counts)
-        if last is None:
+        counted = plainsql.execute(
+            conn,
+            _COUNT_BATCHES,
+            (len(mine), sum(r.size for r in mine), min(times), max(times), session_id, project_id),
+        ).fetchall()
+        if not counted:  # no such session in that project
             continue
-        first = int(last) - len(mine) + 1
+        first = int(counted[0][0]) - len(mine) + 1
         for offset, (i, record) in enumerate(zip(indexes, mine, strict=True)):
             seqs[i] = first + offset
             # Deflated here, in the writer's thread, off the event loop.
@@ -183,20 +186,6 @@ def _bound_time(conn: Connection, value: datetime, postgres: bool) -> Any:
     if value.tzinfo is UTC and not postgres:
         return value.isoformat(" ", "microseconds")[:-6]
     return _INSERT_BATCHES.bind(conn, "received_at", value)
-
-
-def _count_batches(
-    conn: Connection,
-    session_id: str,
-    project_id: int,
-    counts: tuple[int, int, Any, Any],
-) -> int | None:
-    """Add ``counts`` (batches, bytes, first and last time as bound) to the session's
-    counters; its new batch count, or None when there is no such session in that project."""
-    batches, size, first, last = counts
-    params = (batches, size, first, last, session_id, project_id)
-    rows = plainsql.execute(conn, _COUNT_BATCHES, params).fetchall()
-    return int(rows[0][0]) if rows else None
 
 
 async def record_batch(

@@ -168,14 +168,13 @@ class LocalBlobStore:
         :data:`SMALL_BLOB`; larger streams as they come. ``check`` runs in the same trip,
         before anything is written."""
         path = self._prefix + check_key(key)
-        data = None if check is None else checked_bytes(source)
         if fresh:
             draft = Draft(self._root, path, None, sha256)
         else:
             draft = Draft(self._root, f"{self._tmp_prefix}{uuid.uuid4().hex}.part", path, sha256)
         try:
-            if data is not None:
-                assert check is not None
+            if check is not None:
+                data = checked_bytes(source)  # raises before anything is opened
                 return await _on_thread(draft.checked_write_all, data, check, durable)
             if isinstance(source, bytes):
                 return await _on_thread(draft.write_all, (source,), durable)
