@@ -575,7 +575,7 @@ FIXES = [
     "instructions per batch in all (callgrind, in-process, `bench.sessions_inproc`).",
     "**Delivery worker** (session 6): a busy worker records what finished and claims what is "
     "due in one writer transaction per turn; attempt records as one `UPDATE ... FROM "
-    "(VALUES ...)` per table on SQLite; bundles built in one pass; no closures per send; "
+    "(VALUES ...)` per table on SQLite; bundles built without a coroutine per file; no closures per send; "
     "the young-generation threshold of the collector raised from 700 to 10,000 in `serve` "
     "and `worker` (the worker spent ~5% of its instructions collecting objects that "
     "reference counting frees anyway; same peak RSS). Worker instructions per delivery "
