@@ -206,6 +206,23 @@ def _cpu_pair(ceiling: dict[str, Any], ours: dict[str, Any]) -> str:
     return f"{c:.0f} / {f:.0f} ({c / f:.2f})" + (f"; loop thread {loop:.0f}" if loop else "")
 
 
+def settling(meta: dict[str, Any]) -> str:
+    """How the run let the machine calm down before each section (``bench.util.settle``)."""
+    line = (
+        "- **Settling:** before each section the suite writes back dirty pages (`sync`) and "
+        "waits, at most 20 s, until less than 32 MiB is dirty and the CPUs are less than 40% "
+        "busy, so that a section does not pay for the writeback of the one before it."
+    )
+    settled = meta.get("settled")
+    if settled:
+        waits = ", ".join(
+            f"{name} {calm['waited_s']} s ({calm['busy_pct']:.0f}% busy)"
+            for name, calm in settled.items()
+        )
+        line += f" Waits in this run: {waits}."
+    return line
+
+
 def render(results: dict[str, Any], root: Path) -> None:
     meta = results.get("meta", {})
     plots = root / "docs" / "bench"
@@ -235,6 +252,7 @@ def render(results: dict[str, Any], root: Path) -> None:
         "warm-up each. The table shows **medians** of those runs. The machine is small (2 cores) and "
         "shared (other jobs, e.g. test suites, run at the same time), so absolute numbers drift by tens "
         "of percent between runs; ratios measured in the same minute are far steadier.",
+        settling(meta),
         "- **Ceiling:** the same stack (Starlette on uvicorn with uvloop and httptools, same process "
         "count) with an endpoint that only reads the body and answers a small JSON "
         "(`bench/apps/bare.py`), fed the same request bodies.",

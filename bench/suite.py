@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench import memory, payloads, peer, servers
+from bench import memory, payloads, peer, servers, util
 from bench.measure import Target, compare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -489,8 +489,14 @@ def main() -> None:
     if RESULTS.exists() and args.only:
         results = json.loads(RESULTS.read_text())  # keep the sections not re-run
     started = time.monotonic()
+    settled: dict[str, dict[str, float]] = {}
     for name in chosen:
-        log(f"== {name}")
+        calm = util.settle()
+        log(
+            f"== {name} (settled {calm['waited_s']} s: {calm['dirty_mib']} MiB dirty,"
+            f" CPUs {calm['busy_pct']}% busy)"
+        )
+        settled[name] = calm
         SECTIONS[name](plan, results)
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1))
@@ -503,11 +509,12 @@ def main() -> None:
         "duration_s": round(time.monotonic() - started),
         "machine": machine(),
         "sections": chosen,
+        "settled": settled,
     }
     previous = results.get("meta")
     if args.only and previous:  # a partial re-run: keep the main run's facts, note this one
         previous.setdefault("reruns", []).append(
-            {k: meta[k] for k in ("date", "mode", "duration_s", "sections")}
+            {k: meta[k] for k in ("date", "mode", "duration_s", "sections", "settled")}
         )
         meta = previous
     results["meta"] = meta
