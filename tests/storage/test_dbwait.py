@@ -109,3 +109,26 @@ def test_commands_say_why_and_exit_1(command: list[str], tmp_path: Path) -> None
     assert "error: cannot reach the database postgresql://postgres:***@127.0.0.1:" in done.stderr
     assert "Traceback" not in done.stderr
     assert "sekrit" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("command", [["worker"], ["serve"], ["project", "list"]])
+def test_commands_on_an_unopenable_sqlite_file_say_why_without_a_traceback(
+    command: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "fieldreport.db").mkdir()  # a directory where the database file should be
+    done = subprocess.run(
+        fieldreport_cmd(*command),
+        env=subprocess_env(
+            FIELDREPORT_DATABASE_URL=f"sqlite:///{tmp_path / 'fieldreport.db'}",
+            FIELDREPORT_DATA_DIR=str(tmp_path),
+            FIELDREPORT_PORT=str(free_port()),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "error: cannot reach the database sqlite:///" in done.stderr
+    assert "unable to open database file" in done.stderr
+    # aiosqlite's connection thread used to print one after the line above, now and then
+    assert "Traceback" not in done.stderr, done.stderr

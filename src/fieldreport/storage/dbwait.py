@@ -43,9 +43,16 @@ def _reason(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
 
 
+def _select_one(conn: sa.Connection) -> None:
+    conn.execute(sa.text("SELECT 1"))
+
+
 async def _ping(db: Database) -> None:
-    async with db.engine.connect() as conn:
-        await conn.execute(sa.text("SELECT 1"))
+    # Through run_read: on SQLite a synchronous reader thread. aiosqlite's connection
+    # thread, when its connect fails, hands a result to the event loop afterwards, and a
+    # command that stops at once (the loop closed) then printed a thread traceback after
+    # its one clear line.
+    await db.run_read(_select_one)
 
 
 async def wait_for_database(db: Database, seconds: float, *, max_delay: float = 2.0) -> None:
