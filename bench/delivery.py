@@ -3,6 +3,11 @@
     .venv/bin/python -m bench.delivery [--reports 1000] [--rounds 3] [--concurrency 64]
                                        [--database-url postgresql://...] [--src OTHER/src]
 
+Under callgrind (``valgrind --tool=callgrind --separate-threads=yes python -m bench.delivery
+--callgrind --rounds 1 --latency-reports 0``) the counters are zeroed before each worker round
+and each bare loop and dumped after them: instructions per delivery and per post, every thread
+of this process, repeatable whatever else the machine runs (the receiver is not counted).
+
 ``--src`` runs another build's ``fieldreport`` (say /work/main/src) under this benchmark: run
 it alternately with and without to compare two builds in the same minutes.
 
@@ -110,6 +115,26 @@ def own_cpu() -> float:
     return cpu_seconds([os.getpid()])
 
 
+CALLGRIND = False
+
+
+def callgrind(command: str) -> int:
+    """Under callgrind (``--callgrind``): zero the counters (``-z``), or dump them (``-d``) and
+    return the instructions counted since, in every thread; 0 otherwise."""
+    if not CALLGRIND:
+        return 0
+    before = set(Path.cwd().glob(f"callgrind.out.{os.getpid()}*"))
+    subprocess.run(["callgrind_control", command, str(os.getpid())], check=True,
+                   capture_output=True)  # fmt: skip
+    total = 0
+    for dump in set(Path.cwd().glob(f"callgrind.out.{os.getpid()}*")) - before:
+        for line in dump.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total += int(line.split()[1])
+                break
+    return total
+
+
 def loop_cpu() -> float:
     """CPU seconds of the calling thread (the event loop's)."""
     return time.thread_time()
@@ -130,9 +155,12 @@ async def bare_loop(url: str, bundles: list[ReportBundle], concurrency: int) -> 
                     await resp.read()
                     assert resp.status == 200
 
+        callgrind("-z")
         started, cpu = time.perf_counter(), own_cpu()
         await asyncio.gather(*(one_worker() for _ in range(concurrency)))
         elapsed, cpu = time.perf_counter() - started, own_cpu() - cpu
+        if CALLGRIND:
+            print(f"  callgrind: bare loop {callgrind('-d') / len(bundles):,.0f} instructions/post")
         return len(bundles) / elapsed, cpu * 1e6 / len(bundles)
 
 
@@ -150,6 +178,7 @@ async def worker_round(
     worker = Worker(state, name=f"bench-{uuid.uuid4().hex[:4]}")
     worker.concurrency = concurrency
     worker.per_destination = concurrency
+    callgrind("-z")
     started, cpu, loop = time.perf_counter(), own_cpu(), loop_cpu()
     task = asyncio.create_task(worker.run())
     while True:
@@ -168,6 +197,8 @@ async def worker_round(
             break
         await asyncio.sleep(0.02)
     elapsed, cpu, loop = time.perf_counter() - started, own_cpu() - cpu, loop_cpu() - loop
+    if CALLGRIND:
+        print(f"  callgrind: worker {callgrind('-d') / reports:,.0f} instructions/delivery")
     worker.request_stop(5)
     await task
     async with state.db.read() as conn:
@@ -274,7 +305,10 @@ def main() -> None:
     parser.add_argument("--latency-reports", type=int, default=200)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--src", type=Path, default=None, help="another build's src/ to run")
+    parser.add_argument("--callgrind", action="store_true", help="under callgrind: count")
     args = parser.parse_args()
+    global CALLGRIND
+    CALLGRIND = args.callgrind
     if args.src is not None:  # the same benchmark on that build: run again with it first
         argv = [a for i, a in enumerate(sys.argv) if a != "--src" and sys.argv[i - 1] != "--src"]
         argv = [a for a in argv if not a.startswith("--src=")]
@@ -293,8 +327,9 @@ def main() -> None:
             import uvloop
 
             uvloop.run(throughput(settings, sink_url, args.reports, args.concurrency, args.rounds))
-            httpx.post(f"http://127.0.0.1:{port}/reset")
-            uvloop.run(latency(settings, sink_url, args.latency_reports))
+            if args.latency_reports:
+                httpx.post(f"http://127.0.0.1:{port}/reset")
+                uvloop.run(latency(settings, sink_url, args.latency_reports))
     finally:
         sink.terminate()
         sink.wait()
