@@ -1,7 +1,15 @@
 """Delivery throughput and latency, measured side by side in one run.
 
     .venv/bin/python -m bench.delivery [--reports 1000] [--rounds 3] [--concurrency 64]
-                                       [--database-url postgresql://...]
+                                       [--database-url postgresql://...] [--src OTHER/src]
+
+Under callgrind (``valgrind --tool=callgrind --separate-threads=yes python -m bench.delivery
+--callgrind --rounds 1 --latency-reports 0``) the counters are zeroed before each worker round
+and each bare loop and dumped after them: instructions per delivery and per post, every thread
+of this process, repeatable whatever else the machine runs (the receiver is not counted).
+
+``--src`` runs another build's ``fieldreport`` (say /work/main/src) under this benchmark: run
+it alternately with and without to compare two builds in the same minutes.
 
 1. Throughput: N accepted reports (20 KB screenshot, notes) are pushed as multipart to a
    local receiver (a separate process) by the real worker (claim with leases, load from the
@@ -9,7 +17,8 @@
    by a bare aiohttp loop with the same concurrency (no database at all): the ceiling.
    Prints both rates and the ratio (target: >= 0.5), the CPU time of this process per
    delivery and per post (the worker runs in it: steadier than rates on a shared machine),
-   and checks every attempt was recorded.
+   and checks every attempt was recorded. The loop thread's share of that CPU is printed
+   too (the rest is the batch writer's and the file reads' threads).
    The process sets up its garbage collector once the state is open as ``fieldreport
    serve`` and ``fieldreport worker`` do after start-up (``gc_tuning.settle_after_startup``:
    start-up objects frozen out of the collector's sight, young-generation threshold 10,000):
@@ -41,6 +50,7 @@ import sqlalchemy as sa
 import uvicorn
 
 from bench.measure import cpu_seconds
+from bench.servers import child_env
 from bench.util import free_port, wait_http
 from fieldreport.app import create_app
 from fieldreport.delivery.bundle import ReportBundle
@@ -105,6 +115,31 @@ def own_cpu() -> float:
     return cpu_seconds([os.getpid()])
 
 
+CALLGRIND = False
+
+
+def callgrind(command: str) -> int:
+    """Under callgrind (``--callgrind``): zero the counters (``-z``), or dump them (``-d``) and
+    return the instructions counted since, in every thread; 0 otherwise."""
+    if not CALLGRIND:
+        return 0
+    before = set(Path.cwd().glob(f"callgrind.out.{os.getpid()}*"))
+    subprocess.run(["callgrind_control", command, str(os.getpid())], check=True,
+                   capture_output=True)  # fmt: skip
+    total = 0
+    for dump in set(Path.cwd().glob(f"callgrind.out.{os.getpid()}*")) - before:
+        for line in dump.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total += int(line.split()[1])
+                break
+    return total
+
+
+def loop_cpu() -> float:
+    """CPU seconds of the calling thread (the event loop's)."""
+    return time.thread_time()
+
+
 async def bare_loop(url: str, bundles: list[ReportBundle], concurrency: int) -> tuple[float, float]:
     """The ceiling: the same multipart payloads, posted by aiohttp alone. Returns posts/s and
     this process's CPU µs per post."""
@@ -120,17 +155,20 @@ async def bare_loop(url: str, bundles: list[ReportBundle], concurrency: int) -> 
                     await resp.read()
                     assert resp.status == 200
 
+        callgrind("-z")
         started, cpu = time.perf_counter(), own_cpu()
         await asyncio.gather(*(one_worker() for _ in range(concurrency)))
         elapsed, cpu = time.perf_counter() - started, own_cpu() - cpu
+        if CALLGRIND:
+            print(f"  callgrind: bare loop {callgrind('-d') / len(bundles):,.0f} instructions/post")
         return len(bundles) / elapsed, cpu * 1e6 / len(bundles)
 
 
 async def worker_round(
     state: AppState, sink: str, reports: int, concurrency: int
-) -> tuple[float, float, list[ReportBundle]]:
-    """The worker's deliveries/s and CPU µs per delivery (this process: the worker runs in
-    it; the completion poll, one count query every 20 ms, is included)."""
+) -> tuple[float, float, float, list[ReportBundle]]:
+    """The worker's deliveries/s, CPU µs per delivery (this process: the worker runs in it;
+    the completion poll, one count query every 20 ms, is included) and the loop thread's."""
     async with state.db.write() as conn:
         project = await create_project(conn, f"bench-{uuid.uuid4().hex[:6]}")
         await add_destination(conn, project.project.id, NewDestination(
@@ -140,7 +178,8 @@ async def worker_round(
     worker = Worker(state, name=f"bench-{uuid.uuid4().hex[:4]}")
     worker.concurrency = concurrency
     worker.per_destination = concurrency
-    started, cpu = time.perf_counter(), own_cpu()
+    callgrind("-z")
+    started, cpu, loop = time.perf_counter(), own_cpu(), loop_cpu()
     task = asyncio.create_task(worker.run())
     while True:
         if worker.sent < reports:
@@ -157,7 +196,9 @@ async def worker_round(
         if done >= reports:
             break
         await asyncio.sleep(0.02)
-    elapsed, cpu = time.perf_counter() - started, own_cpu() - cpu
+    elapsed, cpu, loop = time.perf_counter() - started, own_cpu() - cpu, loop_cpu() - loop
+    if CALLGRIND:
+        print(f"  callgrind: worker {callgrind('-d') / reports:,.0f} instructions/delivery")
     worker.request_stop(5)
     await task
     async with state.db.read() as conn:
@@ -173,7 +214,7 @@ async def worker_round(
     assert len(recorded) >= reports, f"only {len(recorded)} attempts recorded"
     assert all(r.duration_ms is not None and r.status_code == 200 for r in recorded)
     bundles = [b for b in [await load_bundle(state, i) for i in ids] if b is not None]
-    return reports / elapsed, cpu * 1e6 / reports, bundles
+    return reports / elapsed, cpu * 1e6 / reports, loop * 1e6 / reports, bundles
 
 
 async def throughput(
@@ -187,11 +228,13 @@ async def throughput(
     ceiling: list[float] = []
     ours_cpu: list[float] = []
     ceiling_cpu: list[float] = []
+    ours_loop: list[float] = []
     try:
         for _ in range(rounds):
-            rate, cpu, bundles = await worker_round(state, sink, reports, concurrency)
+            rate, cpu, loop, bundles = await worker_round(state, sink, reports, concurrency)
             ours.append(rate)
             ours_cpu.append(cpu)
+            ours_loop.append(loop)
             rate, cpu = await bare_loop(sink, bundles, concurrency)
             ceiling.append(rate)
             ceiling_cpu.append(cpu)
@@ -207,6 +250,8 @@ async def throughput(
         print(f"  CPU per delivery: worker {wc:.0f} µs, bare loop {cc:.0f} µs, ratio {cc / wc:.2f}"
               f"  (rounds: {', '.join(f'{x:.0f}' for x in ours_cpu)} / "
               f"{', '.join(f'{x:.0f}' for x in ceiling_cpu)})")  # fmt: skip
+        print(f"  worker's loop thread per delivery: {statistics.median(ours_loop):.0f} µs"
+              f"  (rounds: {', '.join(f'{x:.0f}' for x in ours_loop)})")  # fmt: skip
     finally:
         await state.close()
 
@@ -259,7 +304,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-reports", type=int, default=200)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--src", type=Path, default=None, help="another build's src/ to run")
+    parser.add_argument("--callgrind", action="store_true", help="under callgrind: count")
     args = parser.parse_args()
+    global CALLGRIND
+    CALLGRIND = args.callgrind
+    if args.src is not None:  # the same benchmark on that build: run again with it first
+        argv = [a for i, a in enumerate(sys.argv) if a != "--src" and sys.argv[i - 1] != "--src"]
+        argv = [a for a in argv if not a.startswith("--src=")]
+        env = child_env(args.src.resolve())
+        os.execve(sys.executable, [sys.executable, "-m", "bench.delivery", *argv[1:]], env)
     port = free_port()
     sink = subprocess.Popen([sys.executable, "-m", "bench.apps.sink", str(port)])
     try:
@@ -273,8 +327,9 @@ def main() -> None:
             import uvloop
 
             uvloop.run(throughput(settings, sink_url, args.reports, args.concurrency, args.rounds))
-            httpx.post(f"http://127.0.0.1:{port}/reset")
-            uvloop.run(latency(settings, sink_url, args.latency_reports))
+            if args.latency_reports:
+                httpx.post(f"http://127.0.0.1:{port}/reset")
+                uvloop.run(latency(settings, sink_url, args.latency_reports))
     finally:
         sink.terminate()
         sink.wait()

@@ -19,12 +19,12 @@ import os
 import secrets
 import socket
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from fieldreport.delivery.breaker import CircuitBreakers
 from fieldreport.delivery.bundle import ReportBundle
+from fieldreport.delivery.dispatch import Dispatch, Queued
 from fieldreport.delivery.links import link_key
 from fieldreport.delivery.loader import bundle_for, prefetch_files
 from fieldreport.delivery.notify import Listener
@@ -41,7 +41,7 @@ from fieldreport.delivery.transports.http import HttpTransport
 from fieldreport.delivery.transports.registry import HTTP_SCHEMES, plugin_for
 from fieldreport.delivery.urls import redact_url, scheme_of, scrub, url_secrets
 from fieldreport.state import AppState
-from fieldreport.storage.attempt_records import Finish, Finished, record_finished
+from fieldreport.storage.attempt_records import GIVE_BACK, Finish, Finished, record_finished
 from fieldreport.storage.deliveries import extend_leases, release
 from fieldreport.storage.destinations import Destination
 from fieldreport.storage.outbox import Claim, ClaimRequest, Turn, claim_and_load, record_and_claim
@@ -121,16 +121,14 @@ class Worker:
         self.rand = rand or random_source()
         self.breakers = breakers or CircuitBreakers()
         self._concurrency = s.delivery_concurrency
-        self.per_destination = s.delivery_per_destination
         self.lease = s.delivery_lease
         self.poll = s.delivery_poll_interval
         self.sender = Sender(state)
-        # Claimed and not finished yet: delivery id -> destination id. The claims wait in
-        # ``_queue`` for one of at most ``concurrency`` lanes (see :meth:`_lane`).
-        self._inflight: dict[int, int | None] = {}
-        self._queue: deque[tuple[Claim, Report | None, dict[str, bytes]]] = deque()
+        # Claimed and not finished yet; the claims wait there for one of at most
+        # ``concurrency`` lanes (see :meth:`_lane`).
+        self._dispatch = Dispatch(self.breakers, s.delivery_per_destination, PREFETCH)
+        self._inflight = self._dispatch.inflight
         self._lanes: set[asyncio.Task[None]] = set()
-        self._per_dest: dict[int, int] = {}
         self._finished: list[Finish] = []
         self._wake = asyncio.Event()
         self._stopping = False
@@ -146,18 +144,19 @@ class Worker:
         """Change the number of simultaneous sends (before :meth:`run`)."""
         self._concurrency = value
 
-    # --- claiming -----------------------------------------------------------------------
-    def _room(self) -> dict[int, int]:
-        room: dict[int, int] = {}
-        for dest, n in self._per_dest.items():
-            room[dest] = self.per_destination - n
-        for dest, allowed in self.breakers.limits().items():
-            room[dest] = min(room.get(dest, self.per_destination), allowed)
-        return room
+    @property
+    def per_destination(self) -> int:
+        return self._dispatch.per_destination
 
+    @per_destination.setter
+    def per_destination(self, value: int) -> None:
+        """Change the number of simultaneous sends to one destination (before :meth:`run`)."""
+        self._dispatch.per_destination = value
+
+    # --- claiming -----------------------------------------------------------------------
     def _claim_request(self) -> ClaimRequest | None:
-        # Claim up to twice the concurrency: the extra ones wait in the queue for a lane, so
-        # the pipe stays full while results are written and the next batch is claimed.
+        # Claim up to twice the limits: the extra ones wait in the queue for a lane, so the
+        # pipe stays full while results are written and the next batch is claimed.
         free = PREFETCH * self.concurrency - len(self._inflight)
         if free <= 0 or self._stopping:
             return None
@@ -166,8 +165,8 @@ class Worker:
             now=self.now(),
             lease=self.lease,
             limit=free,
-            room=self._room(),
-            default_room=self.per_destination,
+            room=self._dispatch.room(),
+            default_room=self._dispatch.default_room,
             label=redact_url,
         )
 
@@ -185,6 +184,7 @@ class Worker:
     async def turn(self) -> list[Claim]:
         """Record every finished attempt and claim what is due, in one batch writer job (one
         transaction): what :meth:`flush` then :meth:`claim` do, for one commit instead of two."""
+        self._give_back()
         if not self._finished:
             return await self.claim()
         request = self._claim_request()
@@ -209,48 +209,52 @@ class Worker:
                 log.warning(
                     "delivery worker: could not read ahead the batch's files", exc_info=True
                 )
+        add = self._dispatch.add
         for c in claims:
-            dest_id = c.destination.id if c.destination else None
-            if dest_id is not None:
-                self._per_dest[dest_id] = self._per_dest.get(dest_id, 0) + 1
-                self.breakers.started(dest_id)
             report = reports.get(c.report_id)
             own = (
                 {f.blob_key: files[f.blob_key] for f in report.files if f.blob_key in files}
                 if report
                 else {}
             )
-            self._inflight[c.delivery_id] = dest_id
-            self._queue.append((c, report, own))
-        for _ in range(min(len(self._queue), self.concurrency - len(self._lanes))):
+            add(Queued(c, report, own))
+        self._start_lanes()
+
+    def _start_lanes(self) -> None:
+        """A lane for each queued claim, up to ``concurrency`` lanes (a lane that finds
+        nothing it may send yet ends at once)."""
+        for _ in range(min(len(self._dispatch.queue), self.concurrency - len(self._lanes))):
             self._lanes.add(asyncio.create_task(self._lane(), name="delivery-lane"))
 
-    def _done(self, delivery_id: int) -> None:
-        dest_id = self._inflight.pop(delivery_id, None)
-        if dest_id is not None:
-            left = self._per_dest.get(dest_id, 1) - 1
-            if left > 0:
-                self._per_dest[dest_id] = left
-            else:
-                self._per_dest.pop(dest_id, None)
-        self._wake.set()
+    def _give_back(self) -> None:
+        """Queued claims whose destination's circuit opened after they were claimed: given
+        back in the next record (lease released, their attempt row removed: nothing was
+        attempted), so that they wait in the database, not leased here, for the cooldown."""
+        for claim, _, _ in self._dispatch.held_back():
+            self._dispatch.done(claim.delivery_id, sent=False)
+            self._finished.append(given_back(claim, self.name, self.now()))
+        # A circuit half-open since the last turn lets its trial start: a lane to take it (the
+        # lanes take what their destination's limit held back themselves, as their sends end).
+        if self._dispatch.queue and len(self._lanes) < self.concurrency:
+            self._lanes.add(asyncio.create_task(self._lane(), name="delivery-lane"))
 
     async def _lane(self) -> None:
         """Send queued claims one after another until none is left. At most ``concurrency``
         lanes run; a lane per send would cost a task, a semaphore wait and a done callback
         for each delivery (~1/6 of the worker's CPU on the delivery benchmark)."""
-        queue = self._queue
+        dispatch = self._dispatch
         try:
-            while queue:
-                claim, report, files = queue.popleft()
+            while (item := dispatch.next()) is not None:
+                claim = item.claim
                 try:
-                    await self._deliver_now(claim, report, files)
+                    await self._deliver_now(claim, item.report, item.files)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # a bug: its lease runs out and it is tried again
                     log.exception("delivery %s: unexpected error in the worker", claim.delivery_id)
                 finally:
-                    self._done(claim.delivery_id)
+                    dispatch.done(claim.delivery_id, sent=True)
+                    self._wake.set()
         finally:
             # Here, not in a done callback: a claim made before that callback ran would
             # count a lane that takes nothing more from the queue.
@@ -350,6 +354,7 @@ class Worker:
 
     async def flush(self) -> int:
         """Write every finished attempt in one transaction (a batch writer job)."""
+        self._give_back()
         if not self._finished:
             return 0
         batch, self._finished = self._finished, []
@@ -440,7 +445,7 @@ class Worker:
         self._stopping = True
         if self._lanes:
             await asyncio.wait(list(self._lanes), timeout=self._drain_timeout)
-        self._queue.clear()  # claimed and never started: given back below
+        self._dispatch.queue.clear()  # claimed and never started: given back below
         left = list(self._inflight)
         for lane in list(self._lanes):
             lane.cancel()
@@ -452,6 +457,11 @@ class Worker:
         except Exception:
             log.warning("delivery worker: could not record the last attempts", exc_info=True)
         await self.sender.close()
+
+
+def given_back(claim: Claim, owner: str, now: datetime) -> Finish:
+    """The record of a claim given back unattempted (see :meth:`Worker._give_back`)."""
+    return Finish(claim.delivery_id, claim.attempt_id, owner, now, 0, None, "", None, GIVE_BACK)
 
 
 def worker_service(

@@ -24,9 +24,14 @@ from sqlalchemy import Connection
 from fieldreport.storage.deliveries import DEAD, DELIVERED, FAILED
 from fieldreport.storage.destinations import first_in_chain
 from fieldreport.storage.plainsql import binder, execute, execute_many, sqlite_values
-from fieldreport.storage.schema.delivery import deliveries, destinations
+from fieldreport.storage.schema.delivery import deliveries, delivery_attempts, destinations
 
 _SQLITE_VERSION = sqlite3.sqlite_version_info
+
+
+#: A claim given back unattempted (:class:`Finish` action): its attempt row is removed and its
+#: lease released, as if it had not been claimed.
+GIVE_BACK = "give_back"
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class Finish:
     status_code: int | None
     response_excerpt: str
     error: str | None
-    action: str  # delivered | retry | give_up (see delivery.policy)
+    action: str  # delivered | retry | give_up (see delivery.policy) | give_back
     next_attempt_at: datetime | None = None
     disable_destination: bool = False
     reason: str = ""
@@ -98,6 +103,9 @@ def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
     """Record finished attempts and move each delivery on, in one transaction. A delivery
     whose lease was taken over meanwhile (its worker was presumed dead) only gets its
     attempt recorded."""
+    if any(f.action == GIVE_BACK for f in items):
+        _give_back(conn, [f for f in items if f.action == GIVE_BACK])
+        items = [f for f in items if f.action != GIVE_BACK]
     dialect = conn.dialect
     stamp = binder(dialect, deliveries.c.updated_at)
     at = stamp(now)
@@ -169,6 +177,25 @@ def record_finished(conn: Connection, batches: list[Finished]) -> list[None]:
     for batch in batches:
         finish_sync(conn, batch.items, batch.now)
     return [None] * len(batches)
+
+
+def _give_back(conn: Connection, items: list[Finish]) -> None:
+    """Claims given back unattempted (rare: a circuit opened while they were queued)."""
+    conn.execute(
+        delivery_attempts.delete().where(
+            delivery_attempts.c.id.in_([f.attempt_id for f in items])
+            & (delivery_attempts.c.outcome == "in_flight")
+        )
+    )
+    for owner in {f.owner for f in items}:
+        conn.execute(
+            deliveries.update()
+            .where(
+                deliveries.c.id.in_([f.delivery_id for f in items if f.owner == owner])
+                & (deliveries.c.lease_owner == owner)
+            )
+            .values(lease_owner=None, lease_expires_at=None)
+        )
 
 
 def _give_up(conn: Connection, f: Finish, now: datetime) -> str:
