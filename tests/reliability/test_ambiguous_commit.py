@@ -23,9 +23,9 @@ from tests.support.images import png_bytes
 
 
 def _failing_transaction(real: Any, *, after_commit: bool) -> Any:
-    async def transaction(batch: Any) -> Any:
+    def transaction(batch: Any) -> Any:  # on the writer's thread
         if after_commit:
-            await real(batch)  # commits for real
+            real(batch)  # commits for real
         raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
 
     return transaction
@@ -42,8 +42,8 @@ async def test_commit_of_unknown_outcome_keeps_a_committed_reports_files(
 ) -> None:
     monkeypatch.setattr(
         state.writer,
-        "_transaction",
-        _failing_transaction(state.writer._transaction, after_commit=after_commit),
+        "_thread_transaction",
+        _failing_transaction(state.writer._thread_transaction, after_commit=after_commit),
     )
     resp = await client.post(
         "/api/v1/reports",

@@ -178,3 +178,27 @@ async def test_blob_directory_full(
         "file for refused reports; intake resumed once the tmpfs grew",
         accepted_before_full=accepted,
     )
+
+
+async def test_a_failed_flush_refuses_the_report_and_keeps_nothing(
+    client: httpx.AsyncClient, state: AppState, project: NewProject, tmp_path: Path
+) -> None:
+    """The rows wait for the flush that makes the files durable (the flusher queues them);
+    when that ``syncfs`` fails, they are never written and the files are removed again."""
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    root = tmp_path / "failing-blobs"
+    state.blobs = LocalBlobStore(root, syncfs=failing)
+    resp = await client.post(
+        URL,
+        headers={"X-Fieldreport-Key": project.public_key},
+        data={"subject": "never durable"},
+        files={"file": ("s.png", png_bytes(), "image/png")},
+    )
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["code"] == "storage_unavailable"
+    assert "cannot flush blobs to disk" in resp.json()["error"]
+    assert int(resp.headers["retry-after"]) > 0
+    assert await _counts(state, root) == (0, 0, 0, 0)

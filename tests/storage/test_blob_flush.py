@@ -261,3 +261,54 @@ async def test_small_blobs_take_one_thread_trip(
     # streamed as it comes, batched to at least 256 KiB a trip: head, a few batches, commit
     assert 3 <= trips <= 2 + 600_000 // (256 * 1024) + 1, trips
     assert await store.get_bytes("big") == big
+
+
+@needs_syncfs
+async def test_after_flush_answers_on_the_flusher_thread_after_a_covering_syncfs(
+    tmp_path: Path,
+) -> None:
+    """``after_flush`` is :meth:`flush` without waiting: the callback runs on the flusher's
+    own thread once a syncfs that started after the call has ended."""
+    journal = Journal()
+    store = LocalBlobStore(tmp_path / "blobs", syncfs=journal.syncfs(libc_syncfs(), 0.02))
+    await store.write("k/1", b"1")
+    journal.add("written", 1)
+    answered = threading.Event()
+    seen: list[tuple[Exception | None, str]] = []
+
+    def done(error: Exception | None) -> None:
+        journal.add("flushed", 1)
+        seen.append((error, threading.current_thread().name))
+        answered.set()
+
+    store.after_flush(done)
+    assert await asyncio.to_thread(answered.wait, 5)
+    assert seen[0][0] is None and seen[0][1].startswith("fieldreport-flush")
+    at = {event: index for index, event in enumerate(journal.events)}
+    assert at[("written", 1)] < at[("sync-start", 1)] < at[("sync-end", 1)] < at[("flushed", 1)]
+    await store.close()
+
+
+async def test_after_flush_passes_a_failed_syncfs_as_a_store_error(tmp_path: Path) -> None:
+    def failing(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    store = LocalBlobStore(tmp_path / "blobs", syncfs=failing)
+    got: list[Exception | None] = []
+    answered = threading.Event()
+
+    def done(error: Exception | None) -> None:
+        got.append(error)
+        answered.set()
+
+    store.after_flush(done)
+    assert await asyncio.to_thread(answered.wait, 5)
+    assert isinstance(got[0], BlobStoreError) and "blob store is full" in str(got[0])
+    await store.close()
+
+
+async def test_without_syncfs_after_flush_answers_at_once(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs", syncfs=None)
+    got: list[Exception | None] = []
+    store.after_flush(got.append)
+    assert got == [None]  # every write was fsynced before it returned

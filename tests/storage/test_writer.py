@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import psycopg
@@ -17,7 +17,7 @@ from fieldreport.storage.migrate import upgrade
 from fieldreport.storage.projects import list_projects
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.schema.core import projects
-from fieldreport.storage.writer import BatchWriter
+from fieldreport.storage.writer import BatchWriter, Gate
 
 
 @pytest.fixture
@@ -260,3 +260,44 @@ def test_usable_from_successive_event_loops(tmp_path: Path) -> None:
         return found
 
     assert asyncio.run(finish()) == ["a", "b"]
+
+
+async def test_gated_rows_are_queued_when_the_gate_opens_from_its_own_thread(
+    db: Database, writer: BatchWriter
+) -> None:
+    """``after``: the rows wait for the gate (a blob flush) and are queued by the thread that
+    opens it, with no trip through the event loop; a gate's error fails only its caller,
+    which writes nothing."""
+    opened: list[str] = []
+
+    def gate_on_thread(error: Exception | None, delay: float) -> Gate:
+        def gate(done: Callable[[Exception | None], None]) -> None:
+            def open_later() -> None:
+                opened.append(threading.current_thread().name)
+                done(error)
+
+            threading.Timer(delay, open_later).start()
+
+        return gate
+
+    ok = asyncio.create_task(writer.submit(add_projects, "gated", after=gate_on_thread(None, 0.3)))
+    with pytest.raises(OSError, match="flush failed"):
+        await writer.submit(add_projects, "never", after=gate_on_thread(OSError("flush failed"), 0))
+    assert not ok.done()  # its gate has not opened yet
+    assert await names(db) == []
+    await ok
+    assert await names(db) == ["gated"]
+    assert len(opened) == 2 and all(n.startswith("Thread") for n in opened)
+
+
+async def test_a_gate_that_opens_at_once_writes_like_an_ungated_submit(
+    db: Database, writer: BatchWriter
+) -> None:
+    def open_gate(done: Callable[[Exception | None], None]) -> None:
+        done(None)
+
+    ids = await asyncio.gather(
+        *(writer.submit(add_projects, f"g{i}", after=open_gate) for i in range(5))
+    )
+    assert len(set(ids)) == 5
+    assert await names(db) == [f"g{i}" for i in range(5)]

@@ -1,9 +1,10 @@
 """Accepting a report: blobs first, then one transaction for the rows.
 
 The blobs are written (each at a fresh key, see :mod:`fieldreport.storage.blobs.keys`),
-then flushed to disk (one flush shared with concurrent requests)
-before the transaction that makes them visible, so a committed report never points at a
-missing blob; if the transaction fails, the blobs are deleted again. The transaction is
+then flushed to disk (one flush shared with concurrent requests, which hands the rows to
+the batch writer as it ends) before the transaction that makes them visible, so a
+committed report never points at a missing blob; if the transaction fails, the blobs are
+deleted again. The transaction is
 the seam for the delivery outbox: rows added to it are committed atomically with the report.
 """
 
@@ -118,27 +119,24 @@ async def accept_report(
                 stored.append(
                     await _store_file(state, f"{prefix}.attachment-{i + 1}", attachment, i)
                 )
-            if stored:
-                await state.blobs.flush()  # durable before the rows that name them commit
         except NotAnImage as exc:
             raise not_an_image(exc) from exc
         except BlobStoreError as exc:
-            log.error("blob store failed for report %s: %s", report_id, exc)
-            status = 507 if "full" in str(exc) else 503
-            raise HTTPProblem(
-                status,
-                f"storage unavailable: {exc}",
-                code="storage_unavailable",
-                headers={"Retry-After": "30"},
-            ) from exc
+            raise _storage_failed(report_id, exc) from exc
         try:
             # The report's rows and its delivery (outbox) row commit together, possibly in
-            # one transaction with other reports arriving at the same moment. A failure
-            # from here on may be a COMMIT of unknown outcome.
+            # one transaction with other reports arriving at the same moment. The files are
+            # durable first: the rows are queued once a flush (shared with concurrent
+            # requests) covering them has ended, by the flusher's thread itself. A failure
+            # from the queueing on may be a COMMIT of unknown outcome.
             committing = True
             try:
                 row = NewReport(report_id, project.id, utcnow(), fields, stored, key_hash, origin)
-                written = await state.writer.submit(write_reports, row)
+                after = state.blobs.after_flush if stored else None
+                written = await state.writer.submit(write_reports, row, after=after)
+            except BlobStoreError as exc:
+                committing = False  # the flush failed: the rows were never queued
+                raise _storage_failed(report_id, exc) from exc
             except asyncio.CancelledError:
                 # The client went away, but its group may still commit these rows: keep
                 # the blobs (an uncommitted leftover is an orphan for gc, never a dangling row).
@@ -162,6 +160,17 @@ async def accept_report(
     if written.delivery_id is not None:
         state.delivery_wake.set()
     return AcceptedReport(report_id, written.ticketnr, ticket_url(state.public_url, report_id))
+
+
+def _storage_failed(report_id: str, exc: BlobStoreError) -> HTTPProblem:
+    log.error("blob store failed for report %s: %s", report_id, exc)
+    status = 507 if "full" in str(exc) else 503
+    return HTTPProblem(
+        status,
+        f"storage unavailable: {exc}",
+        code="storage_unavailable",
+        headers={"Retry-After": "30"},
+    )
 
 
 async def _delete_blobs_unless_committed(

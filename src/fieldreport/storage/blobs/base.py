@@ -26,6 +26,10 @@ BlobSource = bytes | IO[bytes] | AsyncIterable[bytes]
 #: worker thread: it may be CPU work): what it raises, the caller gets, and nothing is stored.
 BlobCheck = Callable[[bytes | memoryview], None]
 
+#: Told by :meth:`BlobStore.after_flush` how the flush went: ``None`` once durable, else
+#: the error (a :class:`BlobStoreError`). May be called on any thread, and must not block.
+FlushDone = Callable[[Exception | None], None]
+
 
 def checked_bytes(source: BlobSource) -> bytes:
     """The bytes of a source held in memory (``bytes`` or an ``io.BytesIO``, whose buffer is
@@ -107,6 +111,13 @@ class BlobStore(Protocol):
     async def flush(self) -> None:
         """Make every blob whose :meth:`write` or :meth:`create` returned before this call
         durable."""
+        ...
+
+    def after_flush(self, done: FlushDone) -> None:
+        """:meth:`flush` without waiting: call ``done(None)`` once every blob whose write
+        returned before this call is durable, or ``done(error)``. ``done`` may run on
+        another thread (the local store's flusher) or at once, before this returns; the
+        batch writer uses it to queue rows as soon as the blobs they name are durable."""
         ...
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:

@@ -5,7 +5,8 @@ syncs the whole filesystem under the store's root: the files' data, their inodes
 renames and any new directories, in one journal commit. Callers flush as a group, like a
 database group commit: a lone caller's flush starts at once (no timer); callers that ask
 while one runs join the next, which starts as soon as the running one ends and covers
-every write that finished before it started.
+every write that finished before it started. The syncs run on a thread of the flush's own,
+which answers each group as its sync ends and goes straight on to the next.
 
 ``syncfs`` reports writeback errors since Linux 5.8: errors recorded on the filesystem
 since the store opened its root are returned once, to the flush that sees them. The root
@@ -20,12 +21,18 @@ directory only. ``bench/diskceiling.py`` compares both ways on a given disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+log = logging.getLogger(__name__)
 
 #: ``syncfs(fd)``: raises :class:`OSError` on failure.
 SyncFs = Callable[[int], None]
@@ -53,55 +60,93 @@ def libc_syncfs() -> SyncFs | None:
     return syncfs
 
 
-class GroupFlush:
-    """Runs ``sync`` (blocking, on a worker thread) for groups of concurrent callers.
+#: Told the outcome of a flush: ``None`` once durable, else the error. Called on the
+#: flusher's thread: it must be quick and must not block.
+Done = Callable[[Exception | None], None]
 
-    Every :meth:`flush` returns after a ``sync`` that started after the call did, so it
-    covers everything the caller wrote before calling; an error from that ``sync`` is
-    raised to every caller it covered.
+
+class GroupFlush:
+    """Runs ``sync`` (blocking) for groups of concurrent callers, on a thread of its own.
+
+    Every :meth:`flush` (or :meth:`then`) is answered after a ``sync`` that started after the
+    call did, so it covers everything the caller wrote before calling; an error from that
+    ``sync`` goes to every caller it covered.
+
+    The flusher thread runs one ``sync`` after another as long as callers keep asking, and
+    answers each group as its ``sync`` ends: no trip through the event loop between two
+    ``sync`` calls, and no wait in the default executor's queue behind file writes (under
+    load each cost ~7-15 ms per cycle, more than the ``syncfs`` itself). :meth:`then` lets
+    the next stage (the batch writer) go on from the flusher's thread directly.
     """
 
     def __init__(self, sync: Callable[[], None]) -> None:
         self._sync = sync
-        self._next: asyncio.Future[None] | None = None
-        self._driver: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+        self._waiting: list[Done] = []
+        self._running = False
+        self._thread: ThreadPoolExecutor | None = None
+
+    def then(self, done: Done) -> None:
+        """Call ``done`` (on the flusher's thread) after a ``sync`` that starts after this
+        call: with ``None``, or with the error that ``sync`` raised."""
+        with self._lock:
+            self._waiting.append(done)
+            if self._running:
+                return  # the running drain picks it up for its next sync
+            self._running = True
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="fieldreport-flush")
+            thread = self._thread
+        thread.submit(self._drain)
 
     async def flush(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._driver is not None and self._driver.get_loop() is not loop:
-            self._driver = self._next = None  # left over from a loop that is gone
-        if self._next is None:
-            self._next = loop.create_future()
-            # Nobody may be left to read a failure (all callers cancelled): not worth a warning.
-            self._next.add_done_callback(_consume)
-        waiter = self._next
-        if self._driver is None:
-            self._driver = loop.create_task(self._drive())
-        # Cancelling one caller must not cancel the flush the others wait for.
-        await asyncio.shield(waiter)
+        future: asyncio.Future[None] = loop.create_future()
+        # A caller cancelled meanwhile cancels only its own future, not the sync.
+        self.then(functools.partial(_answer, loop, future))
+        await future
 
-    async def _drive(self) -> None:
-        group: asyncio.Future[None] | None = None
-        try:
-            while self._next is not None:
-                group, self._next = self._next, None
+    def _drain(self) -> None:
+        """On the flusher's thread: one ``sync`` per group of waiting callers, until none
+        is left."""
+        while True:
+            with self._lock:
+                group, self._waiting = self._waiting, []
+                if not group:
+                    self._running = False
+                    return
+            error: Exception | None = None
+            try:
+                self._sync()
+            except Exception as exc:
+                error = exc
+            for done in group:
                 try:
-                    await asyncio.to_thread(self._sync)
-                except Exception as exc:
-                    group.set_exception(exc)
-                else:
-                    group.set_result(None)
-        except BaseException:
-            # Cancelled (the loop is shutting down): nobody may wait forever.
-            for future in (group, self._next):
-                if future is not None and not future.done():
-                    future.cancel()
-            self._next = None
-            raise
-        finally:
-            self._driver = None
+                    done(error)
+                except Exception:
+                    log.exception("a flush callback failed")
+
+    def close(self) -> None:
+        """Wait for the running drain (if any) and release the thread (a later flush starts
+        a new one)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=True)
 
 
-def _consume(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
+def _answer(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], error: Exception | None
+) -> None:
+    """From the flusher's thread: settle ``future`` on its loop (gone: nobody to tell)."""
+    with contextlib.suppress(RuntimeError):  # the loop is closed
+        loop.call_soon_threadsafe(_settle, future, error)
+
+
+def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
+    if future.done():  # its caller was cancelled
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import time
 import uuid
@@ -21,6 +22,7 @@ from fieldreport.storage.blobs.base import (
     BlobNotFound,
     BlobSource,
     BlobStoreError,
+    FlushDone,
     WrittenBlob,
     check_key,
     checked_bytes,
@@ -128,6 +130,12 @@ class LocalBlobStore:
             await self._group.flush()
         except OSError as exc:
             raise _store_error("cannot flush blobs to disk", exc) from exc
+
+    def after_flush(self, done: FlushDone) -> None:
+        if self._syncfs is None:
+            done(None)  # every write was fsynced before it returned
+            return
+        self._group.then(functools.partial(_flushed, done))
 
     def _sync_root(self) -> None:
         assert self._syncfs is not None
@@ -296,9 +304,16 @@ class LocalBlobStore:
         return await _on_thread(sweep)
 
     async def close(self) -> None:
+        await asyncio.to_thread(self._group.close)  # a running flush ends first
         if self._close_fd is not None:
             self._close_fd()  # reopened if the store is flushed again
             self._root_fd = self._close_fd = None
+
+
+def _flushed(done: FlushDone, error: Exception | None) -> None:
+    if isinstance(error, OSError):
+        error = _store_error("cannot flush blobs to disk", error)
+    done(error)
 
 
 def _store_error(what: str, exc: OSError) -> BlobStoreError:

@@ -31,6 +31,7 @@ from fieldreport.storage.blobs.base import (
     BlobNotFound,
     BlobSource,
     BlobStoreError,
+    FlushDone,
     WrittenBlob,
     check_key,
     checked_bytes,
@@ -180,6 +181,10 @@ class S3BlobStore:
     async def flush(self) -> None:
         """Nothing to do: every write is durable once it returns."""
         return None
+
+    def after_flush(self, done: FlushDone) -> None:
+        """At once: every write is durable once it returns."""
+        done(None)
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         check_key(key)
