@@ -211,7 +211,11 @@ def settling(meta: dict[str, Any]) -> str:
     line = (
         "- **Settling:** before each section the suite writes back dirty pages (`sync`) and "
         "waits, at most 20 s, until less than 32 MiB is dirty and the CPUs are less than 40% "
-        "busy, so that a section does not pay for the writeback of the one before it."
+        "busy, so that a section does not pay for the writeback of the one before it. The "
+        "servers' data directories are removed at the end of the run, not after each case: "
+        "this disk's ext4 runs without a journal, and without one a file created within "
+        "minutes of many deletions costs up to ~25 times the CPU (new inodes skip recently "
+        "freed ones, one by one)."
     )
     settled = meta.get("settled")
     if settled:

@@ -490,16 +490,21 @@ def main() -> None:
         results = json.loads(RESULTS.read_text())  # keep the sections not re-run
     started = time.monotonic()
     settled: dict[str, dict[str, float]] = {}
-    for name in chosen:
-        calm = util.settle()
-        log(
-            f"== {name} (settled {calm['waited_s']} s: {calm['dirty_mib']} MiB dirty,"
-            f" CPUs {calm['busy_pct']}% busy)"
-        )
-        settled[name] = calm
-        SECTIONS[name](plan, results)
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1))
+    servers.keep_scratch_until_the_end()
+    try:
+        for name in chosen:
+            calm = util.settle()
+            log(
+                f"== {name} (settled {calm['waited_s']} s: {calm['dirty_mib']} MiB dirty,"
+                f" CPUs {calm['busy_pct']}% busy)"
+            )
+            settled[name] = calm
+            SECTIONS[name](plan, results)
+            RESULTS.parent.mkdir(exist_ok=True)
+            RESULTS.write_text(json.dumps(results, indent=1))
+    finally:
+        log("removing the run's scratch directories")
+        servers.remove_kept_scratch()
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mode": "quick" if plan.quick else "default",
