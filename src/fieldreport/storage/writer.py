@@ -83,10 +83,15 @@ class BatchWriter:
         """Write ``item`` with ``job`` in the next transaction; its result once committed."""
         return (await self.submit_many(job, [item]))[0]
 
-    async def submit_many(
+    def submit_many(
         self, job: Callable[[Connection, list[T]], list[R]], items: list[T]
-    ) -> list[R]:
-        """Write ``items`` together (they commit, or fail, as one); results in order."""
+    ) -> asyncio.Future[list[R]]:
+        """Write ``items`` together (they commit, or fail, as one): await the returned future
+        for the results, in order, once committed.
+
+        A plain function returning the future, not a coroutine: awaiting it is the same for
+        callers, without a coroutine and its frame per request between them and the
+        future (every session batch and events request comes through here)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # e.g. a CLI command or a test with its own asyncio.run()
             self._loop, self._pending, self._task = loop, deque(), None
@@ -96,7 +101,7 @@ class BatchWriter:
             self._task = loop.create_task(self._drain(), name="batch-writer")
         # A caller cancelled while it waits (client gone) cancels only its future: its rows
         # are queued and still commit with the others, and the drain skips its answer.
-        return await future
+        return future
 
     async def close(self) -> None:
         """Wait for queued writes, then release the writer thread and its connection."""
