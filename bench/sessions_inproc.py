@@ -81,16 +81,10 @@ def _callgrind(command: str) -> None:
     subprocess.run(["callgrind_control", command, str(os.getpid())], check=True)
 
 
-def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace, database_url: str | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="sessions-inproc-"))
     try:
-        if args.postgresql:
-            from bench.servers import postgres_database
-
-            with postgres_database() as url:
-                asyncio.run(_measure(args, work / "data", url))
-        else:
-            asyncio.run(_measure(args, work / "data", None))
+        await _measure(args, work / "data", database_url)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -170,7 +164,14 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--postgresql", action="store_true", help="a fresh local database")
     parser.set_defaults(freeze=True)
-    run(parser.parse_args())
+    args = parser.parse_args()
+    if args.postgresql:
+        from bench.servers import postgres_database
+
+        with postgres_database() as url:
+            asyncio.run(run(args, url))
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":
