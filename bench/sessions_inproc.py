@@ -1,19 +1,21 @@
 """Session batches driven in-process: CPU per batch of the loop thread and of the rest.
 
     python -m bench.sessions_inproc [--requests 3000] [--concurrency 32] [--stub-writer]
+                                    [--postgresql]
     valgrind --tool=callgrind --separate-threads=yes \\
         python -m bench.sessions_inproc --requests 500 --callgrind
 
 ``--requests`` 20 KB web batches (the sessions bench's) go to ``/v1/web/append`` through the
 app's own ASGI entry (express lane, middleware, the real batch writer on SQLite in a
-temporary directory), ``--concurrency`` at a time, with no sockets or HTTP parser: what is
-left is the app's own work. Printed: wall, process CPU and the loop thread's CPU per batch
-(the writer thread is the difference). ``--stub-writer`` answers ``submit_many`` at once
-(no thread, no SQL): the request path alone. Under callgrind, ``--callgrind`` zeroes the
-counters before the measured requests and dumps them after (``callgrind_control``), so the
-dump (one file per thread) divided by ``--requests`` is instructions per batch: repeatable
-whatever else the machine runs. Run it with two checkouts' ``src`` first on ``PYTHONPATH``
-to compare them.
+temporary directory, or with ``--postgresql`` in a throw-away database on the local
+PostgreSQL server, as the benchmarks use), ``--concurrency`` at a time, with no sockets or
+HTTP parser: what is left is the app's own work. Printed: wall, process CPU and the loop
+thread's CPU per batch (the writer thread is the difference). ``--stub-writer`` answers
+``submit_many`` at once (no thread, no SQL): the request path alone. Under callgrind,
+``--callgrind`` zeroes the counters before the measured requests and dumps them after
+(``callgrind_control``), so the dump (one file per thread) divided by ``--requests`` is
+instructions per batch: repeatable whatever else the machine runs. Run it with two
+checkouts' ``src`` first on ``PYTHONPATH`` to compare them.
 """
 
 from __future__ import annotations
@@ -79,15 +81,15 @@ def _callgrind(command: str) -> None:
     subprocess.run(["callgrind_control", command, str(os.getpid())], check=True)
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace, database_url: str | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="sessions-inproc-"))
     try:
-        await _measure(args, work / "data")
+        await _measure(args, work / "data", database_url)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-async def _measure(args: argparse.Namespace, data_dir: Path) -> None:
+async def _measure(args: argparse.Namespace, data_dir: Path, database_url: str | None) -> None:
     from fieldreport.app import create_app
     from fieldreport.gc_tuning import settle_after_startup
     from fieldreport.settings import Settings
@@ -95,7 +97,11 @@ async def _measure(args: argparse.Namespace, data_dir: Path) -> None:
     from fieldreport.storage.projects import create_project
 
     settings = Settings(
-        data_dir=data_dir, log_level="warning", session_rate_sessions=0, session_rate_bytes=0
+        data_dir=data_dir,
+        database_url=database_url,
+        log_level="warning",
+        session_rate_sessions=0,
+        session_rate_bytes=0,
     )
     state = await open_state(settings)
     async with state.db.write() as conn:
@@ -113,7 +119,7 @@ async def _measure(args: argparse.Namespace, data_dir: Path) -> None:
             async def answer_at_once(job: Any, items: list[Any]) -> list[Any]:
                 return [next(numbers) for _ in items]
 
-            state.writer.submit_many = answer_at_once  # type: ignore[method-assign]
+            state.writer.submit_many = answer_at_once  # type: ignore[method-assign, assignment]
         for _ in range(200):  # warm-up: caches, the writer's thread and connection
             status, body = await _post(app, "/v1/web/append", auth, batch)
             assert status == 200, body
@@ -156,8 +162,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--stub-writer", action="store_true")
     parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument("--postgresql", action="store_true", help="a fresh local database")
     parser.set_defaults(freeze=True)
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    if args.postgresql:
+        from bench.servers import postgres_database
+
+        with postgres_database() as url:
+            asyncio.run(run(args, url))
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -241,6 +241,19 @@ async def test_a_cancelled_caller_still_commits(db: Database, writer: BatchWrite
     assert await names(db) == ["gone", "next"]
 
 
+async def test_submit_many_returns_the_future_to_await(db: Database, writer: BatchWriter) -> None:
+    """submit_many queues the rows at once and hands back the writer's future (no coroutine
+    in between): awaiting it gives the results; cancelling it leaves the rows queued."""
+    future = writer.submit_many(add_projects, ["f1", "f2"])
+    assert isinstance(future, asyncio.Future)
+    gone = writer.submit_many(add_projects, ["f3"])
+    gone.cancel()
+    first, second = await future
+    assert second == first + 1
+    await writer.submit(add_projects, "next")  # queued behind them
+    assert await names(db) == ["f1", "f2", "f3", "next"]
+
+
 def test_usable_from_successive_event_loops(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'loops.db'}")
     writer = BatchWriter(database)

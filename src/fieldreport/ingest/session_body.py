@@ -304,6 +304,8 @@ class BatchBody:
         """The whole body if it is at most ``limit`` bytes; None once it is larger (what was
         read is kept for :meth:`chunks`). Call :meth:`finish` after either."""
         while (chunk := await self._next()) is not None:
+            if self._ended and not self._head and self.size <= limit:
+                return chunk  # the whole body came in one message, as it mostly does
             self._head.append(chunk)
             if self.size > limit:
                 return None

@@ -100,18 +100,23 @@ class BatchWriter:
         """Write ``item`` with ``job`` in the next transaction; its result once committed."""
         return (await self.submit_many(job, [item], after=after))[0]
 
-    async def submit_many(
+    def submit_many(
         self,
         job: Callable[[Connection, list[T]], list[R]],
         items: list[T],
         *,
         after: Gate | None = None,
-    ) -> list[R]:
-        """Write ``items`` together (they commit, or fail, as one); results in order.
+    ) -> asyncio.Future[list[R]]:
+        """Write ``items`` together (they commit, or fail, as one): await the returned future
+        for the results, in order, once committed.
 
         ``after``: queue them only once that gate opens (the blobs they name are durable),
         straight from the thread that opens it, with no trip through the event loop; its
-        error is raised here and nothing is written."""
+        error is raised by the future and nothing is written.
+
+        A plain function returning the future, not a coroutine: awaiting it is the same for
+        callers, without a coroutine and its frame per request between them and the
+        future (every session batch and events request comes through here)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         entry = _Entry(job, list(items), loop, future)
@@ -124,7 +129,7 @@ class BatchWriter:
             after(functools.partial(self._queue_unless, entry))
         # A caller cancelled while it waits (client gone) cancels only its future: its rows
         # are queued (or will be, once the gate opens) and still commit with the others.
-        return await future
+        return future
 
     async def close(self) -> None:
         """Wait for queued writes, then release the writer thread and its connection."""
