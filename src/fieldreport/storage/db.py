@@ -108,9 +108,13 @@ class Database:
         self._async_url = async_url(url)
         parsed = make_url(self._async_url)
         self.dialect = parsed.get_backend_name()
+        #: The SQLite database's file (None: PostgreSQL, in memory, or a ``file:`` URI).
+        self.sqlite_file: str | None = None
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                if not parsed.database.startswith("file:"):
+                    self.sqlite_file = parsed.database
             self._writer = _sqlite_engine(self._async_url, writer=True, pool_size=1)
             self._reader = _sqlite_engine(self._async_url, writer=False, pool_size=pool_size)
         else:

@@ -55,6 +55,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyErro
 
 from fieldreport.storage import driver
 from fieldreport.storage.db import Database
+from fieldreport.storage.writer_turns import WriterTurns
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class BatchWriter:
         self._thread: ThreadPoolExecutor | None = None
         self._conn: Connection | None = None  # the writer thread's connection
         self._committing = False  # the writer thread's transaction has sent its COMMIT
+        self._turns = WriterTurns(db.sqlite_file)  # with other processes' writers
         self.transactions = 0  # committed, for tests and diagnostics
         self.items_written = 0
 
@@ -140,6 +142,7 @@ class BatchWriter:
         if thread is not None:
             await asyncio.get_running_loop().run_in_executor(thread, self._drop_connection)
             thread.shutdown(wait=True)
+        self._turns.close()
 
     def _wait_idle(self) -> None:
         with self._idle:
@@ -219,13 +222,14 @@ class BatchWriter:
         connection, as a ping on checkout would have let it. A loss during the COMMIT, of
         unknown outcome, is never retried."""
         kept = self._conn is not None
-        try:
+        with self._turns.turn():
+            try:
+                return self._transaction_once(batch)
+            except DBAPIError as exc:
+                if not (kept and exc.connection_invalidated and not self._committing):
+                    raise
+                log.warning("the writer's database connection was lost (%s); reconnecting", exc)
             return self._transaction_once(batch)
-        except DBAPIError as exc:
-            if not (kept and exc.connection_invalidated and not self._committing):
-                raise
-            log.warning("the writer's database connection was lost (%s); reconnecting", exc)
-        return self._transaction_once(batch)
 
     def _transaction_once(self, batch: list[_Entry]) -> list[Outcome]:
         if self._conn is None:
