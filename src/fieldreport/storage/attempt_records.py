@@ -3,7 +3,7 @@ outcome, and each delivery moved on (delivered, retried later, passed to the nex
 of its chain, or dead).
 
 The common outcomes (delivered, retry) are plain SQL (:mod:`~fieldreport.storage.plainsql`):
-on SQLite one ``UPDATE ... FROM`` a ``VALUES`` list per table and transaction (an
+on SQLite one ``UPDATE ... FROM`` a ``VALUES`` list per table and kind of row (an
 ``executemany`` runs each row as a step of its own, and pysqlite releases and takes back the
 GIL around each: while the event loop holds the GIL, the writer thread waited for it twice per
 delivery); on PostgreSQL one ``executemany`` (asyncpg pipelines it). Giving up, which is rare,
@@ -14,6 +14,7 @@ stays in Core. Attempts are claimed, and their rows created, by
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy import Connection
 
 from fieldreport.storage.deliveries import DEAD, DELIVERED, FAILED
 from fieldreport.storage.destinations import first_in_chain
-from fieldreport.storage.plainsql import binder, execute, execute_many, sqlite_values
+from fieldreport.storage.plainsql import binder, execute, execute_many, padded, sqlite_values
 from fieldreport.storage.schema.delivery import deliveries, delivery_attempts, destinations
 
 _SQLITE_VERSION = sqlite3.sqlite_version_info
@@ -34,9 +35,10 @@ _SQLITE_VERSION = sqlite3.sqlite_version_info
 GIVE_BACK = "give_back"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Finish:
-    """The outcome of one attempt, as the worker records it."""
+    """The outcome of one attempt, as the worker records it (read-only; not frozen, which
+    would cost ~600 instructions a field in ``__init__``, for each delivery)."""
 
     delivery_id: int
     attempt_id: int
@@ -78,21 +80,39 @@ _RECORD_ATTEMPT_ROWS = (
     " status_code = v.status_code, response_excerpt = v.response_excerpt, error = v.error,"
     " outcome = v.outcome FROM v WHERE delivery_attempts.id = v.id",
 )
+# The common case of each, its NULLs written in the statement rather than bound: pysqlite
+# binds None through its adapter lookup (~3k instructions a value, an AttributeError raised
+# and cleared inside), and a delivered attempt had three.
+_DELIVERED_ROWS = (
+    "at, last_status_code, id, owner",
+    f"UPDATE deliveries SET status = '{DELIVERED}', delivered_at = v.at,"
+    " next_attempt_at = NULL, last_error = NULL,"
+    " last_status_code = v.last_status_code, attempts = attempts + 1,"
+    " total_attempts = total_attempts + 1, lease_owner = NULL, lease_expires_at = NULL,"
+    " updated_at = v.at FROM v WHERE deliveries.id = v.id"
+    " AND deliveries.lease_owner = v.owner",
+)
+_RECORD_NO_ERROR_ROWS = (
+    "started_at, duration_ms, status_code, response_excerpt, outcome, id",
+    "UPDATE delivery_attempts SET started_at = v.started_at, duration_ms = v.duration_ms,"
+    " status_code = v.status_code, response_excerpt = v.response_excerpt, error = NULL,"
+    " outcome = v.outcome FROM v WHERE delivery_attempts.id = v.id",
+)
 
 
-def _update_rows(
-    conn: Connection, one: str, many: tuple[str, str], rows: list[tuple[Any, ...]]
-) -> None:
-    """Run the UPDATE ``one`` for each of ``rows``: on SQLite 3.33+ as ``many`` (``WITH
-    v(columns) AS (VALUES ...) UPDATE ... FROM v``), a statement per 999 parameters; else an
-    ``executemany`` of ``one``."""
+def _values_update(conn: Connection) -> bool:
+    """Whether ``UPDATE ... FROM`` a ``VALUES`` list is available (SQLite 3.33+)."""
+    return conn.dialect.name == "sqlite" and _SQLITE_VERSION >= (3, 33)
+
+
+def _update_values(conn: Connection, many: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
+    """Run the UPDATE ``many`` (``WITH v(columns) AS (VALUES ...) UPDATE ... FROM v``) for
+    ``rows``, a statement per 999 parameters (the rows padded to one of a few counts: see
+    :func:`~fieldreport.storage.plainsql.padded`)."""
     if not rows:
         return
-    if conn.dialect.name != "sqlite" or _SQLITE_VERSION < (3, 33):
-        execute_many(conn, one, rows)
-        return
     columns, update = many
-    for _, chunk, values in sqlite_values(rows, len(rows[0])):
+    for _, chunk, values in sqlite_values(padded(rows), len(rows[0])):
         params: list[Any] = []
         for row in chunk:
             params.extend(row)
@@ -102,7 +122,8 @@ def _update_rows(
 def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
     """Record finished attempts and move each delivery on, in one transaction. A delivery
     whose lease was taken over meanwhile (its worker was presumed dead) only gets its
-    attempt recorded."""
+    attempt recorded. On SQLite 3.33+ one ``UPDATE ... FROM`` a ``VALUES`` list per table
+    and kind of row; else an ``executemany`` per table."""
     if any(f.action == GIVE_BACK for f in items):
         _give_back(conn, [f for f in items if f.action == GIVE_BACK])
         items = [f for f in items if f.action != GIVE_BACK]
@@ -110,58 +131,44 @@ def finish_sync(conn: Connection, items: list[Finish], now: datetime) -> None:
     stamp = binder(dialect, deliveries.c.updated_at)
     at = stamp(now)
     simple = [f for f in items if f.action in ("delivered", "retry")]
-    if simple:
-        _update_rows(
-            conn,
-            _MOVE_ON,
-            _MOVE_ON_ROWS,
-            [
-                (
-                    DELIVERED,
-                    at,
-                    None,
-                    None,
-                    f.status_code,
-                    at,
-                    f.delivery_id,
-                    f.owner,
-                )
-                if f.action == "delivered"
-                else (
-                    FAILED,
-                    None,
-                    stamp(f.next_attempt_at),
-                    f.error,
-                    f.status_code,
-                    at,
-                    f.delivery_id,
-                    f.owner,
-                )
-                for f in simple
-            ],
-        )
+    many = _values_update(conn)
+    if many:
+        delivered = [
+            (at, f.status_code, f.delivery_id, f.owner) for f in simple if f.action == "delivered"
+        ]
+        _update_values(conn, _DELIVERED_ROWS, delivered)
+        _update_values(conn, _MOVE_ON_ROWS, [_move_on(f, at, stamp) for f in simple
+                                             if f.action == "retry"])  # fmt: skip
+    elif simple:
+        execute_many(conn, _MOVE_ON, [_move_on(f, at, stamp) for f in simple])
     outcomes = {f.attempt_id: f.action for f in simple}
     for f in items:
         if f.action in ("delivered", "retry"):
             continue
         outcomes[f.attempt_id] = _give_up(conn, f, now)
-    _update_rows(
+    attempts = [
+        (stamp(f.started_at), f.duration_ms, f.status_code, f.response_excerpt[:2000], f.error,
+         outcomes[f.attempt_id], f.attempt_id)
+        for f in items
+    ]  # fmt: skip
+    if not many:
+        if attempts:
+            execute_many(conn, _RECORD_ATTEMPT, attempts)
+        return
+    _update_values(conn, _RECORD_ATTEMPT_ROWS, [r for r in attempts if r[4] is not None])
+    _update_values(
         conn,
-        _RECORD_ATTEMPT,
-        _RECORD_ATTEMPT_ROWS,
-        [
-            (
-                stamp(f.started_at),
-                f.duration_ms,
-                f.status_code,
-                f.response_excerpt[:2000],
-                f.error,
-                outcomes[f.attempt_id],
-                f.attempt_id,
-            )
-            for f in items
-        ],
+        _RECORD_NO_ERROR_ROWS,
+        [(s, d, c, e, o, i) for s, d, c, e, err, o, i in attempts if err is None],
     )
+
+
+def _move_on(f: Finish, at: Any, stamp: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """A delivered or retried delivery's row of _MOVE_ON's (and _MOVE_ON_ROWS') values."""
+    if f.action == "delivered":
+        return (DELIVERED, at, None, None, f.status_code, at, f.delivery_id, f.owner)
+    next_at = stamp(f.next_attempt_at)
+    return (FAILED, None, next_at, f.error, f.status_code, at, f.delivery_id, f.owner)
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,11 @@ from fieldreport.storage.reports import Report, get_reports
 from fieldreport.storage.schema.delivery import deliveries, delivery_attempts, destinations
 
 
-@dataclass(frozen=True)
+@dataclass
 class Claim:
+    """A claimed delivery (read-only; not frozen, which would cost ~600 instructions a
+    field in ``__init__``, for each delivery)."""
+
     delivery_id: int
     attempt_id: int
     report_id: str
