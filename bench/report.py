@@ -719,8 +719,9 @@ FINDINGS = [
     "ceiling's ~0.35. Session 7 took the blob flush and the batch writer off the event loop "
     "(each ran its next step only after a trip through the loop, 1.5-13 ms under load, and "
     "sat idle half the time): the wait from a report's file to its commit fell (p50/p90 42/75 "
-    "-> 33/57 ms), and the same-run before/after table shows 505 -> 574 reports/s over "
-    "session 6's build, but the time saved turns into waiting for CPU. What the CPU is spent "
+    "-> 33/57 ms), and the same-run before/after table shows 475 -> 518 reports/s over "
+    "session 6's build (505 -> 574 in a run an hour earlier), but most of the time saved "
+    "turns into waiting for CPU. What the CPU is spent "
     "on: HTTP and the body (what the ceiling pays), the form (~55 µs), the PNG's chunk "
     "check (`_png_chunks_ok`, ~14% of samples, zlib-ng's crc32 over 200 KB) and writing the "
     "file (~23%) in the file thread, its SHA-256 (~100 µs with SHA-NI), one `syncfs` per "
@@ -734,8 +735,8 @@ FINDINGS = [
     "directories until the end) 5%. A production server deleting many old reports at once "
     "(retention, `gc`) pays this for a few minutes on such a filesystem; a journaled ext4 "
     "or XFS does not.",
-    "3. **Session batches (0.36 SQLite / 0.28 PostgreSQL in the ingest table, 0.43 in the "
-    "before/after table):** the structure check of the rrweb array (msgspec, ~30 µs in a "
+    "3. **Session batches (0.46 SQLite / 0.32 PostgreSQL in the ingest table, 0.36 / 0.28 "
+    "in a run an hour earlier, 0.40-0.43 in the before/after tables):** the structure check of the rrweb array (msgspec, ~30 µs in a "
     "microbenchmark, 45-54 µs of CPU per batch inside the loaded server) is the largest "
     "piece left: with it stubbed out the loop thread dropped 70-85 µs per batch and the "
     "rate rose ~30%. No well-kept library does that exact check cheaper or without the GIL "
@@ -745,21 +746,27 @@ FINDINGS = [
     "`json_valid` 75 µs without the GIL, but its grammar changes with SQLite's version). "
     "Session 7 cut a batch's path to one coroutine (-1.4% loop instructions). The rest is "
     "uvicorn and httptools (what the ceiling pays) and the writer thread's share of the GIL.",
-    "4. **Full-stack events (0.60-0.66) meet the target**; PostgreSQL sits at the line (0.60 "
-    "here, CPU ratio 0.73), so a noisy run may put it either side.",
+    "4. **Full-stack events meet the target on SQLite** (0.81 here, 0.66 an hour earlier; "
+    "CPU ratio 0.69-0.85). **On PostgreSQL they sit at the line**: 0.48 here (CPU ratio "
+    "0.55), 0.60 an hour earlier (0.73), 0.62 and 0.37 in session 6's two runs, with no "
+    "change to its path in between; the PostgreSQL server's own CPU for each commit shares "
+    "the two cores with the load generator and ours, and the ceiling pays none of it.",
     "5. **Delivery:** the worker was idle most of the time, not busy: it claimed at most "
     "`per_destination` deliveries of one destination, so with one destination (the "
     "benchmark's) ~18 of 64 sends were in flight on average while each turn recorded and "
     "claimed (15-27 ms, mostly thread hops and GIL waits; ~3.5 ms of the writer's CPU for "
-    "~60 deliveries). Claiming ahead (session 7) keeps ~38 in flight. What is left is CPU: "
-    "the worker spends about twice the bare loop's CPU per delivery (table above), half of "
-    "it the aiohttp request both pay.",
+    "~60 deliveries). Claiming ahead (session 7) keeps ~38 in flight, and the worker's "
+    "instructions per delivery went from 1.031M to 0.881M (callgrind; the bare loop's post "
+    "is 0.508M): 0.45 in a run an hour earlier (before the second change), 0.49 here. "
+    "What is left is CPU: the worker spends ~1.8x the bare loop's per delivery (table "
+    "above), more than half of it the aiohttp request both pay.",
     "6. **Two processes on one SQLite file.** With the writer draining its queue on its own "
     "thread, a busy process began its next transaction microseconds after its commit while "
     "the other slept in SQLite's busy back-off (1-100 ms sleeps): events p99 reached 1.7 s. "
     "The writers now take turns through a file lock (`storage/writer_turns.py`); paired "
     "with session 6's build on a loaded machine, p99 61 vs 123 ms (events) and 113 vs 193 "
-    "ms (sessions).",
+    "ms (sessions); in this run's scale table 22 ms and 39 ms (1.7 s and 955 ms an hour "
+    "earlier, without the turns).",
     "",
     "**How steady these ratios are.** Ratios from one section move by 0.1-0.25 between runs "
     "here (session 6's re-run of its ingest section minutes later: SQLite events 0.60 -> "
