@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from fieldreport.ingest.errors import HTTPProblem, unavailable
+from fieldreport.ingest.errors import HTTPProblem, storage_unavailable, unavailable
 from fieldreport.ingest.files import IncomingFile, NotAnImage
 from fieldreport.ingest.report_input import IncomingReport, not_an_image
 from fieldreport.randomids import new_uuid4
@@ -164,13 +164,7 @@ async def accept_report(
 
 def _storage_failed(report_id: str, exc: BlobStoreError) -> HTTPProblem:
     log.error("blob store failed for report %s: %s", report_id, exc)
-    status = 507 if "full" in str(exc) else 503
-    return HTTPProblem(
-        status,
-        f"storage unavailable: {exc}",
-        code="storage_unavailable",
-        headers={"Retry-After": "30"},
-    )
+    return storage_unavailable(exc)
 
 
 async def _delete_blobs_unless_committed(

@@ -55,3 +55,13 @@ def too_large(limit: int) -> HTTPProblem:
 
 def unavailable(message: str, retry_after: int = 5) -> HTTPProblem:
     return HTTPProblem(503, message, code="unavailable", headers={"Retry-After": str(retry_after)})
+
+
+def storage_unavailable(exc: Exception) -> HTTPProblem:
+    """The blob store failed: 507 when it is full, else 503; try again in 30 s."""
+    return HTTPProblem(
+        507 if "full" in str(exc) else 503,
+        f"storage unavailable: {exc}",
+        code="storage_unavailable",
+        headers={"Retry-After": "30"},
+    )

@@ -27,7 +27,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fieldreport.ingest.asgi import JSON_TYPE, Answer, raw_headers
 from fieldreport.ingest.auth import bearer_from_header
 from fieldreport.ingest.cors import cors_headers_for, normalized_origin
-from fieldreport.ingest.errors import HTTPProblem, not_found, problem_response, unauthorized
+from fieldreport.ingest.errors import (
+    HTTPProblem,
+    not_found,
+    problem_response,
+    storage_unavailable,
+    unauthorized,
+)
 from fieldreport.ingest.session_body import BatchBody
 from fieldreport.ingest.session_runtime import (
     PLATFORMS,
@@ -303,13 +309,7 @@ async def _persist_blob(
             await state.blobs.flush()  # durable before the row that names it commits
         except BlobStoreError as exc:
             log.error("blob store failed for a session batch: %s", exc)
-            status = 507 if "full" in str(exc) else 503
-            raise HTTPProblem(
-                status,
-                f"storage unavailable: {exc}",
-                code="storage_unavailable",
-                headers={"Retry-After": "30"},
-            ) from exc
+            raise storage_unavailable(exc) from exc
         record = _batch_record(state, claims, body, encoding, late, blob_key=key)
         # Cancelled while the row's transaction may still commit: keep the blob (a row must
         # never point at a missing blob; an unreferenced blob only costs space).

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from fieldreport.ingest.auth import app_state
 from fieldreport.ingest.body import BodyTooLarge, LimitedBody
-from fieldreport.ingest.errors import HTTPProblem, not_found, too_large
+from fieldreport.ingest.errors import HTTPProblem, not_found, storage_unavailable, too_large
 from fieldreport.ingest.files import safe_content_type
 from fieldreport.ingest.session_runtime import MOBILE
 from fieldreport.ingest.sessions import verify_token
@@ -113,6 +113,7 @@ async def push_images(request: Request) -> Response:
       404: {$ref: '#/components/responses/Problem'}
       413: {$ref: '#/components/responses/Problem'}
       503: {$ref: '#/components/responses/Problem'}
+      507: {$ref: '#/components/responses/Problem'}
     """
     platform = str(request.path_params["platform"])
     if platform not in MOBILE:
@@ -166,12 +167,8 @@ async def _store(state: AppState, project_id: int, images: list[_Image]) -> tupl
             if image.hash not in known:
                 await state.blobs.put_stream(image_key(project_id, image.hash), _chunks(image.file))
     except BlobStoreError as exc:
-        raise HTTPProblem(
-            503,
-            f"storage unavailable: {exc}",
-            code="storage_unavailable",
-            headers={"Retry-After": "30"},
-        ) from exc
+        log.error("blob store failed for session images: %s", exc)
+        raise storage_unavailable(exc) from exc
     now = state.clock()
     async with state.db.write() as conn:
         for image in images:

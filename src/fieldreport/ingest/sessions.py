@@ -269,6 +269,7 @@ async def append_batch(request: Request) -> Response:
       415: {$ref: '#/components/responses/Problem'}
       429: {$ref: '#/components/responses/Problem'}
       503: {$ref: '#/components/responses/Problem'}
+      507: {$ref: '#/components/responses/Problem'}
     """
     return _response(
         await batch_answer(request.scope, request.receive, late=False, route=APPEND_ROUTE)
@@ -303,6 +304,7 @@ async def late_batch(request: Request) -> Response:
       415: {$ref: '#/components/responses/Problem'}
       429: {$ref: '#/components/responses/Problem'}
       503: {$ref: '#/components/responses/Problem'}
+      507: {$ref: '#/components/responses/Problem'}
     """
     return _response(
         await batch_answer(request.scope, request.receive, late=True, route=LATE_ROUTE)
