@@ -55,6 +55,22 @@ class Receiver:
         return web.Response(status=self.status, text="ok")
 
 
+@dataclass
+class SlowReceiver(Receiver):
+    """Takes ``delay`` seconds over each request; ``peak``: the most it had at once."""
+
+    delay: float = 0.05
+    active: int = 0
+    peak: int = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        await asyncio.sleep(self.delay)
+        self.active -= 1
+        return await super().handle(request)
+
+
 @contextlib.asynccontextmanager
 async def serve_receiver(receiver: Receiver) -> AsyncIterator[Receiver]:
     app = web.Application(client_max_size=64 * 1024 * 1024)

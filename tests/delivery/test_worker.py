@@ -16,7 +16,7 @@ from fieldreport.storage.destinations import chain
 from fieldreport.storage.projects import NewProject
 from fieldreport.storage.reports import count_reports
 from tests.delivery.helpers import FakeClock, add_dest, attempts, only_delivery, reload, submit
-from tests.delivery.receivers import Receiver, down_url, serve_receiver
+from tests.delivery.receivers import Receiver, SlowReceiver, down_url, serve_receiver
 
 
 async def run(worker: Worker) -> int:
@@ -216,24 +216,12 @@ async def test_two_workers_never_send_the_same_delivery(
 async def test_per_destination_concurrency_limit(
     state: AppState, project: NewProject, client: httpx.AsyncClient
 ) -> None:
-    active = 0
-    peak = 0
-
-    class Slow(Receiver):
-        async def handle(self, request):  # type: ignore[no-untyped-def]
-            nonlocal active, peak
-            active += 1
-            peak = max(peak, active)
-            await asyncio.sleep(0.05)
-            active -= 1
-            return await super().handle(request)
-
-    async with serve_receiver(Slow()) as rx:
+    async with serve_receiver(SlowReceiver()) as rx:
         await add_dest(state, project, rx.url)
         for i in range(12):
             await submit(client, project, subject=f"r{i}")
         worker = Worker(state)
         worker.per_destination = 3
         await run(worker)
-        assert len(rx.requests) == 12 and peak == 3
+        assert len(rx.requests) == 12 and rx.peak == 3
         await worker.sender.close()

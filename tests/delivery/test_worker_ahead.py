@@ -17,7 +17,7 @@ from fieldreport.storage.destinations import Destination
 from fieldreport.storage.outbox import Claim
 from fieldreport.storage.projects import NewProject
 from tests.delivery.helpers import FakeClock, add_dest, attempts, submit
-from tests.delivery.receivers import Receiver, serve_receiver
+from tests.delivery.receivers import Receiver, SlowReceiver, serve_receiver
 
 
 def _claim(delivery_id: int, dest: Destination | None) -> Queued:
@@ -71,18 +71,7 @@ def test_dispatch_claims_ahead_and_sends_within_the_limits() -> None:
 async def test_worker_claims_ahead_of_its_per_destination_limit(
     state: AppState, project: NewProject, client: httpx.AsyncClient
 ) -> None:
-    active = peak = 0
-
-    class Slow(Receiver):
-        async def handle(self, request):  # type: ignore[no-untyped-def]
-            nonlocal active, peak
-            active += 1
-            peak = max(peak, active)
-            await asyncio.sleep(0.05)
-            active -= 1
-            return await super().handle(request)
-
-    async with serve_receiver(Slow()) as rx:
+    async with serve_receiver(SlowReceiver()) as rx:
         await add_dest(state, project, rx.url)
         for i in range(6):
             await submit(client, project, subject=f"r{i}")
@@ -95,7 +84,7 @@ async def test_worker_claims_ahead_of_its_per_destination_limit(
             assert await worker.run_until_idle() == 2  # the last two
         finally:
             await worker.sender.close()
-        assert len(rx.requests) == 6 and peak == 2
+        assert len(rx.requests) == 6 and rx.peak == 2
     async with state.db.read() as conn:
         assert {d.status for d in await list_deliveries(conn)} == {"delivered"}
 

@@ -91,19 +91,25 @@ async def test_sqlite_that_cannot_be_opened_fails_at_once(tmp_path: Path) -> Non
     assert time.monotonic() - started < 5  # waiting would not make the file appear
 
 
-@pytest.mark.parametrize("command", [["worker"], ["serve"], ["project", "list"]])
-def test_commands_say_why_and_exit_1(command: list[str], tmp_path: Path) -> None:
-    done = subprocess.run(
+def run_command(command: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         fieldreport_cmd(*command),
         env=subprocess_env(
-            FIELDREPORT_DATABASE_URL=closed_port_url(),
-            FIELDREPORT_DATABASE_WAIT="1s",
-            FIELDREPORT_DATA_DIR=str(tmp_path),
-            FIELDREPORT_PORT=str(free_port()),
+            FIELDREPORT_DATA_DIR=str(tmp_path), FIELDREPORT_PORT=str(free_port()), **env
         ),
         capture_output=True,
         text=True,
         timeout=60,
+    )
+
+
+@pytest.mark.parametrize("command", [["worker"], ["serve"], ["project", "list"]])
+def test_commands_say_why_and_exit_1(command: list[str], tmp_path: Path) -> None:
+    done = run_command(
+        command,
+        tmp_path,
+        FIELDREPORT_DATABASE_URL=closed_port_url(),
+        FIELDREPORT_DATABASE_WAIT="1s",
     )
     assert done.returncode == 1
     assert "error: cannot reach the database postgresql://postgres:***@127.0.0.1:" in done.stderr
@@ -116,16 +122,8 @@ def test_commands_on_an_unopenable_sqlite_file_say_why_without_a_traceback(
     command: list[str], tmp_path: Path
 ) -> None:
     (tmp_path / "fieldreport.db").mkdir()  # a directory where the database file should be
-    done = subprocess.run(
-        fieldreport_cmd(*command),
-        env=subprocess_env(
-            FIELDREPORT_DATABASE_URL=f"sqlite:///{tmp_path / 'fieldreport.db'}",
-            FIELDREPORT_DATA_DIR=str(tmp_path),
-            FIELDREPORT_PORT=str(free_port()),
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_command(
+        command, tmp_path, FIELDREPORT_DATABASE_URL=f"sqlite:///{tmp_path / 'fieldreport.db'}"
     )
     assert done.returncode == 1
     assert "error: cannot reach the database sqlite:///" in done.stderr
