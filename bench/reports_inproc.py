@@ -1,13 +1,15 @@
 """Reports driven in-process: CPU per report of the loop thread and of the other threads.
 
     python -m bench.reports_inproc [--requests 2000] [--concurrency 32] [--chunk 65536]
+                                   [--asyncio]
     valgrind --tool=callgrind --separate-threads=yes \\
         python -m bench.reports_inproc --requests 300 --callgrind
 
 ``--requests`` reports (the reports bench's body: a 200 KB PNG screenshot and 11 text
 fields, multipart/form-data) go to ``POST /api/v1/reports`` through the app's own ASGI
 entry (middleware, the key cache, the form parser, the real local blob store and the real
-SQLite batch writer, in a temporary directory), ``--concurrency`` at a time, the body in
+SQLite batch writer, in a temporary directory; on uvloop as ``serve`` runs, or with
+``--asyncio`` on asyncio's own loop), ``--concurrency`` at a time, the body in
 ``--chunk``-byte ``http.request`` messages as a server hands them on; no sockets or HTTP
 parser: what is left is the app's own work. Printed per report: wall, the process's CPU
 and the loop thread's (both user + system), and the other threads' (the difference: file
@@ -152,8 +154,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--dir", default=None, help="where the temporary data directory goes")
     parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument(
+        "--asyncio", action="store_true", help="asyncio's own loop, not uvloop (as `serve` runs)"
+    )
     parser.set_defaults(freeze=True)
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    if args.asyncio:
+        asyncio.run(run(args))
+    else:
+        import uvloop
+
+        uvloop.run(run(args))
 
 
 if __name__ == "__main__":
