@@ -142,3 +142,24 @@ async def test_sessions_inproc_drives_appends_through_the_app(
     assert out.startswith("20 batches, 4 at a time") and "loop thread" in out
     transactions = int(out.rsplit(";", 1)[1].split()[0])
     assert (transactions == 0) == stub
+
+
+async def test_reports_inproc_drives_reports_through_the_app(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench import reports_inproc
+
+    args = argparse.Namespace(
+        requests=12,
+        concurrency=4,
+        chunk=65536,
+        warmup=2,
+        dir=None,
+        callgrind=False,
+        freeze=False,
+    )
+    await reports_inproc.run(args)
+    out = capsys.readouterr().out
+    assert out.startswith("12 reports, 4 at a time") and "other threads" in out
+    transactions = int(out.rsplit(";", 1)[1].split()[0])
+    assert 1 <= transactions <= 14  # the writer batches: at most one per report

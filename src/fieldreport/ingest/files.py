@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-from PIL import Image
+from PIL import Image, ImageFile
+from PIL.PngImagePlugin import _MODES as _PNG_MODES
 from zlib_ng.zlib_ng import crc32
 
 IMAGE_TYPES = {
@@ -56,11 +57,22 @@ def sniff_image(fh: IO[bytes]) -> tuple[str, str]:
 def sniff_image_head(fh: IO[bytes]) -> tuple[str, str]:
     """Return ``(content_type, extension)`` of a PNG, JPEG or WebP judged by its header.
 
-    Pillow reads the header (format, size: no decoding, so a decompression bomb costs
-    nothing and is refused by its pixel count); a JPEG or WebP is then checked by Pillow's
+    The common PNG is judged by :func:`png_head_size`; anything else, Pillow reads the
+    header of (format, size: no decoding, so a decompression bomb costs nothing and is
+    refused by its pixel count); a JPEG or WebP is then checked by Pillow's
     ``verify()``. A PNG must also be whole, which this does not check: pass its bytes to
     :func:`check_png` (:func:`sniff_image` does both).
     """
+    fh.seek(0)
+    head = fh.read(_PNG_HEAD)
+    fh.seek(0)
+    if png_head_size(head) is not None:
+        return IMAGE_TYPES["PNG"]  # what Pillow would say, in ~1 µs instead of ~17
+    return sniff_with_pillow(fh)
+
+
+def sniff_with_pillow(fh: IO[bytes]) -> tuple[str, str]:
+    """:func:`sniff_image_head` without its PNG fast path (:func:`png_head_size`)."""
     fh.seek(0)
     try:
         with Image.open(fh) as img:
@@ -78,6 +90,38 @@ def sniff_image_head(fh: IO[bytes]) -> tuple[str, str]:
     if kind not in IMAGE_TYPES:
         raise NotAnImage(f"`file` is a {kind} image; send PNG, JPEG or WebP")
     return IMAGE_TYPES[kind]
+
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_IHDR_AND_IDAT = struct.Struct(">8sI4s13sII4s")  # magic, IHDR, the next chunk's header
+_PNG_HEAD = _IHDR_AND_IDAT.size
+
+
+def png_head_size(head: bytes) -> tuple[int, int] | None:
+    """The ``(width, height)`` of a PNG whose first bytes are ``head``, when it is the
+    common case that can be judged here as :func:`sniff_image_head`'s Pillow path would:
+    a 13-byte ``IHDR`` with a correct CRC, directly followed by an ``IDAT`` chunk, with a
+    bit depth and colour type Pillow reads, filter method 0, both sizes above zero and at
+    most ``Image.MAX_IMAGE_PIXELS`` pixels. Else ``None``: ask Pillow (other chunks before
+    ``IDAT``, other formats, anything odd or refused, decompression bombs). Like Pillow's
+    header read, this checks neither the compression method nor the interlace method."""
+    if len(head) < _PNG_HEAD or ImageFile.LOAD_TRUNCATED_IMAGES:
+        return None
+    magic, length, kind, ihdr, crc, _, idat = _IHDR_AND_IDAT.unpack_from(head)
+    if magic != _PNG_MAGIC or length != 13 or kind != b"IHDR" or idat != b"IDAT":
+        return None
+    if crc32(ihdr, crc32(b"IHDR")) != crc:
+        return None
+    width, height = _PNG_SIZE.unpack_from(ihdr)
+    if width == 0 or height == 0 or ihdr[11] != 0 or (ihdr[8], ihdr[9]) not in _PNG_MODES:
+        return None
+    most = Image.MAX_IMAGE_PIXELS
+    if most is not None and width * height > most:
+        return None
+    return width, height
+
+
+_PNG_SIZE = struct.Struct(">II")
 
 
 def check_png(data: bytes | memoryview) -> None:

@@ -1,0 +1,171 @@
+"""Reports driven in-process: CPU per report of the loop thread and of the other threads.
+
+    python -m bench.reports_inproc [--requests 2000] [--concurrency 32] [--chunk 65536]
+                                   [--asyncio]
+    valgrind --tool=callgrind --separate-threads=yes \\
+        python -m bench.reports_inproc --requests 300 --callgrind
+
+``--requests`` reports (the reports bench's body: a 200 KB PNG screenshot and 11 text
+fields, multipart/form-data) go to ``POST /api/v1/reports`` through the app's own ASGI
+entry (middleware, the key cache, the form parser, the real local blob store and the real
+SQLite batch writer, in a temporary directory; on uvloop as ``serve`` runs, or with
+``--asyncio`` on asyncio's own loop), ``--concurrency`` at a time, the body in
+``--chunk``-byte ``http.request`` messages as a server hands them on; no sockets or HTTP
+parser: what is left is the app's own work. Printed per report: wall, the process's CPU
+and the loop thread's (both user + system), and the other threads' (the difference: file
+writes, hashing, the flush, the SQLite writer). Under callgrind, ``--callgrind`` zeroes the
+counters before the measured requests and dumps them after (``callgrind_control``), so the
+dump of the main thread divided by ``--requests`` is the loop thread's instructions per
+report: repeatable whatever else the machine runs. Run it with two checkouts' ``src``
+first on ``PYTHONPATH`` to compare them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.payloads import report_multipart, screenshot_png
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def _scope(headers: Headers) -> dict[str, Any]:
+    path = "/api/v1/reports"
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": "POST",
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:8000"), *headers],
+        "state": {},
+    }
+
+
+async def _post(app: Any, headers: Headers, pieces: list[bytes]) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+    messages = iter(
+        [
+            {"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1}
+            for i, piece in enumerate(pieces)
+        ]
+    )
+
+    async def receive() -> dict[str, Any]:
+        message = next(messages, None)
+        if message is None:  # nobody disconnects here
+            await asyncio.Event().wait()
+        assert message is not None
+        return message
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(_scope(headers), receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def _callgrind(command: str) -> None:
+    subprocess.run(["callgrind_control", command, str(os.getpid())], check=True)
+
+
+async def run(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="reports-inproc-", dir=args.dir))
+    try:
+        await _measure(args, work / "data")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _measure(args: argparse.Namespace, data_dir: Path) -> None:
+    from fieldreport.app import create_app
+    from fieldreport.gc_tuning import settle_after_startup
+    from fieldreport.settings import Settings
+    from fieldreport.state import open_state
+    from fieldreport.storage.projects import create_project
+
+    settings = Settings(data_dir=data_dir, log_level="warning")
+    state = await open_state(settings)
+    async with state.db.write() as conn:
+        project = await create_project(conn, "bench")
+    app = create_app(settings, state=state)
+    body, content_type = report_multipart(screenshot_png())
+    pieces = [body[i : i + args.chunk] for i in range(0, len(body), args.chunk)]
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"x-fieldreport-key", project.public_key.encode()),
+        (b"content-length", b"%d" % len(body)),
+    ]
+    async with app.router.lifespan_context(app):
+        for _ in range(args.warmup):  # caches, the writer's and the store's threads
+            status, answer = await _post(app, headers, pieces)
+            assert status == 201, answer
+        if args.freeze:
+            settle_after_startup()  # as `serve` does after start-up
+        remaining = args.requests
+
+        async def client() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                status, answer = await _post(app, headers, pieces)
+                assert status == 201, answer
+
+        if args.callgrind:
+            _callgrind("-z")
+        wall, cpu, loop = time.perf_counter(), time.process_time(), time.thread_time()
+        await asyncio.gather(*(client() for _ in range(args.concurrency)))
+        wall, cpu, loop = (
+            time.perf_counter() - wall,
+            time.process_time() - cpu,
+            time.thread_time() - loop,
+        )
+        if args.callgrind:
+            _callgrind("-d")
+        n = args.requests
+        print(
+            f"{n} reports, {args.concurrency} at a time:"
+            f" wall {wall / n * 1e6:.1f} µs, CPU {cpu / n * 1e6:.1f} µs"
+            f" (loop thread {loop / n * 1e6:.1f}, other threads {(cpu - loop) / n * 1e6:.1f})"
+            f" per report; {state.writer.transactions} transactions"
+        )
+    await state.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--chunk", type=int, default=65536, help="bytes per body message")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--dir", default=None, help="where the temporary data directory goes")
+    parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument(
+        "--asyncio", action="store_true", help="asyncio's own loop, not uvloop (as `serve` runs)"
+    )
+    parser.set_defaults(freeze=True)
+    args = parser.parse_args()
+    if args.asyncio:
+        asyncio.run(run(args))
+    else:
+        import uvloop
+
+        uvloop.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
