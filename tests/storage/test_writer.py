@@ -143,6 +143,7 @@ async def test_jobs_of_several_kinds_share_a_transaction_each_in_its_savepoint(
     assert await names(db) == ["first", "third"]
 
 
+@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)  # PostgreSQL: the next test
 async def test_a_failed_commit_fails_every_caller_then_recovers(
     db: Database, writer: BatchWriter
 ) -> None:
@@ -160,6 +161,80 @@ async def test_a_failed_commit_fails_every_caller_then_recovers(
     assert await names(db) == []
     await writer.submit(add_projects, "after")
     assert await names(db) == ["after"]
+
+
+@pytest.mark.parametrize("db_kind", ["postgresql"], indirect=True)  # a deferred constraint
+async def test_a_constraint_failing_at_commit_fails_every_caller_then_recovers(
+    db: Database, writer: BatchWriter
+) -> None:
+    """PostgreSQL, for real: a deferred foreign key is only checked by the COMMIT (sent on
+    libpq by the writer). Every caller of that transaction gets SQLAlchemy's IntegrityError
+    (the connection is fine, not invalidated), nothing is committed, and the next batch
+    commits."""
+    async with db.write() as conn:
+        await conn.execute(
+            sa.text(
+                "CREATE TABLE deferred_child (id integer PRIMARY KEY, parent integer"
+                " REFERENCES projects (id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+
+    def dangling(conn: Connection, items: list[int]) -> list[int]:
+        for item in items:
+            conn.exec_driver_sql(f"INSERT INTO deferred_child VALUES ({item}, -{item})")
+        return items
+
+    outcomes = await asyncio.gather(
+        writer.submit(add_projects, "lost-a"),
+        writer.submit(dangling, 1),
+        writer.submit(add_projects, "lost-b"),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        assert isinstance(outcome, sa.exc.IntegrityError)
+        assert not outcome.connection_invalidated
+        assert isinstance(outcome.orig, psycopg.errors.ForeignKeyViolation)
+    assert await names(db) == []
+    await writer.submit(add_projects, "after")
+    assert await names(db) == ["after"]
+
+
+@pytest.mark.parametrize("db_kind", ["postgresql"], indirect=True)
+async def test_postgresql_transaction_control_goes_straight_to_libpq(
+    db: Database, writer: BatchWriter
+) -> None:
+    """BEGIN, the savepoints and COMMIT bypass psycopg's cursors and its commit(): a
+    transaction whose jobs run no statement of their own opens no cursor; a savepoint
+    rolled back on libpq leaves the other jobs' rows to commit."""
+    calls: list[str] = []
+
+    def spy(conn: Connection, items: list[int]) -> list[int]:
+        dbapi_conn = conn.connection.dbapi_connection
+        assert dbapi_conn is not None
+        if not calls:
+            cursor, commit = dbapi_conn.cursor, dbapi_conn.commit
+            dbapi_conn.cursor = lambda *a, **k: calls.append("cursor") or cursor(*a, **k)
+            dbapi_conn.commit = lambda: calls.append("commit") or commit()
+        calls.append("job")
+        return items
+
+    def refused(conn: Connection, items: list[str]) -> list[int]:
+        add_projects(conn, ["!never-seen" if i == "bad" else i for i in items])
+        return [0] * len(items)
+
+    await writer.submit(spy, 0)
+    assert calls == ["job"]
+    outcomes = await asyncio.gather(
+        writer.submit(spy, 1),
+        writer.submit(add_projects, "kept"),
+        writer.submit(refused, "bad"),
+        writer.submit(add_projects, "also-kept"),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == 1 and isinstance(outcomes[2], ValueError)
+    assert await names(db) == ["also-kept", "kept"]
+    # one cursor per INSERT, none for BEGIN, SAVEPOINT, ROLLBACK TO, RELEASE or COMMIT
+    assert calls[:2] == ["job", "job"] and calls[2:].count("cursor") == 2
 
 
 async def test_a_lost_connection_fails_the_whole_batch_not_one_caller(

@@ -234,14 +234,26 @@ class BatchWriter:
     def _transaction_once(self, batch: list[_Entry]) -> list[Outcome]:
         if self._conn is None:
             self._conn = self._db.batch_engine().connect()
+        conn = self._conn
         self._committing = False
         try:
-            with self._conn.begin():
-                outcomes = _apply(self._conn, batch)
-                self._committing = True  # the COMMIT goes out as the block ends
+            if conn.dialect.name != "postgresql":
+                with conn.begin():
+                    outcomes = _apply(conn, batch)
+                    self._committing = True  # the COMMIT goes out as the block ends
+                return outcomes
+            # PostgreSQL: the writer begins (with the first SAVEPOINT) and commits itself,
+            # on libpq (_Savepoints); SQLAlchemy's transaction is not used.
+            outcomes = _apply(conn, batch)
+            self._committing = True
+            driver.pg_command(conn, b"COMMIT")
+            if conn.in_transaction():  # a job ran a Core statement, which began one
+                conn.commit()  # nothing is sent: psycopg finds no transaction open
             return outcomes
         except BaseException:
-            self._drop_connection()  # start the next transaction on a fresh connection
+            # Start the next transaction on a fresh connection; closing this one rolls
+            # back what is still open (SQLAlchemy's reset, or psycopg's on return).
+            self._drop_connection()
             raise
 
     def _drop_connection(self) -> None:
@@ -311,16 +323,17 @@ def _caused_by_the_items(exc: Exception) -> bool:
 
 
 class _Savepoints:
-    """The SAVEPOINT around each job of one transaction, as plain SQL on the driver's cursor:
-    ``conn.begin_nested()`` compiles a new statement for each savepoint name, ~0.1 ms a job,
-    and ``exec_driver_sql`` costs 30-50 µs a statement (see storage/driver.py). Jobs run one
-    at a time, so one name serves them all (a job's own savepoints nest inside it).
+    """The SAVEPOINT around each job of one transaction, as plain SQL: ``conn.begin_nested()``
+    compiles a new statement for each savepoint name, ~0.1 ms a job, and ``exec_driver_sql``
+    costs 30-50 µs a statement (see storage/driver.py). Jobs run one at a time, so one name
+    serves them all (a job's own savepoints nest inside it). SQLite: on the driver's cursor.
 
-    On PostgreSQL each statement is a round trip, paid in the writer thread and by the
-    server: the connection is in autocommit mode and the transaction's ``BEGIN`` goes out
-    with the first ``SAVEPOINT`` (one simple query), and a job's ``RELEASE`` with the next
-    job's ``SAVEPOINT`` or not at all (the COMMIT releases it). An events transaction
-    is then four round trips (begin and savepoint, key check, insert, commit), not six.
+    PostgreSQL: straight on libpq (:func:`driver.pg_command`), with the writer's ``COMMIT``.
+    Each statement is a round trip, paid in the writer thread and by the server: the
+    connection is in autocommit mode and the transaction's ``BEGIN`` goes out with the first
+    ``SAVEPOINT`` (one simple query), and a job's ``RELEASE`` with the next job's
+    ``SAVEPOINT`` or not at all (the COMMIT releases it). An events transaction is then four
+    round trips (begin and savepoint, key check, insert, commit), not six.
     """
 
     __slots__ = ("conn", "fold", "prefix")
@@ -328,23 +341,26 @@ class _Savepoints:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.fold = conn.dialect.name == "postgresql"  # see Database.batch_engine
-        self.prefix = "BEGIN; " if self.fold else ""
+        self.prefix = b"BEGIN; " if self.fold else b""
 
     def open(self) -> None:
-        if self.fold:  # no parameters: the simple query protocol, which takes two statements
-            driver.execute(self.conn, f"{self.prefix}SAVEPOINT batch_job", None)
-            self.prefix = ""
+        if self.fold:
+            driver.pg_command(self.conn, self.prefix + b"SAVEPOINT batch_job")
+            self.prefix = b""
         else:
             driver.execute(self.conn, "SAVEPOINT batch_job")
 
     def release(self) -> None:
         if self.fold:
-            self.prefix = "RELEASE SAVEPOINT batch_job; "
+            self.prefix = b"RELEASE SAVEPOINT batch_job; "
         else:
             driver.execute(self.conn, "RELEASE SAVEPOINT batch_job")
 
     def roll_back(self) -> None:
-        driver.execute(self.conn, "ROLLBACK TO SAVEPOINT batch_job")
+        if self.fold:
+            driver.pg_command(self.conn, b"ROLLBACK TO SAVEPOINT batch_job")
+        else:
+            driver.execute(self.conn, "ROLLBACK TO SAVEPOINT batch_job")
 
 
 def _run(conn: Connection, frame: _Savepoints, job: Job, items: list[Any]) -> list[Any]:
