@@ -9,6 +9,7 @@ import pytest
 from fieldreport.delivery.breaker import CircuitBreakers
 from fieldreport.delivery.policy import (
     DEFAULT_SCHEDULE,
+    DELIVERED,
     RETRY_AFTER_MAX,
     Action,
     classify_http_status,
@@ -27,7 +28,9 @@ def failed(status: int | None = 500, **kw: object) -> SendResult:
 
 def test_success_is_delivered() -> None:
     ok = SendResult(ok=True, duration_ms=1, status_code=204)
-    assert decide(ok, attempts=1, schedule=DEFAULT_SCHEDULE, now=NOW).action == Action.DELIVERED
+    decision = decide(ok, attempts=1, schedule=DEFAULT_SCHEDULE, now=NOW)
+    assert decision.action == Action.DELIVERED
+    assert decision is DELIVERED  # one shared answer (the worker records it directly)
 
 
 @pytest.mark.parametrize(
@@ -128,3 +131,18 @@ def test_breaker_limits_for_claiming() -> None:
     assert b.limits() == {1: 0}
     t[0] = 5.0
     assert b.limits() == {1: 1}
+
+
+def test_successes_keep_no_circuit() -> None:
+    b = CircuitBreakers(threshold=3, cooldown=10, clock=lambda: 0.0)
+    b.record(1, True)
+    assert b._circuits == {}  # nothing built for a destination that never failed
+    b.record(1, False)
+    b.record(1, False)
+    b.record(1, True)  # closes: the failures so far are forgotten
+    assert b._circuits == {}
+    b.record(1, False)
+    b.record(1, False)
+    assert b.admit(1) > 1 and b.limits() == {}
+    b.record(1, False)
+    assert b.admit(1) == 0

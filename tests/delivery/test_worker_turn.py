@@ -5,6 +5,7 @@ claimed in one batch writer job (one transaction); on SQLite the records are one
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import httpx
 import pytest
@@ -84,3 +85,34 @@ async def _two_turns(state: AppState, worker: Worker, rx: Receiver) -> None:
     assert retried.attempts == 2 and retried.last_status_code == 200
     assert all(d.lease_owner is None for d in found)
     assert len(rx.requests) == 4
+
+
+async def test_a_delivered_attempt_reads_the_clock_once(
+    state: AppState, project: NewProject, client: httpx.AsyncClient
+) -> None:
+    """Its start; a success needs no retry time (the policy's shared answer is recorded)."""
+    async with serve_receiver(Receiver()) as rx:
+        await add_dest(state, project, rx.url)
+        for i in range(2):
+            await submit(client, project, subject=f"once {i}")
+        clock = FakeClock()
+        clock.sync()
+        reads = [0]
+
+        def counted() -> datetime:
+            reads[0] += 1
+            return clock()
+
+        worker = Worker(state, now=counted, rand=lambda: 0.5)
+        try:
+            assert len(await worker.claim()) == 2
+            before = reads[0]  # the lanes start once the claim returns
+            await _lanes_done(worker)
+            assert reads[0] - before == 2
+            assert [f.action for f in worker._finished] == ["delivered", "delivered"]
+            assert all(f.started_at == clock.now for f in worker._finished)
+            await worker.flush()
+        finally:
+            await worker.sender.close()
+    async with state.db.read() as conn:
+        assert [d.status for d in await list_deliveries(conn)] == ["delivered"] * 2

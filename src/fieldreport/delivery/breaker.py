@@ -68,12 +68,15 @@ class CircuitBreakers:
             c.trial_in_flight = True
 
     def record(self, dest: int, ok: bool) -> None:
-        c = self._circuits.setdefault(dest, _Circuit())
-        was_trial = c.trial_in_flight
-        c.trial_in_flight = False
         if ok:
+            # Closed (forgotten), trial or not; no circuit is built for the common case.
             self._circuits.pop(dest, None)
             return
+        c = self._circuits.get(dest)
+        if c is None:
+            c = self._circuits[dest] = _Circuit()
+        was_trial = c.trial_in_flight
+        c.trial_in_flight = False
         c.failures += 1
         if c.failures == self.threshold:
             c.cooldown = self.base_cooldown

@@ -10,7 +10,7 @@ from typing import Any
 from fieldreport.delivery.bundle import FileData, ReportBundle
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import backend_event_dict, events_for_recording
-from fieldreport.storage.reports import SCREENSHOT, Report, StoredFile, get_report
+from fieldreport.storage.reports import ATTACHMENT, SCREENSHOT, Report, StoredFile, get_report
 
 MAX_BACKEND_EVENTS = 10_000  # per push: the newest are in the dashboard and the API
 
@@ -76,15 +76,21 @@ async def bundle_for(
     """The report as pushed; ``files`` holds blobs already read (:func:`prefetch_files`)."""
     screenshot: FileData | None = None
     attachments: list[FileData] = []
-    shot = report.screenshot
-    # Inline, not a coroutine per file: a blob is read only when it was not read ahead.
-    for stored in [shot, *report.attachments] if shot is not None else report.attachments:
+    # One pass over the files (the first screenshot, the attachments in order), inline, not
+    # a coroutine per file: a blob is read only when it was not read ahead.
+    for stored in report.files:
+        role = stored.role
+        if role == SCREENSHOT:
+            if screenshot is not None:
+                continue
+        elif role != ATTACHMENT:
+            continue
         data = files.get(stored.blob_key) if files else None
         if data is None:
             data = await state.blobs.get_bytes(stored.blob_key)
         name = _safe_base(stored.filename) or _fallback(stored, report.ticketnr)
         item = FileData(name, stored.content_type, data)
-        if stored is shot:
+        if role == SCREENSHOT:
             screenshot = item
         else:
             attachments.append(item)
@@ -97,7 +103,7 @@ async def bundle_for(
         ticketnr=report.ticketnr,
         ticketurl=f"{state.public_url}/reports/{report.id}",
         project=report.project_name,
-        created_at=report.created_at.isoformat(),
+        created_at=report.created_at,  # made into text when read
         subject=f.subject,
         browser=f.browser,
         ipaddress=f.ipaddress,

@@ -45,6 +45,10 @@ class Decision:
     reason: str = ""
 
 
+#: The decision after any successful attempt (one object, shared: read-only).
+DELIVERED = Decision(Action.DELIVERED, reason="delivered")
+
+
 def classify_http_status(status: int) -> tuple[bool, bool]:
     """(ok, permanent) for an HTTP answer: any 2xx succeeds; redirects are not followed and
     fail like any other answer; 410 Gone is permanent (and disables the destination)."""
@@ -84,7 +88,7 @@ def decide(
     """Decide after an attempt. ``attempts`` counts the attempts made on this destination,
     this one included; ``schedule[i]`` is the delay before attempt ``i + 1``."""
     if result.ok:
-        return Decision(Action.DELIVERED, reason="delivered")
+        return DELIVERED
     if result.status_code == 410:
         return Decision(
             Action.GIVE_UP,

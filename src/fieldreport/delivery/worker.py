@@ -30,6 +30,7 @@ from fieldreport.delivery.loader import bundle_for, prefetch_files
 from fieldreport.delivery.notify import Listener
 from fieldreport.delivery.policy import (
     DEFAULT_SCHEDULE,
+    DELIVERED,
     MAX_ABANDONED_IN_A_ROW,
     Action,
     decide,
@@ -307,6 +308,9 @@ class Worker:
                 error=message,
             )
         self.breakers.record(dest.id, result.ok)
+        if result.ok:  # what decide() answers, without reading the clock again
+            self._record(claim, started, result, Action.DELIVERED, DELIVERED)
+            return
         decision = decide(
             result,
             attempts=claim.attempts + 1,

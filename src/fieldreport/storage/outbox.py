@@ -107,7 +107,10 @@ def claim_due_sync(
     sql += " ORDER BY next_attempt_at, id LIMIT ?"
     if dialect.name == "postgresql":
         sql += " FOR UPDATE SKIP LOCKED"
-    due = execute(conn, sql, (*params, limit * 2)).fetchall()
+    # Extra rows only when some could be skipped (a destination with less room than the
+    # limit): reading and converting rows costs per row, and a busy worker claims often.
+    can_skip = default_room < limit or any(0 < n < limit for n in room.values())
+    due = execute(conn, sql, (*params, limit * 2 if can_skip else limit)).fetchall()
     picked: list[Any] = []
     for row in due:
         dest = row[3]

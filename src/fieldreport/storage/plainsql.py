@@ -103,6 +103,28 @@ def sqlite_values(rows: Sequence[Any], width: int) -> Iterator[tuple[int, Sequen
         yield start, chunk, ", ".join([one_row] * len(chunk))
 
 
+_values_lists: dict[tuple[int, int], str] = {}
+
+
+def sqlite_slices(rows: Sequence[Any], width: int) -> Iterator[tuple[int, Sequence[Any], str]]:
+    """Like :func:`sqlite_values`, for rows that cannot be padded (an INSERT's): slices of
+    power-of-two sizes, largest first (37 rows: 32, 4, 1), so that a statement's text is one
+    of a few whatever the row count and pysqlite's statement cache finds it prepared (a
+    new text per batch length cost a prepare of ~10k instructions a row)."""
+    cap = 1 << ((SQLITE_MAX_VARIABLES // width).bit_length() - 1)
+    start, left = 0, len(rows)
+    while left:
+        size = min(cap, 1 << (left.bit_length() - 1))
+        values = _values_lists.get((width, size))
+        if values is None:
+            values = _values_lists[(width, size)] = ", ".join(
+                [f"({', '.join('?' * width)})"] * size
+            )
+        yield start, rows[start : start + size], values
+        start += size
+        left -= size
+
+
 def binder(dialect: Dialect, column: sa.Column[Any]) -> Callable[[Any], Any]:
     """The column type's bind processing (what Core applies to a value of that column)."""
     key = (dialect.name, dialect.driver, column)
@@ -183,8 +205,20 @@ def _sqlite_utc_bind(value: datetime | None) -> str | None:
         raise ValueError("naive datetime given to a UTC column")
     if tz is not UTC:
         value = value.astimezone(UTC)
-    # An aware UTC value's ISO form is the stored text followed by "+00:00".
-    return value.isoformat(" ", "microseconds")[:26]
+    return sqlite_utc_text(value)
+
+
+_SQLITE_UTC_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
+def sqlite_utc_text(value: datetime) -> str:
+    """A UTC datetime's text on SQLite: its ISO form without the offset,
+    ``value.isoformat(" ", "microseconds")[:26]``, by one fixed %-format (~1/3 cheaper:
+    no argument parsing, no offset made and cut off again)."""
+    return _SQLITE_UTC_TEXT % (
+        value.year, value.month, value.day,
+        value.hour, value.minute, value.second, value.microsecond,
+    )  # fmt: skip
 
 
 def _sqlite_utc_result(core: Processor) -> Callable[[Any], datetime | None]:

@@ -1,0 +1,91 @@
+"""The bundle a delivery pushes: its files found in one pass, its time made text when read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import cast
+
+from fieldreport.delivery.bundle import ReportBundle
+from fieldreport.delivery.loader import bundle_for
+from fieldreport.state import AppState
+from fieldreport.storage.reports import ATTACHMENT, SCREENSHOT, Report, ReportFields, StoredFile
+
+CREATED = datetime(2026, 11, 23, 15, 4, 5, 6, tzinfo=UTC)
+
+
+def _file(role: str, position: int, name: str) -> StoredFile:
+    return StoredFile(role, position, name, "image/png", 1, "0" * 64, f"blob/{name}")
+
+
+def _report(files: list[StoredFile]) -> Report:
+    return Report(
+        id="r1",
+        project_id=1,
+        project_name="acme",
+        ticketnr=7,
+        created_at=CREATED,
+        fields=ReportFields(subject="s"),
+        files=files,
+    )
+
+
+async def test_screenshot_and_attachments_whatever_their_order() -> None:
+    files = [
+        _file(ATTACHMENT, 0, "a.txt"),
+        _file(SCREENSHOT, 0, "shot.png"),
+        _file("other", 0, "ignored.bin"),
+        _file(ATTACHMENT, 1, "b.txt"),
+        _file(SCREENSHOT, 1, "second-shot.png"),  # only the first screenshot is pushed
+        _file(ATTACHMENT, 2, ".."),  # nothing safe left: the fallback name
+    ]
+    blobs = {f.blob_key: f.filename.encode() for f in files}
+    state = cast(AppState, SimpleNamespace(public_url="https://fr.example"))
+    bundle = await bundle_for(state, _report(files), blobs)
+    assert bundle.screenshot is not None
+    assert (bundle.screenshot.filename, bundle.screenshot.data) == ("shot.png", b"shot.png")
+    assert [(a.filename, a.data) for a in bundle.attachments] == [
+        ("a.txt", b"a.txt"),
+        ("b.txt", b"b.txt"),
+        ("attachment-3", b".."),
+    ]
+    assert bundle.ticketurl == "https://fr.example/reports/r1"
+
+
+async def test_no_screenshot() -> None:
+    files = [_file(ATTACHMENT, 0, "a.txt")]
+    state = cast(AppState, SimpleNamespace(public_url="https://fr.example"))
+    bundle = await bundle_for(state, _report(files), {"blob/a.txt": b"x"})
+    assert bundle.screenshot is None
+    assert [a.filename for a in bundle.attachments] == ["a.txt"]
+
+
+async def test_created_at_is_made_text_when_first_read() -> None:
+    state = cast(AppState, SimpleNamespace(public_url="https://fr.example"))
+    bundle = await bundle_for(state, _report([]), {})
+    assert bundle.__dict__["_created_at"] is CREATED  # not formatted while unread
+    assert bundle.created_at == CREATED.isoformat() == "2026-11-23T15:04:05.000006+00:00"
+    assert bundle.__dict__["_created_at"] == CREATED.isoformat()  # formatted once, kept
+
+
+def test_created_at_given_as_text_stays_text() -> None:
+    bundle = ReportBundle(
+        reportid="r",
+        ticketnr=1,
+        ticketurl="u",
+        project="p",
+        created_at="2026-11-22T14:00:00Z",
+        subject="",
+        browser="",
+        ipaddress="",
+        referer="",
+        senderemail="",
+        sendercomment="",
+        additionalinfo="",
+        notelist=[],
+        recording=None,
+        screenshot=None,
+    )
+    assert bundle.created_at == "2026-11-22T14:00:00Z"
+    bundle.created_at = CREATED
+    assert bundle.created_at == CREATED.isoformat()
