@@ -24,63 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
+from bench.inproc import measure, post
 from bench.payloads import report_multipart, screenshot_png
 
-Headers = list[tuple[bytes, bytes]]
-
-
-def _scope(headers: Headers) -> dict[str, Any]:
-    path = "/api/v1/reports"
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": "POST",
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"127.0.0.1:8000"), *headers],
-        "state": {},
-    }
-
-
-async def _post(app: Any, headers: Headers, pieces: list[bytes]) -> tuple[int, bytes]:
-    sent: list[dict[str, Any]] = []
-    messages = iter(
-        [
-            {"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1}
-            for i, piece in enumerate(pieces)
-        ]
-    )
-
-    async def receive() -> dict[str, Any]:
-        message = next(messages, None)
-        if message is None:  # nobody disconnects here
-            await asyncio.Event().wait()
-        assert message is not None
-        return message
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(_scope(headers), receive, send)
-    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
-
-
-def _callgrind(command: str) -> None:
-    subprocess.run(["callgrind_control", command, str(os.getpid())], check=True)
+PATH = "/api/v1/reports"
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -110,37 +61,21 @@ async def _measure(args: argparse.Namespace, data_dir: Path) -> None:
         (b"x-fieldreport-key", project.public_key.encode()),
         (b"content-length", b"%d" % len(body)),
     ]
+
+    async def once() -> None:
+        status, answer = await post(app, PATH, headers, pieces)
+        assert status == 201, answer
+
     async with app.router.lifespan_context(app):
         for _ in range(args.warmup):  # caches, the writer's and the store's threads
-            status, answer = await _post(app, headers, pieces)
-            assert status == 201, answer
+            await once()
         if args.freeze:
             settle_after_startup()  # as `serve` does after start-up
-        remaining = args.requests
-
-        async def client() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                status, answer = await _post(app, headers, pieces)
-                assert status == 201, answer
-
-        if args.callgrind:
-            _callgrind("-z")
-        wall, cpu, loop = time.perf_counter(), time.process_time(), time.thread_time()
-        await asyncio.gather(*(client() for _ in range(args.concurrency)))
-        wall, cpu, loop = (
-            time.perf_counter() - wall,
-            time.process_time() - cpu,
-            time.thread_time() - loop,
-        )
-        if args.callgrind:
-            _callgrind("-d")
-        n = args.requests
+        cost = await measure(once, args.requests, args.concurrency, under_callgrind=args.callgrind)
         print(
-            f"{n} reports, {args.concurrency} at a time:"
-            f" wall {wall / n * 1e6:.1f} µs, CPU {cpu / n * 1e6:.1f} µs"
-            f" (loop thread {loop / n * 1e6:.1f}, other threads {(cpu - loop) / n * 1e6:.1f})"
+            f"{args.requests} reports, {args.concurrency} at a time:"
+            f" wall {cost.wall:.1f} µs, CPU {cost.cpu:.1f} µs"
+            f" (loop thread {cost.loop:.1f}, other threads {cost.cpu - cost.loop:.1f})"
             f" per report; {state.writer.transactions} transactions"
         )
     await state.close()

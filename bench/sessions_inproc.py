@@ -23,62 +23,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+from bench.inproc import Headers, measure, post
 from bench.sessions_append import events_batch
-
-Headers = list[tuple[bytes, bytes]]
-
-
-def _scope(path: str, headers: Headers, length: int) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": "POST",
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"content-type", b"application/json"),
-            *headers,
-            (b"content-length", b"%d" % length),
-        ],
-        "state": {},
-    }
 
 
 async def _post(app: Any, path: str, headers: Headers, body: bytes) -> tuple[int, bytes]:
-    sent: list[dict[str, Any]] = []
-    delivered = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if delivered:  # nobody disconnects here
-            await asyncio.Event().wait()
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(_scope(path, headers, len(body)), receive, send)
-    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
-
-
-def _callgrind(command: str) -> None:
-    subprocess.run(["callgrind_control", command, str(os.getpid())], check=True)
+    json_headers = [(b"content-type", b"application/json"), *headers]
+    json_headers.append((b"content-length", b"%d" % len(body)))
+    return await post(app, path, json_headers, [body])
 
 
 async def run(args: argparse.Namespace, database_url: str | None = None) -> None:
@@ -125,32 +82,17 @@ async def _measure(args: argparse.Namespace, data_dir: Path, database_url: str |
             assert status == 200, body
         if args.freeze:
             settle_after_startup()  # as `serve` does after start-up
-        remaining = args.requests
 
-        async def client() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                status, body = await _post(app, "/v1/web/append", auth, batch)
-                assert status == 200, body
+        async def once() -> None:
+            status, body = await _post(app, "/v1/web/append", auth, batch)
+            assert status == 200, body
 
-        if args.callgrind:
-            _callgrind("-z")
-        wall, cpu, loop = time.perf_counter(), time.process_time(), time.thread_time()
-        await asyncio.gather(*(client() for _ in range(args.concurrency)))
-        wall, cpu, loop = (
-            time.perf_counter() - wall,
-            time.process_time() - cpu,
-            time.thread_time() - loop,
-        )
-        if args.callgrind:
-            _callgrind("-d")
-        n = args.requests
+        cost = await measure(once, args.requests, args.concurrency, under_callgrind=args.callgrind)
         stubbed = " (writer stubbed)" if args.stub_writer else ""
         print(
-            f"{n} batches, {args.concurrency} at a time{stubbed}:"
-            f" wall {wall / n * 1e6:.1f} µs, CPU {cpu / n * 1e6:.1f} µs"
-            f" (loop thread {loop / n * 1e6:.1f}) per batch;"
+            f"{args.requests} batches, {args.concurrency} at a time{stubbed}:"
+            f" wall {cost.wall:.1f} µs, CPU {cost.cpu:.1f} µs"
+            f" (loop thread {cost.loop:.1f}) per batch;"
             f" {state.writer.transactions} transactions"
         )
     await state.close()

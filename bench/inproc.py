@@ -1,0 +1,105 @@
+"""Driving the app in-process, for the ``*_inproc`` benchmarks: requests go through the
+app's own ASGI entry (no sockets, no HTTP parser), and the CPU they cost is read around a
+bounded number of them, or counted by callgrind between a zero and a dump of its counters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def scope(path: str, headers: Headers) -> dict[str, Any]:
+    """An HTTP ``POST`` scope for ``path`` from loopback (``headers`` after ``host``)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": "POST",
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:8000"), *headers],
+        "state": {},
+    }
+
+
+async def post(app: Any, path: str, headers: Headers, pieces: list[bytes]) -> tuple[int, bytes]:
+    """``POST`` the body ``pieces`` (one ``http.request`` message each) to ``app``: its
+    status and answer body."""
+    sent: list[dict[str, Any]] = []
+    last = len(pieces) - 1
+    messages = iter(
+        [
+            {"type": "http.request", "body": piece, "more_body": i < last}
+            for i, piece in enumerate(pieces)
+        ]
+    )
+
+    async def receive() -> dict[str, Any]:
+        message = next(messages, None)
+        if message is None:  # nobody disconnects here
+            await asyncio.Event().wait()
+        assert message is not None
+        return message
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope(path, headers), receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def callgrind(command: str) -> None:
+    """Under callgrind: zero (``-z``) or dump (``-d``) this process's counters."""
+    subprocess.run(["callgrind_control", command, str(os.getpid())], check=True)
+
+
+@dataclass
+class Cost:
+    """Per request, in microseconds: wall time, the process's CPU and its loop thread's."""
+
+    wall: float
+    cpu: float
+    loop: float
+
+
+async def measure(
+    once: Callable[[], Awaitable[None]],
+    requests: int,
+    concurrency: int,
+    *,
+    under_callgrind: bool = False,
+) -> Cost:
+    """Run ``once`` ``requests`` times, ``concurrency`` at a time, and what each cost (the
+    calling thread is the loop thread). ``under_callgrind``: the counters cover just these."""
+    remaining = requests
+
+    async def client() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await once()
+
+    if under_callgrind:
+        callgrind("-z")
+    wall, cpu, loop = time.perf_counter(), time.process_time(), time.thread_time()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    wall, cpu, loop = (
+        time.perf_counter() - wall,
+        time.process_time() - cpu,
+        time.thread_time() - loop,
+    )
+    if under_callgrind:
+        callgrind("-d")
+    return Cost(wall / requests * 1e6, cpu / requests * 1e6, loop / requests * 1e6)
