@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import cast
 
 from fieldreport.delivery.bundle import ReportBundle
-from fieldreport.delivery.loader import bundle_for
+from fieldreport.delivery.loader import bundle_for, bundle_now
 from fieldreport.state import AppState
 from fieldreport.storage.reports import ATTACHMENT, SCREENSHOT, Report, ReportFields, StoredFile
 
@@ -89,3 +89,44 @@ def test_created_at_given_as_text_stays_text() -> None:
     assert bundle.created_at == "2026-11-22T14:00:00Z"
     bundle.created_at = CREATED
     assert bundle.created_at == CREATED.isoformat()
+
+
+class _Blobs:
+    """A blob store that serves ``data`` and counts what it was asked for."""
+
+    def __init__(self, data: dict[str, bytes]) -> None:
+        self.data = data
+        self.asked: list[str] = []
+
+    async def get_bytes(self, key: str) -> bytes:
+        self.asked.append(key)
+        return self.data[key]
+
+
+async def test_bundle_now_is_bundle_for_when_every_pushed_file_was_read_ahead() -> None:
+    files = [
+        _file(ATTACHMENT, 0, "a.txt"),
+        _file(SCREENSHOT, 0, "shot.png"),
+        _file("other", 0, "ignored.bin"),  # not pushed: need not be read ahead
+        _file(SCREENSHOT, 1, "second-shot.png"),  # nor this one
+    ]
+    ahead = {"blob/a.txt": b"a", "blob/shot.png": b"png"}
+    blobs = _Blobs({})
+    state = cast(AppState, SimpleNamespace(public_url="https://fr.example", blobs=blobs))
+    now = bundle_now(state, _report(files), ahead)
+    assert now is not None and now == await bundle_for(state, _report(files), ahead)
+    assert blobs.asked == []
+    # A pushed file not read ahead, or none read ahead: bundle_for reads it.
+    assert bundle_now(state, _report(files), {"blob/a.txt": b"a"}) is None
+    assert bundle_now(state, _report(files), {}) is None
+    assert bundle_now(state, _report(files), None) is None
+    blobs.data["blob/shot.png"] = b"png"
+    assert await bundle_for(state, _report(files), {"blob/a.txt": b"a"}) == now
+    assert blobs.asked == ["blob/shot.png"]
+
+
+async def test_bundle_now_leaves_a_recording_to_bundle_for() -> None:
+    report = _report([_file(SCREENSHOT, 0, "shot.png")])
+    report.fields.recording = "rec-1"  # its backend events are read from the database
+    state = cast(AppState, SimpleNamespace(public_url="https://fr.example"))
+    assert bundle_now(state, report, {"blob/shot.png": b"png"}) is None

@@ -116,3 +116,57 @@ async def test_a_delivered_attempt_reads_the_clock_once(
             await worker.sender.close()
     async with state.db.read() as conn:
         assert [d.status for d in await list_deliveries(conn)] == ["delivered"] * 2
+
+
+async def _until_delivered(state: AppState, count: int) -> None:
+    for _ in range(500):
+        async with state.db.read() as conn:
+            found = await list_deliveries(conn, limit=1000)
+        if sum(d.status == "delivered" for d in found) >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"fewer than {count} delivered")
+
+
+async def test_running_worker_keeps_its_lanes_between_turns(
+    state: AppState, project: NewProject, client: httpx.AsyncClient
+) -> None:
+    """While :meth:`Worker.run` runs, a lane with nothing to send waits for the next claims
+    instead of ending (and being started again at the next turn); they all end on stop."""
+    async with serve_receiver(Receiver()) as rx:
+        await add_dest(state, project, rx.url)
+        for i in range(6):
+            await submit(client, project, subject=f"a{i}")
+        worker = Worker(state)
+        worker.concurrency = 4
+        worker.per_destination = 4
+        started: list[asyncio.Task[None]] = []
+        create_task = asyncio.create_task
+
+        def counting(coro, **kw):  # type: ignore[no-untyped-def]
+            task = create_task(coro, **kw)
+            if kw.get("name") == "delivery-lane":
+                started.append(task)
+            return task
+
+        asyncio_create_task, asyncio.create_task = asyncio.create_task, counting
+        try:
+            task = create_task(worker.run())
+            await _until_delivered(state, 6)
+            lanes = set(worker._lanes)
+            assert 0 < len(lanes) <= 4 and all(not t.done() for t in lanes)  # idle, alive
+            first = len(started)
+            for i in range(6):
+                await submit(client, project, subject=f"b{i}")
+            state.delivery_wake.set()
+            await _until_delivered(state, 12)
+            assert len(started) == first  # the same lanes sent the second wave
+            assert set(worker._lanes) == lanes
+            worker.request_stop(5)
+            await task
+        finally:
+            asyncio.create_task = asyncio_create_task
+        assert not worker._lanes and all(t.done() for t in started)
+        assert len(rx.requests) == 12
+    async with state.db.read() as conn:
+        assert {d.status for d in await list_deliveries(conn)} == {"delivered"}

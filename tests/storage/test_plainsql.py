@@ -7,6 +7,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from fieldreport.storage import plainsql
@@ -84,3 +85,30 @@ def test_padded() -> None:
     assert plainsql.padded([1, 2, 3]) == (1, 2, 3, 3)
     assert plainsql.padded([1, 2, 3, 4]) == (1, 2, 3, 4)
     assert plainsql.padded(list(range(5))) == (0, 1, 2, 3, 4, 4, 4, 4)
+
+
+JSON_COLUMN = sa.Column("notes", sa.JSON)
+
+
+def test_sqlite_json_is_read_as_core_reads_it() -> None:
+    core = JSON_COLUMN.type.dialect_impl(DIALECT).result_processor(DIALECT, None)
+    assert core is not None
+    texts: list[object] = [
+        '["first note", "second note"]', "[]", '{"a": 1, "a": 2}', '{"b": {"c": [null, true]}}',
+        "123456789012345678901234567890", "-0.0", "2.5e-324", '"\\ud83d\\ude00"', '"\\u0000"',
+        # refused by msgspec, read by Core's json.loads all the same
+        "NaN", "[Infinity, -Infinity]", "1e400", '"\\ud800"',
+        None, 5, 2.5,  # not text (a number stored in the column): as Core gives it
+    ]  # fmt: skip
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (n INTEGER, notes)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
+    cursor = conn.execute("SELECT notes FROM t ORDER BY n")
+    read = [value for (value,) in plainsql.rows(DIALECT, cursor, (JSON_COLUMN,))]
+    expected = [core(text) for text in texts]
+    assert repr(read) == repr(expected)  # same values and types (nan == nan is false)
+    # What neither reads is still Core's error.
+    for broken in ("[1,]", '"\x01"', "[1] x"):
+        cursor = conn.execute("SELECT ?", (broken,))
+        with pytest.raises(ValueError):
+            list(plainsql.rows(DIALECT, cursor, (JSON_COLUMN,)))

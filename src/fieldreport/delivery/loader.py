@@ -70,33 +70,72 @@ def _fallback(stored: StoredFile, ticketnr: int) -> str:
     return f"attachment-{stored.position + 1}"
 
 
+def bundle_now(
+    state: AppState, report: Report, files: Mapping[str, bytes] | None
+) -> ReportBundle | None:
+    """The report as pushed, when nothing is left to read: every file it pushes was read
+    ahead (in ``files``) and it has no recording (whose backend events are read from the
+    database); else None (:func:`bundle_for` reads what is missing). The worker's common
+    case, built without a coroutine per delivery."""
+    if report.fields.recording or not files:
+        return None
+    pushed = _pushed(report)
+    for stored in pushed:
+        if stored.blob_key not in files:
+            return None
+    return _bundle(state, report, pushed, files, [])
+
+
 async def bundle_for(
     state: AppState, report: Report, files: Mapping[str, bytes] | None = None
 ) -> ReportBundle:
     """The report as pushed; ``files`` holds blobs already read (:func:`prefetch_files`)."""
-    screenshot: FileData | None = None
-    attachments: list[FileData] = []
-    # One pass over the files (the first screenshot, the attachments in order), inline, not
-    # a coroutine per file: a blob is read only when it was not read ahead.
-    for stored in report.files:
-        role = stored.role
-        if role == SCREENSHOT:
-            if screenshot is not None:
-                continue
-        elif role != ATTACHMENT:
-            continue
+    pushed = _pushed(report)
+    found: dict[str, bytes] = {}
+    for stored in pushed:  # a blob is read only when it was not read ahead
         data = files.get(stored.blob_key) if files else None
         if data is None:
             data = await state.blobs.get_bytes(stored.blob_key)
-        name = _safe_base(stored.filename) or _fallback(stored, report.ticketnr)
-        item = FileData(name, stored.content_type, data)
-        if role == SCREENSHOT:
-            screenshot = item
-        else:
-            attachments.append(item)
+        found[stored.blob_key] = data
     events: list[dict[str, Any]] = []
     if report.fields.recording:
         events = await backend_events(state, report.project_id, report.fields.recording)
+    return _bundle(state, report, pushed, found, events)
+
+
+def _pushed(report: Report) -> list[StoredFile]:
+    """The files a push carries, in order: the first screenshot, every attachment."""
+    pushed: list[StoredFile] = []
+    shot = False
+    for stored in report.files:
+        role = stored.role
+        if role == SCREENSHOT:
+            if shot:
+                continue
+            shot = True
+        elif role != ATTACHMENT:
+            continue
+        pushed.append(stored)
+    return pushed
+
+
+def _bundle(
+    state: AppState,
+    report: Report,
+    pushed: list[StoredFile],
+    files: Mapping[str, bytes],
+    events: list[dict[str, Any]],
+) -> ReportBundle:
+    """The bundle of ``report``; ``pushed`` from :func:`_pushed`, their blobs in ``files``."""
+    screenshot: FileData | None = None
+    attachments: list[FileData] = []
+    for stored in pushed:
+        name = _safe_base(stored.filename) or _fallback(stored, report.ticketnr)
+        item = FileData(name, stored.content_type, files[stored.blob_key])
+        if stored.role == SCREENSHOT:
+            screenshot = item
+        else:
+            attachments.append(item)
     f = report.fields
     return ReportBundle(
         reportid=report.id,

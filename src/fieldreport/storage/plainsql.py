@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -149,6 +150,8 @@ def rows(
         processors = tuple(
             _sqlite_utc_result(c.type.dialect_impl(dialect).result_processor(dialect, code))
             if _sqlite_utc(dialect, c)
+            else _sqlite_json_result(c.type.dialect_impl(dialect).result_processor(dialect, code))
+            if _sqlite_json(dialect, c)
             else c.type.dialect_impl(dialect).result_processor(dialect, code)
             for c, code in zip(columns, codes, strict=True)
         )
@@ -235,5 +238,37 @@ def _sqlite_utc_result(core: Processor) -> Callable[[Any], datetime | None]:
                 pass
         result: datetime | None = core(value) if core is not None else value
         return result
+
+    return process
+
+
+# A JSON column on SQLite, read as Core reads it (``json.loads`` of the stored text, through
+# two wrappers of SQLAlchemy's): ~4.3 µs for a report's two-note list, ~0.2 µs by msgspec,
+# which the delivery worker's writer thread paid for every claimed report. msgspec is
+# stricter than ``json.loads`` (no NaN or Infinity, no lone surrogate escapes, no number
+# beyond a float's range) and gives the same values for all it accepts; anything it refuses
+# (or a value that is not text) goes through Core's processing, with Core's answer or error.
+_json_decode = msgspec.json.decode
+
+
+def _sqlite_json(dialect: Dialect, column: sa.Column[Any]) -> bool:
+    return (
+        dialect.name == "sqlite"
+        and isinstance(column.type, sa.JSON)
+        and getattr(dialect, "_json_deserializer", None) is None
+    )
+
+
+def _sqlite_json_result(core: Processor) -> Processor:
+    if core is None:
+        return None
+
+    def process(value: Any) -> Any:
+        if type(value) is str:
+            try:
+                return _json_decode(value)
+            except msgspec.DecodeError:
+                pass
+        return core(value)
 
     return process
