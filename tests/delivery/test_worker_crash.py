@@ -11,6 +11,8 @@ import signal
 import time
 
 import httpx
+import psutil
+import sqlalchemy as sa
 from aiohttp import web
 
 from fieldreport.delivery.worker import Worker
@@ -32,6 +34,36 @@ class SlowCounting(Receiver):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(0.15)
         return await super().handle(request)
+
+
+def _database_client_ports(pid: int, state: AppState) -> set[int]:
+    """The local ports of ``pid``'s connections to PostgreSQL (none on SQLite)."""
+    if state.db.is_sqlite:
+        return set()
+    server_port = sa.make_url(state.db.url).port or 5432
+    return {
+        c.laddr.port
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == server_port
+    }
+
+
+async def _until_backends_gone(state: AppState, ports: set[int]) -> None:
+    """Wait until PostgreSQL has no backend left for the killed worker's connections: a
+    COMMIT the worker sent just before it died may still be applied until then (its backend
+    reads what the socket holds before it sees the end), so leases read earlier could change
+    under the test."""
+    if not ports:
+        return
+    query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE client_port = ANY(:ports)")
+    deadline = time.monotonic() + 30
+    while True:
+        async with state.db.read() as conn:
+            left = (await conn.execute(query, {"ports": sorted(ports)})).scalar_one()
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"{left} backends of the killed worker remain"
+        await asyncio.sleep(0.05)
 
 
 async def test_sigkilled_worker_is_taken_over(
@@ -62,8 +94,10 @@ async def test_sigkilled_worker_is_taken_over(
                 proc.kill()
                 await proc.wait()
             raise
+        ports = _database_client_ports(proc.pid, state)
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
+        await _until_backends_gone(state, ports)
         async with state.db.read() as conn:
             leased = [d for d in await list_deliveries(conn, limit=1000) if d.lease_owner]
         # Claimed by the dead worker and not recorded: sends in flight, claims waiting for a
