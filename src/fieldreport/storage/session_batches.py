@@ -6,7 +6,7 @@ no blob file, no separate flush. Larger ones are streamed to the blob store firs
 row names them (``blob_key``). Exactly one of the two is set (a CHECK constraint says so).
 :class:`BatchContent` reads a batch's bytes from wherever they are.
 
-On SQLite a batch kept in its row is deflated first (``codec = 'zlib'``) when that makes it
+A batch kept in its row is deflated first (``codec = 'zlib'``) when that makes it
 at least an eighth smaller, which web batches (JSON) always are, ~5-10x: the commit then writes
 and syncs that much less, and the database file grows that much slower. The deflate is ISA-L's
 level 1 (``isal``), which for the same CPU as zlib-ng's level 1 (~18 us for a 20 KB batch)
@@ -14,9 +14,15 @@ packs tighter (1.9 KB against 2.7 KB for the bench's batch): two such rows share
 where one 2.7 KB row filled it, and SQLite's CPU per row in a grouped commit went from
 ~20-31 us to ~12-18 us (sqlite3 microbench; ~80-90 us undeflated). Both write the zlib format,
 so rows from either read alike. Every read inflates it back (zlib-ng), so callers only ever
-see the bytes as sent. A batch sent gzipped is kept as sent. PostgreSQL
-compresses the column itself (TOAST, lz4 since migration 0006), in its own processes: doing it
-here as well cost our server more than it saved (A/B, ~+100 us per 20 KB batch).
+see the bytes as sent. A batch sent gzipped is kept as sent.
+
+On PostgreSQL too: left to TOAST (lz4, migration 0006) a 20 KB JSON batch became ~3.4 KB,
+still over TOAST's ~2 KB threshold, so it was moved out of the row, two TOAST chunk rows and
+their index entries each in the WAL (~4.0 KB of WAL a batch). Deflated here (~145k
+instructions of the writer thread, off the event loop) its row is ~2 KB, which migration
+0008's ``toast_tuple_target`` keeps whole in its page: ~2.3 KB of WAL, and PostgreSQL's
+processes' CPU per batch ~88 -> ~54 us (bench.cpu_cost --pg-data), more than our server
+spends on the deflate.
 """
 
 from __future__ import annotations
@@ -156,7 +162,7 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
             seqs[i] = first + offset
             # Deflated here, in the writer's thread, off the event loop.
             data, codec = record.data, None
-            if data is not None and not postgres:
+            if data is not None:
                 data, codec = pack(data, record.encoding)
             rows.append(
                 (
@@ -181,10 +187,11 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
 
 def _bound_time(conn: Connection, value: datetime, postgres: bool) -> Any:
     """A batch's ``received_at`` as the driver takes it (see :meth:`RowInsert.bind`). On
-    SQLite the column's text for a UTC time is its ISO form without the offset, made here
-    directly: ~2x cheaper than the type's bind processing (the writer thread's GIL time)."""
+    SQLite the column's text for a UTC time is made here directly by one fixed format
+    (:func:`plainsql.sqlite_utc_text`): ~3x cheaper than the type's bind processing (the
+    writer thread's GIL time)."""
     if value.tzinfo is UTC and not postgres:
-        return value.isoformat(" ", "microseconds")[:-6]
+        return plainsql.sqlite_utc_text(value)
     return _INSERT_BATCHES.bind(conn, "received_at", value)
 
 
