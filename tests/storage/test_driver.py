@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from fieldreport.state import AppState
 from fieldreport.storage import driver
+from fieldreport.storage.projects import NewProject, public_key_holders, secret_owners
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql+s3"], indirect=True)
 
@@ -47,3 +48,22 @@ async def test_errors_are_sqlalchemys(state: AppState) -> None:
     # the writer goes on
     [rows] = await state.writer.submit_many(_echo, [None])
     assert len(rows) == len(TRICKY)
+
+
+def _owners(conn: Connection, items: list[list[str]]) -> list[Any]:
+    [hashes] = items
+    return [(secret_owners(conn, hashes), public_key_holders(conn, hashes))]
+
+
+async def test_key_checks_on_libpq(state: AppState, project: NewProject) -> None:
+    """The writer's key checks (projects._by_hash on libpq) find what the API's do."""
+    async with state.db.read() as conn:
+        secret, public = (
+            await conn.execute(
+                sa.text("SELECT secret_key_hash, public_key_hash FROM projects WHERE id = :id"),
+                {"id": project.project.id},
+            )
+        ).one()
+    [(owners, holders)] = await state.writer.submit_many(_owners, [[secret, public, 'x"\\']])
+    assert owners == {secret: project.project.id}
+    assert holders == {public: (project.project.id, set(project.project.origins))}
