@@ -23,12 +23,17 @@ import time
 from pathlib import Path
 
 from bench import servers, wrk
-from bench.measure import cpu_seconds, loop_cpu_seconds
+from bench.measure import cluster_cpu_seconds, cpu_seconds, loop_cpu_seconds
 from bench.suite import endpoints
 
 
 def cost(
-    pids: list[int], url: str, body: bytes, headers: dict[str, str], seconds: float
+    pids: list[int],
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    seconds: float,
+    pg_data: Path | None = None,
 ) -> dict[str, float]:
     wrk.run(url, seconds=1, body=body, headers=headers)  # warm-up
     # wrk closes its connections at the end, but the server still finishes the requests in
@@ -36,11 +41,14 @@ def cost(
     # requests find the ingest route full and are shed with 503.
     time.sleep(1.0)
     before, loop_before = cpu_seconds(pids), loop_cpu_seconds(pids)
+    pg_before = cluster_cpu_seconds(pg_data) if pg_data else 0.0
     res = wrk.run(url, seconds=seconds, body=body, headers=headers)
     used = cpu_seconds(pids) - before
     loop_used = loop_cpu_seconds(pids) - loop_before
+    pg_used = cluster_cpu_seconds(pg_data) - pg_before if pg_data else 0.0
     ok = res["requests"] - res["errors"]
     return {
+        "pg_us": round(pg_used / ok * 1e6, 1) if ok else float("nan"),
         "ok": ok,
         "errors": res["errors"],
         "rps": res["rps"],
@@ -57,6 +65,13 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--src", type=Path, default=servers.SRC, help="the build to run")
     parser.add_argument("--no-ceiling", action="store_true")
+    parser.add_argument(
+        "--pg-data",
+        type=Path,
+        default=None,
+        help="the data directory of the PostgreSQL cluster that --database-url names: its"
+        " processes' CPU per request is printed too (server + PostgreSQL = the machine's)",
+    )
     args = parser.parse_args()
     wanted = set(args.endpoint.split(","))
     with (
@@ -69,12 +84,19 @@ def main() -> None:
         for ep in endpoints(fr):
             if ep.name not in wanted:
                 continue
-            ours = cost(fr.pids, fr.urls(ep.path)[0], ep.body, ep.headers, args.seconds)
+            ours = cost(
+                fr.pids, fr.urls(ep.path)[0], ep.body, ep.headers, args.seconds, args.pg_data
+            )
             line = (
                 f"{ep.name:9} fieldreport {ours['cpu_us']:8.1f} µs/req"
                 f" (loop thread {ours['loop_us']:.1f})"
                 f"  ({ours['rps']:.0f}/s, cpu {ours['cpu_share']}, errors {ours['errors']})"
             )
+            if args.pg_data:
+                line += (
+                    f"  postgres {ours['pg_us']:.1f} µs/req,"
+                    f" together {ours['cpu_us'] + ours['pg_us']:.1f}"
+                )
             if not args.no_ceiling:
                 ceil = cost(bare.pids, bare.urls("/ingest")[0], ep.body, ep.headers, args.seconds)
                 ratio = ceil["cpu_us"] / ours["cpu_us"]

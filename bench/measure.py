@@ -11,6 +11,7 @@ import os
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench import wrk
 
@@ -133,3 +134,26 @@ def compare(
         for t, s in zip(targets, series, strict=True):
             s.runs.append(load(t, seconds))
     return series
+
+
+def cluster_cpu_seconds(data_dir: Path) -> float:
+    """User + system CPU time of a PostgreSQL cluster: its postmaster, every live child
+    (backends, walwriter, checkpointer, ...) and, through the postmaster's cumulative
+    children's times, every child that exited and was reaped. The postmaster's pid is the
+    first line of ``postmaster.pid`` in its data directory (readable only by its owner)."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICK

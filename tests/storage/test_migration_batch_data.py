@@ -1,11 +1,12 @@
-"""Migrations 0006 (``session_batches.data``) and 0007 (``session_batches.codec``) on
-databases that already hold batches, on SQLite and PostgreSQL: old rows stay readable, new
-rows may be inline (and deflated), the schema matches the table definition, and going back
-loses nothing."""
+"""Migrations 0006 (``session_batches.data``), 0007 (``session_batches.codec``) and 0008
+(PostgreSQL: rows up to a page kept whole) on databases that already hold batches, on SQLite
+and PostgreSQL: old rows stay readable, new rows may be inline (and deflated), the schema
+matches the table definition, and going back loses nothing."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -244,8 +245,7 @@ async def test_codec_upgrade_reads_old_rows_and_downgrade_inflates_new_ones(db: 
             )
         )
         stored = (await conn.execute(sa.text("SELECT seq, codec FROM session_batches"))).all()
-        deflated_by_writer = "zlib" if db.dialect == "sqlite" else None  # PostgreSQL: TOAST
-        assert sorted(stored) == [(1, None), (2, deflated_by_writer), (3, "zlib")]
+        assert sorted(stored) == [(1, None), (2, "zlib"), (3, "zlib")]
         for seq, sent in ((1, old_batch), (2, new_batch), (3, new_batch)):
             assert (await get_batch(conn, SID, seq))[1] == sent  # type: ignore[index]
 
@@ -258,3 +258,87 @@ async def test_codec_upgrade_reads_old_rows_and_downgrade_inflates_new_ones(db: 
             (2, new_batch),
             (3, new_batch),
         ]
+
+
+async def test_inline_upgrade_keeps_toasted_rows_and_stores_new_ones_whole(db: Database) -> None:
+    """0008: on PostgreSQL a deflated batch's row stays in the table's page (no TOAST
+    compression, no TOAST table rows); batches TOAST compressed and moved before read alike,
+    and so do rows too large for a page. SQLite: nothing to do."""
+    await _alembic(db, lambda cfg: command.upgrade(cfg, "0007_session_batch_codec"))
+    # Written as the release before stored a 20 KB JSON batch on PostgreSQL: as sent, so
+    # that TOAST compresses it (lz4 or pglz) and moves it out of the row.
+    old_batch = b"".join(b'{"type":3,"timestamp":%d,"data":{"x":%d}},' % (i, i) for i in range(500))
+    async with db.engine.begin() as conn:
+        await _project_and_session(conn)
+        await conn.execute(
+            session_batches.insert().values(
+                session_id=SID, seq=1, received_at=WHEN, size=len(old_batch), data=old_batch
+            )
+        )
+        await conn.execute(sa.text("UPDATE sessions SET batch_count = 1"))
+
+    await upgrade(db)
+    new_batch = old_batch.replace(b'"x"', b'"y"')
+    noise = os.urandom(20_000)  # does not deflate: still compressed (in vain) and moved
+    chunks = []  # rows of session_batches' TOAST table after each batch (PostgreSQL)
+    async with db.engine.begin() as conn:
+        chunks.append(await _toast_chunks(conn))
+        for data in (new_batch, noise):
+            await record_batch(
+                conn,
+                session_id=SID,
+                project_id=1,
+                late=False,
+                received_at=WHEN,
+                size=len(data),
+                encoding="",
+                blob_key=None,
+                data=data,
+            )
+            chunks.append(await _toast_chunks(conn))
+        for seq, sent in ((1, old_batch), (2, new_batch), (3, noise)):
+            assert (await get_batch(conn, SID, seq))[1] == sent  # type: ignore[index]
+        if db.dialect != "postgresql":
+            return
+        options = (
+            await conn.execute(
+                sa.text("SELECT reloptions FROM pg_class WHERE relname = 'session_batches'")
+            )
+        ).scalar()
+        assert options == ["toast_tuple_target=8160"]
+        stored = (
+            await conn.execute(
+                sa.text(
+                    "SELECT codec, pg_column_compression(data) FROM session_batches ORDER BY seq"
+                )
+            )
+        ).all()
+    # The old batch: compressed by TOAST and moved; the new one: deflated by the server,
+    # whole in its row (no TOAST chunk added); random bytes larger than a page: moved.
+    assert stored[0][0] is None and stored[0][1] is not None and chunks[0] > 0
+    assert stored[1] == ("zlib", None) and chunks[1] == chunks[0]
+    assert stored[2][0] is None and chunks[2] > chunks[1]
+
+    await _alembic(db, lambda cfg: command.downgrade(cfg, "0007_session_batch_codec"))
+    async with db.engine.connect() as conn:
+        options = (
+            await conn.execute(
+                sa.text("SELECT reloptions FROM pg_class WHERE relname = 'session_batches'")
+            )
+        ).scalar()
+        assert options is None
+
+
+async def _toast_chunks(conn: AsyncConnection) -> int:
+    """How many rows session_batches' TOAST table holds (PostgreSQL; 0 on SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return 0
+    toast = (
+        await conn.execute(
+            sa.text(
+                "SELECT reltoastrelid::regclass::text FROM pg_class"
+                " WHERE relname = 'session_batches'"
+            )
+        )
+    ).scalar()
+    return int((await conn.execute(sa.text(f"SELECT count(*) FROM {toast}"))).scalar_one())

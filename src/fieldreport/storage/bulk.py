@@ -52,7 +52,7 @@ _ROWS_JSON = msgspec.json.Encoder()
 class _Statements:
     insert: str  # PostgreSQL: the whole statement; SQLite: up to VALUES, rows follow
     top: str = ""  # SQLite: the highest id so far
-    json: bool = False  # PostgreSQL: the rows go in as one JSON text, not as arrays
+    libpq: bytes = b""  # psycopg: the rows as one JSON text ($1), the statement run on libpq
 
 
 class RowInsert:
@@ -72,7 +72,9 @@ class RowInsert:
       SQLAlchemy's own ``sort_by_parameter_order`` relies on). One prepared statement
       serves every row count. On psycopg (the batch writer's driver) the rows go in as
       one JSON array of arrays instead, ``jsonb_array_elements(?::jsonb) WITH ORDINALITY``,
-      when every column's type travels exactly as JSON text (see :meth:`_json_casts`).
+      when every column's type travels exactly as JSON text (see :meth:`_json_casts`), the
+      statement run straight on libpq (:func:`driver.pg_exec_params`: psycopg's cursor,
+      its query conversion and result objects, cost more than the round trip).
     """
 
     def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
@@ -108,12 +110,15 @@ class RowInsert:
                     params.extend(row)
                 driver.execute(conn, f"{sql.insert} {values}", params)
             return list(range(first, first + len(rows)))
-        if sql.json:  # one JSON text of the rows (see _json_casts)
-            found = driver.execute(conn, sql.insert, (_ROWS_JSON.encode(rows).decode(),))
-        else:
-            arrays = tuple(list(column) for column in zip(*rows, strict=True))
-            found = driver.execute(conn, sql.insert, arrays)
-        found = found.fetchall()
+        if sql.libpq:  # one JSON text of the rows (see _json_casts), straight on libpq
+            result = driver.pg_exec_params(conn, sql.libpq, [_ROWS_JSON.encode(rows)], [0], [0])
+            get = result.get_value
+            ids = sorted(int(get(i, 0)) for i in range(result.ntuples))  # type: ignore[arg-type]
+            if len(ids) != len(rows):
+                raise RuntimeError(f"inserted {len(rows)} rows but got {len(ids)} ids")
+            return ids
+        arrays = tuple(list(column) for column in zip(*rows, strict=True))
+        found = driver.execute(conn, sql.insert, arrays).fetchall()
         ids = sorted(int(new_id) for (new_id,) in found)
         if len(ids) != len(rows):
             raise RuntimeError(f"inserted {len(rows)} rows but got {len(ids)} ids")
@@ -129,14 +134,13 @@ class RowInsert:
             )
         elif dialect.name == "postgresql" and (casts := self._json_casts(dialect)):
             values = ", ".join(f"(r->>{i})::{cast}" for i, cast in enumerate(casts))
+            insert = (
+                f"INSERT INTO {table} ({names}) SELECT {values} FROM jsonb_array_elements"
+                "(?::jsonb) WITH ORDINALITY AS u(r, _position) ORDER BY _position "
+                "RETURNING id"
+            )
             built = _Statements(
-                insert=dialect_sql(
-                    dialect,
-                    f"INSERT INTO {table} ({names}) SELECT {values} FROM jsonb_array_elements"
-                    "(?::jsonb) WITH ORDINALITY AS u(r, _position) ORDER BY _position "
-                    "RETURNING id",
-                ),
-                json=True,
+                insert=dialect_sql(dialect, insert), libpq=insert.replace("?", "$1").encode()
             )
         elif dialect.name == "postgresql":
             arrays = ", ".join(

@@ -26,16 +26,16 @@ for its ``COMMIT``. psycopg reads the transaction state from libpq, so it stays 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from psycopg import OperationalError as PsycopgOperationalError
 from psycopg.errors import error_from_result
 from psycopg.pq import ExecStatus
+from psycopg.pq.abc import PGresult
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, StatementError
-
-_COMMAND_OK = ExecStatus.COMMAND_OK
 
 
 def execute(conn: Connection, sql: str, params: Any = ()) -> Any:
@@ -74,13 +74,82 @@ def pg_command(conn: Connection, sql: bytes) -> None:
     SQLAlchemy error for the server's error (``IntegrityError`` for a deferred constraint
     failing at ``COMMIT``...), and for a lost connection an ``OperationalError`` with
     ``connection_invalidated`` set, the SQLAlchemy connection invalidated."""
+    _pg_run(conn, sql, None, None, None)
+
+
+def pg_exec_params(
+    conn: Connection,
+    sql: bytes,
+    params: Sequence[bytes | None],
+    types: Sequence[int],
+    formats: Sequence[int],
+) -> PGresult:
+    """PostgreSQL (psycopg): run one statement with ``$1, $2, ...`` parameters straight on
+    libpq (``PQexecParams``, the GIL released while it waits); its result (rows, when it
+    has any, as libpq's text). ``params`` are what libpq sends: the value's text (or its
+    binary form where ``formats`` says 1), None for NULL; ``types`` their type OIDs (0: the
+    server infers it from where the parameter stands). For the batch writer's hot
+    statements, where psycopg's cursor (query conversion, a dumper per value, result
+    objects) costs more than the round trip: an ``executemany`` of 16 session batch rows
+    ~67k instructions a row. Each distinct ``sql`` is prepared on the connection at its
+    first run (as psycopg's cursor prepares a statement run often), so the server does not
+    parse and plan it again. Raises what :func:`pg_command` raises."""
+    return _pg_run(conn, sql, params, types, formats)
+
+
+#: Statements prepared on each libpq connection: sql -> name. psycopg's cursor prepares a
+#: statement it has run 5 times; unprepared, the server parses and plans it at every run
+#: (PostgreSQL's CPU per backend event ~+20%, bench.cpu_cost --pg-data).
+_prepared: weakref.WeakKeyDictionary[Any, dict[bytes, bytes]] = weakref.WeakKeyDictionary()
+#: Past this many on one connection, further statements run unprepared.
+_MAX_PREPARED = 128
+
+
+_PG_OK = (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK)
+
+
+def pg_text_rows(result: PGresult, encoding: str = "utf-8") -> list[tuple[str | None, ...]]:
+    """The rows of a :func:`pg_exec_params` result (text format) as tuples of strings (None
+    for NULL): the caller converts numbers, as it would a psycopg row's."""
+    get = result.get_value
+    width = result.nfields
+    rows = []
+    for i in range(result.ntuples):
+        row = []
+        for j in range(width):
+            value = get(i, j)
+            row.append(None if value is None else bytes(value).decode(encoding))
+        rows.append(tuple(row))
+    return rows
+
+
+def pg_text_array(values: Sequence[str]) -> bytes:
+    """A PostgreSQL array literal of ``values`` as text (``{"a","b"}``), for one parameter
+    such as ``= ANY($1::varchar[])``: every element quoted, its quotes and backslashes
+    escaped."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return ("{" + ",".join(f'"{v}"' for v in quoted) + "}").encode()
+
+
+def _pg_run(
+    conn: Connection,
+    sql: bytes,
+    params: Sequence[bytes | None] | None,
+    types: Sequence[int] | None,
+    formats: Sequence[int] | None,
+) -> PGresult:
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
     pgconn = dbapi_conn.pgconn
+    result: PGresult
     try:
-        result = pgconn.exec_(sql)  # no result at all: raises psycopg's OperationalError
-        if result.status == _COMMAND_OK:
-            return
+        # no result at all: raises psycopg's OperationalError
+        if params is None:
+            result = pgconn.exec_(sql)
+        else:
+            result = _pg_exec_prepared(pgconn, sql, params, types, formats)
+        if result.status in _PG_OK:
+            return result
         if dbapi_conn.broken:  # what psycopg's own execution raises for a lost connection
             message = result.get_error_message() or "the connection was lost"
             raise PsycopgOperationalError(message.strip())
@@ -88,7 +157,32 @@ def pg_command(conn: Connection, sql: bytes) -> None:
     except Exception as exc:
         if not isinstance(exc, conn.dialect.loaded_dbapi.Error):
             raise
-        raise _sqlalchemy_error(conn, dbapi_conn, None, sql.decode(), None, exc) from exc
+        raise _sqlalchemy_error(conn, dbapi_conn, None, sql.decode(), params, exc) from exc
+
+
+def _pg_exec_prepared(
+    pgconn: Any,
+    sql: bytes,
+    params: Sequence[bytes | None],
+    types: Sequence[int] | None,
+    formats: Sequence[int] | None,
+) -> PGresult:
+    """``sql`` run as a statement prepared on ``pgconn`` (prepared at its first run)."""
+    names = _prepared.get(pgconn)
+    if names is None:
+        names = _prepared[pgconn] = {}
+    name = names.get(sql)
+    if name is None:
+        if len(names) >= _MAX_PREPARED:
+            result: PGresult = pgconn.exec_params(sql, params, types, formats)
+            return result
+        name = b"fr_plain_%d" % len(names)
+        prepared: PGresult = pgconn.prepare(name, sql, types)
+        if prepared.status != ExecStatus.COMMAND_OK:
+            return prepared  # the caller raises its error
+        names[sql] = name
+    result = pgconn.exec_prepared(name, params, formats)
+    return result
 
 
 def _sqlalchemy_error(

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.keys import KeyKind, generate_key, hash_key, key_hint
-from fieldreport.storage import plainsql
+from fieldreport.storage import driver, plainsql
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.schema.core import project_origins, projects
 
@@ -165,12 +165,22 @@ _KEY_OWNERS = "SELECT secret_key_hash, id FROM projects WHERE secret_key_hash"
 
 def _by_hash(conn: Connection, select: str, hashes: Iterable[str]) -> list[Any]:
     """The rows of ``select`` (ending in ``WHERE <hash column>``) for the distinct
-    ``hashes``, as plain SQL on the driver's cursor."""
+    ``hashes``, as plain SQL on the driver's cursor; on psycopg (the batch writer) on libpq
+    (:func:`driver.pg_exec_params`), the values as text (ids converted by the callers)."""
     wanted = sorted(set(hashes))
     if not wanted:
         return []
+    if conn.dialect.driver == "psycopg":  # the batch writer's: straight on libpq, one array
+        sql = _PG_BY_HASH.get(select)
+        if sql is None:
+            sql = _PG_BY_HASH[select] = f"{select} = ANY($1::varchar[])".encode()
+        result = driver.pg_exec_params(conn, sql, [driver.pg_text_array(wanted)], [0], [0])
+        return driver.pg_text_rows(result)
     fragment, params = plainsql.in_list(conn.dialect, wanted, "varchar")
     return list(plainsql.execute(conn, f"{select} {fragment}", params).fetchall())
+
+
+_PG_BY_HASH: dict[str, bytes] = {}
 
 
 def public_key_holders(conn: Connection, hashes: Iterable[str]) -> dict[str, tuple[int, set[str]]]:

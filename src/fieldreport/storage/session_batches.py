@@ -6,7 +6,7 @@ no blob file, no separate flush. Larger ones are streamed to the blob store firs
 row names them (``blob_key``). Exactly one of the two is set (a CHECK constraint says so).
 :class:`BatchContent` reads a batch's bytes from wherever they are.
 
-On SQLite a batch kept in its row is deflated first (``codec = 'zlib'``) when that makes it
+A batch kept in its row is deflated first (``codec = 'zlib'``) when that makes it
 at least an eighth smaller, which web batches (JSON) always are, ~5-10x: the commit then writes
 and syncs that much less, and the database file grows that much slower. The deflate is ISA-L's
 level 1 (``isal``), which for the same CPU as zlib-ng's level 1 (~18 us for a 20 KB batch)
@@ -14,9 +14,15 @@ packs tighter (1.9 KB against 2.7 KB for the bench's batch): two such rows share
 where one 2.7 KB row filled it, and SQLite's CPU per row in a grouped commit went from
 ~20-31 us to ~12-18 us (sqlite3 microbench; ~80-90 us undeflated). Both write the zlib format,
 so rows from either read alike. Every read inflates it back (zlib-ng), so callers only ever
-see the bytes as sent. A batch sent gzipped is kept as sent. PostgreSQL
-compresses the column itself (TOAST, lz4 since migration 0006), in its own processes: doing it
-here as well cost our server more than it saved (A/B, ~+100 us per 20 KB batch).
+see the bytes as sent. A batch sent gzipped is kept as sent.
+
+On PostgreSQL too: left to TOAST (lz4, migration 0006) a 20 KB JSON batch became ~3.4 KB,
+still over TOAST's ~2 KB threshold, so it was moved out of the row, two TOAST chunk rows and
+their index entries each in the WAL (~4.0 KB of WAL a batch). Deflated here (~145k
+instructions of the writer thread, off the event loop) its row is ~2 KB, which migration
+0008's ``toast_tuple_target`` keeps whole in its page: ~2.3 KB of WAL, and PostgreSQL's
+processes' CPU per batch ~88 -> ~54 us (bench.cpu_cost --pg-data), more than our server
+spends on the deflate.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from zlib_ng import zlib_ng
 
-from fieldreport.storage import plainsql
+from fieldreport.storage import driver, plainsql
 from fieldreport.storage.blobs import BlobStore
 from fieldreport.storage.bulk import RowInsert
 from fieldreport.storage.db import Database
@@ -116,13 +122,15 @@ _COUNT_BATCHES = (
 )
 # The rows go in as tuples the driver takes (see storage/bulk.py), without a Core
 # executemany's per-row parameter processing (~11k instructions a row, callgrind). SQLite: one
-# multi-row statement. PostgreSQL: the driver's executemany of one prepared statement on its
-# cursor (psycopg sends every row in one pipeline), not RowInsert's unnest() of arrays of
-# 20 KB values, which cost more in copies (sys time) than it saved (measured with asyncpg).
+# multi-row statement. PostgreSQL: one multi-row INSERT straight on libpq (_pg_insert), the
+# batch's bytes as binary bytea; psycopg's executemany cost ~67k instructions a row (its
+# Python per row: query conversion, dumpers, pipeline results), and RowInsert's unnest() of
+# arrays of 20 KB values cost more in copies (sys time) than it saved (measured with asyncpg).
 _BATCH_ROW = (
     "session_id", "seq", "late", "received_at", "size", "encoding", "blob_key", "data", "codec"
 )  # fmt: skip
 _INSERT_BATCHES = RowInsert(session_batches, _BATCH_ROW)
+# PostgreSQL through another driver than psycopg (asyncpg: record_batch on an API connection).
 _PG_INSERT_BATCHES = (
     f"INSERT INTO session_batches ({', '.join(_BATCH_ROW)}) "
     f"VALUES ({', '.join('?' * len(_BATCH_ROW))})"
@@ -156,7 +164,7 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
             seqs[i] = first + offset
             # Deflated here, in the writer's thread, off the event loop.
             data, codec = record.data, None
-            if data is not None and not postgres:
+            if data is not None:
                 data, codec = pack(data, record.encoding)
             rows.append(
                 (
@@ -171,20 +179,88 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
                     codec,
                 )
             )
-    if postgres:
-        if rows:
-            plainsql.execute_many(conn, _PG_INSERT_BATCHES, rows)
+    if not rows:
+        pass
+    elif conn.dialect.driver == "psycopg":  # the batch writer's
+        _pg_insert(conn, rows)
+    elif postgres:
+        plainsql.execute_many(conn, _PG_INSERT_BATCHES, rows)
     else:
         _INSERT_BATCHES.ids(conn, rows)
     return seqs
 
 
+#: Rows per PostgreSQL INSERT (9 parameters each; a statement takes at most 65535).
+_PG_ROWS_PER_INSERT = 1024
+_PG_INSERTS: dict[int, bytes] = {}
+_BYTEA = 17  # type OID; the other parameters' types the server infers from their columns
+_DATA = _BATCH_ROW.index("data")
+
+
+def _pg_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: ``rows`` (as :func:`record_batches` builds them) as multi-row INSERTs on
+    libpq (:func:`driver.pg_exec_params`): every value as its text but the batch's bytes,
+    binary (no hex escaping of 2-20 KB)."""
+    width = len(_BATCH_ROW)
+    for start in range(0, len(rows), _PG_ROWS_PER_INSERT):
+        chunk = rows[start : start + _PG_ROWS_PER_INSERT]
+        sql = _PG_INSERTS.get(len(chunk))
+        if sql is None:
+            values = ", ".join(
+                "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")"
+                for r in range(len(chunk))
+            )
+            names = ", ".join(_BATCH_ROW)
+            sql = _PG_INSERTS[len(chunk)] = (
+                f"INSERT INTO session_batches ({names}) VALUES {values}".encode()
+            )
+        params: list[bytes | None] = []
+        for session_id, seq, late, received_at, size, encoding, blob_key, data, codec in chunk:
+            params += (
+                session_id.encode(),
+                b"%d" % seq,
+                b"t" if late else b"f",
+                _pg_time(received_at),
+                b"%d" % size,
+                encoding.encode(),
+                None if blob_key is None else blob_key.encode(),
+                data,
+                None if codec is None else codec.encode(),
+            )
+        types = _pg_row_types(len(chunk), width, _BYTEA)
+        formats = _pg_row_types(len(chunk), width, 1)
+        driver.pg_exec_params(conn, sql, params, types, formats)
+
+
+_row_types: dict[tuple[int, int, int], list[int]] = {}
+
+
+def _pg_row_types(count: int, width: int, data_value: int) -> list[int]:
+    """One entry per parameter of ``count`` rows: 0 but ``data_value`` for each ``data``."""
+    key = (count, width, data_value)
+    found = _row_types.get(key)
+    if found is None:
+        row = [0] * width
+        row[_DATA] = data_value
+        found = _row_types[key] = row * count
+    return found
+
+
+def _pg_time(value: datetime) -> bytes:
+    """A ``timestamptz`` parameter's text: ISO 8601 with its offset (never a naive time,
+    which the server would read in its session's time zone)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.isoformat().encode()
+
+
 def _bound_time(conn: Connection, value: datetime, postgres: bool) -> Any:
     """A batch's ``received_at`` as the driver takes it (see :meth:`RowInsert.bind`). On
-    SQLite the column's text for a UTC time is its ISO form without the offset, made here
-    directly: ~2x cheaper than the type's bind processing (the writer thread's GIL time)."""
+    SQLite the column's text for a UTC time is made here directly by one fixed format
+    (:func:`plainsql.sqlite_utc_text`): ~3x cheaper than the type's bind processing (the
+    writer thread's GIL time)."""
     if value.tzinfo is UTC and not postgres:
-        return value.isoformat(" ", "microseconds")[:-6]
+        return plainsql.sqlite_utc_text(value)
     return _INSERT_BATCHES.bind(conn, "received_at", value)
 
 
