@@ -100,6 +100,21 @@ async def _project_and_session(conn: AsyncConnection, **counts: int) -> None:
     )
 
 
+async def _record_inline(conn: AsyncConnection, data: bytes, *, late: bool = False) -> int | None:
+    """Record ``data`` as the session's next batch, kept in its row (as the server does)."""
+    return await record_batch(
+        conn,
+        session_id=SID,
+        project_id=1,
+        late=late,
+        received_at=WHEN,
+        size=len(data),
+        encoding="",
+        blob_key=None,
+        data=data,
+    )
+
+
 async def test_upgrade_keeps_blob_backed_rows_and_allows_inline_ones(db: Database) -> None:
     # A database of the release before 0006, with a session and two blob-backed batches.
     await _alembic(db, lambda cfg: command.upgrade(cfg, "0002_sessions"))
@@ -140,18 +155,7 @@ async def test_upgrade_keeps_blob_backed_rows_and_allows_inline_ones(db: Databas
             (2, f"sessions/1/{SID}/2", False),
         ]
         assert (await get_batch(conn, SID, 1)) == (old[0], None)
-        seq = await record_batch(
-            conn,
-            session_id=SID,
-            project_id=1,
-            late=True,
-            received_at=WHEN,
-            size=2,
-            encoding="",
-            blob_key=None,
-            data=b"[]",
-        )
-        assert seq == 3
+        assert await _record_inline(conn, b"[]", late=True) == 3
         assert (await get_batch(conn, SID, 3)) is not None
     with pytest.raises(IntegrityError):  # the CHECK constraint came with the migration
         async with db.engine.begin() as conn:
@@ -221,18 +225,7 @@ async def test_codec_upgrade_reads_old_rows_and_downgrade_inflates_new_ones(db: 
     await upgrade(db)
     new_batch = b'[{"type":3,"data":{"source":1,"positions":[]}}]' * 60
     async with db.engine.begin() as conn:
-        seq = await record_batch(
-            conn,
-            session_id=SID,
-            project_id=1,
-            late=False,
-            received_at=WHEN,
-            size=len(new_batch),
-            encoding="",
-            blob_key=None,
-            data=new_batch,
-        )
-        assert seq == 2
+        assert await _record_inline(conn, new_batch) == 2
         # A row deflated by the server (what SQLite databases hold), on either database.
         await conn.execute(
             session_batches.insert().values(
@@ -284,17 +277,7 @@ async def test_inline_upgrade_keeps_toasted_rows_and_stores_new_ones_whole(db: D
     async with db.engine.begin() as conn:
         chunks.append(await _toast_chunks(conn))
         for data in (new_batch, noise):
-            await record_batch(
-                conn,
-                session_id=SID,
-                project_id=1,
-                late=False,
-                received_at=WHEN,
-                size=len(data),
-                encoding="",
-                blob_key=None,
-                data=data,
-            )
+            await _record_inline(conn, data)
             chunks.append(await _toast_chunks(conn))
         for seq, sent in ((1, old_batch), (2, new_batch), (3, noise)):
             assert (await get_batch(conn, SID, seq))[1] == sent  # type: ignore[index]
