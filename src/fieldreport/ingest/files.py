@@ -130,8 +130,7 @@ def check_png(data: bytes | memoryview) -> None:
     (what Pillow's ``verify()`` checks, at C speed). Runs in the worker thread's trip that
     hashes and writes the file (``BlobStore.create(check=...)``), not on the event loop: when
     it ran there in 5 KiB pieces, each piece gave the GIL up and waited to get it back from a
-    worker thread (~700 µs of waiting per screenshot under load). zlib-ng's crc32 keeps the
-    GIL over a whole chunk of up to 64 KiB (session 10's measurement)."""
+    worker thread (~700 µs of waiting per screenshot under load)."""
     if not _png_chunks_ok(data):
         raise NotAnImage(NOT_AN_IMAGE)
 
