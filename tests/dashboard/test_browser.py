@@ -141,7 +141,10 @@ async def test_log_in_filter_and_open_a_report(
     await expect(page.locator("dl.facts")).to_contain_text("Windows 10")
     await expect(page.locator("ol.notes li")).to_have_count(2)
     await expect(page.locator(".shot img")).to_be_visible()
-    await page.wait_for_function("document.querySelector('.shot img').complete")
+    # Polled from here, not by wait_for_function: that one compiles its predicate in the page
+    # with eval when the first check fails, which the dashboard's CSP (script-src 'self')
+    # refuses, so it failed whenever the screenshot had not finished loading yet.
+    await expect(page.locator(".shot img")).to_have_js_property("complete", True)
     assert await page.locator(".shot img").evaluate("img => img.naturalWidth") == 900
     await expect(page.locator("ul.files")).to_contain_text("console.log")
     # The JSON tree: open levels show their keys; a click folds one.
