@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from fieldreport.ingest.asgi import JSON_TYPE, Answer, first_headers, raw_headers, send_answer
+from fieldreport.ingest.asgi import JSON_TYPE, Answer, first_headers, raw_headers
 from fieldreport.ingest.auth import app_state, bearer_from_header
 from fieldreport.ingest.fullstack_input import (
     NO_RECORDING,
@@ -208,17 +208,25 @@ async def _json_body(receive: Receive, head: Head, limit: int) -> bytes:
         chunks.append(chunk)
 
 
+_STORE_ERRORS = (KeyRevoked, WriterOverloaded, OperationalError, DBAPIError, PoolTimeout, OSError)
+
+
+def _store_refusal(api: Api, exc: Exception, key_hash: str) -> Refusal:
+    """What a failed store answers (``exc`` is one of ``_STORE_ERRORS``)."""
+    if isinstance(exc, KeyRevoked):
+        api.keys.forget(key_hash)
+        api.senders.clear()  # the headers that carried it (rare: a rotated key)
+        return _not_logged_in()
+    if isinstance(exc, WriterOverloaded):
+        return _unavailable(f"too busy to store events now ({exc}), try again shortly")
+    return _unavailable("database unavailable, try again shortly")
+
+
 async def _store(api: Api, events: list[NewEvent], key_hash: str) -> list[StoreResult]:
     try:
         return await api.writer.store(events, key_hash=key_hash)
-    except KeyRevoked as exc:
-        api.keys.forget(key_hash)
-        api.senders.clear()  # the headers that carried it (rare: a rotated key)
-        raise _not_logged_in() from exc
-    except WriterOverloaded as exc:
-        raise _unavailable(f"too busy to store events now ({exc}), try again shortly") from exc
-    except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
-        raise _unavailable("database unavailable, try again shortly") from exc
+    except _STORE_ERRORS as exc:
+        raise _store_refusal(api, exc, key_hash) from exc
 
 
 def _stored(result: StoreResult) -> BackendEvent | None:
@@ -251,12 +259,18 @@ async def _send_one(api: Api, scope: Scope, receive: Receive) -> Answer:
         return _answer(refusal.status, refusal.body, refusal.headers)
     try:
         head = Head(scope)
-        project_id, key_hash = await _authenticate(api, head)
+        # A known sender's header needs no coroutine (nor does the store below: each
+        # coroutine between this one and the writer's future is one more frame per event).
+        known = api.senders.get(head.authorization)
+        project_id, key_hash = known if known is not None else await _authenticate(api, head)
         raw = await _json_body(receive, head, api.send_limit)
         checked = read_event(raw, project_id, max_payload=api.max_payload)
         if checked.event is None:
             raise Refusal(400, *checked.errors)
-        [result] = await _store(api, [checked.event], key_hash)
+        try:
+            [result] = await api.writer.store([checked.event], key_hash=key_hash)
+        except _STORE_ERRORS as exc:
+            raise _store_refusal(api, exc, key_hash) from exc
     except BadBody as exc:
         return _answer(400, error_body(str(exc)))
     except Refusal as refusal:
@@ -308,7 +322,9 @@ async def send_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     status, body, headers = await _send_one(_api(scope), scope, receive)
     headers.append((b"content-length", str(len(body)).encode("latin-1")))
     headers.append(JSON_TYPE)
-    await send_answer(send, (status, body, headers))
+    # send_answer's two messages, sent from here (one coroutine less per request)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 @shed_load("fullstack.send-batch", _overloaded)
