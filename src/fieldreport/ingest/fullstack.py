@@ -29,7 +29,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from fieldreport.ingest.asgi import JSON_TYPE, Answer, first_headers, raw_headers
 from fieldreport.ingest.auth import app_state, bearer_from_header
@@ -182,6 +182,12 @@ def _unavailable(message: str) -> Refusal:
 
 async def _json_body(receive: Receive, head: Head, limit: int) -> bytes:
     """The body of a JSON request, refused past ``limit`` bytes while it arrives."""
+    _check_json_head(head, limit)
+    return await _body_from(receive, await receive(), limit)
+
+
+def _check_json_head(head: Head, limit: int) -> None:
+    """Refuse a request that is not JSON or declares a body past ``limit`` bytes."""
     content_type = head.content_type
     if (
         content_type != "application/json"  # what clients send, checked first
@@ -191,21 +197,24 @@ async def _json_body(receive: Receive, head: Head, limit: int) -> bytes:
     declared = head.content_length
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Refusal(413, f"Request body is larger than {limit} bytes")
+
+
+async def _body_from(receive: Receive, message: Message, limit: int) -> bytes:
+    """The body whose first message (received) is ``message``; see :func:`_json_body`."""
     chunks: list[bytes] = []
     seen = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":  # nobody to answer; nothing stored
             raise Refusal(400, "The client disconnected before sending the whole body")
-        if message["type"] != "http.request":
-            continue
-        chunk: bytes = message.get("body", b"")
-        seen += len(chunk)
-        if seen > limit:
-            raise Refusal(413, f"Request body is larger than {limit} bytes")
-        if not message.get("more_body", False):
-            return b"".join((*chunks, chunk)) if chunks else chunk
-        chunks.append(chunk)
+        if message["type"] == "http.request":
+            chunk: bytes = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
+                raise Refusal(413, f"Request body is larger than {limit} bytes")
+            if not message.get("more_body", False):
+                return b"".join((*chunks, chunk)) if chunks else chunk
+            chunks.append(chunk)
+        message = await receive()
 
 
 _STORE_ERRORS = (KeyRevoked, WriterOverloaded, OperationalError, DBAPIError, PoolTimeout, OSError)
@@ -263,7 +272,14 @@ async def _send_one(api: Api, scope: Scope, receive: Receive) -> Answer:
         # coroutine between this one and the writer's future is one more frame per event).
         known = api.senders.get(head.authorization)
         project_id, key_hash = known if known is not None else await _authenticate(api, head)
-        raw = await _json_body(receive, head, api.send_limit)
+        limit = api.send_limit
+        _check_json_head(head, limit)
+        message = await receive()
+        raw = message.get("body", b"")
+        if (  # the usual event, in one message: no coroutine to gather its body
+            message["type"] != "http.request" or message.get("more_body", False) or len(raw) > limit
+        ):
+            raw = await _body_from(receive, message, limit)
         checked = read_event(raw, project_id, max_payload=api.max_payload)
         if checked.event is None:
             raise Refusal(400, *checked.errors)
