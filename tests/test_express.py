@@ -26,7 +26,11 @@ FAILURES: dict[str, Exception] = {
 
 async def _failing(scope: Scope, receive: Receive, send: Send) -> None:
     await receive()
-    raise FAILURES[scope["headers"][0][1].decode()]
+    kind = scope["headers"][0][1].decode()
+    if kind == "late":  # the response has started: nothing more can be answered
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        raise RuntimeError("a bug after the answer started")
+    raise FAILURES[kind]
 
 
 async def _endpoint(request: Any) -> Any:  # the documented endpoint; never called
@@ -120,3 +124,13 @@ async def test_errors_answer_as_through_the_middleware(tmp_path: Path, kind: str
     assert type(param_raised) is type(stacked_raised)
     counted = {key[1:]: n for key, (n, _) in app.state.metrics.http.requests.items()}
     assert counted == {("POST", express[0]["status"]): 3}
+
+
+async def test_an_error_after_the_response_started_sends_nothing_more(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    express, express_raised = await _call(app, "/t/express", "late")
+    stacked, stacked_raised = await _call(app, "/t/stacked", "late")
+    assert express == stacked
+    assert [m["type"] for m in express] == ["http.response.start"]
+    assert express[0]["status"] == 201
+    assert type(express_raised) is type(stacked_raised) is RuntimeError

@@ -33,7 +33,7 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fieldreport.metrics import ObservabilityMiddleware
+from fieldreport.metrics import ANSWERING, ObservabilityMiddleware
 from fieldreport.routing import IndexedRouter
 
 
@@ -85,20 +85,13 @@ class Lane:
     ) -> None:
         scope["starlette.exception_handlers"] = self.handlers
         self.router.enter(scope, route, params)
-        answering = False
-
-        async def sending(message: Message) -> None:
-            nonlocal answering
-            if message["type"] == "http.response.start":
-                answering = True
-            await send(message)
-
         try:
-            await self.observability(scope, receive, sending, route.app, self._handle)
+            await self.observability(scope, receive, send, route.app, self._handle)
         except Exception as exc:
             errors = copy.copy(self.errors)
             errors.app = _raising(exc)
-            await errors(scope, receive, _nowhere if answering else send)
+            # the middleware marks the scope as every response start passes it
+            await errors(scope, receive, _nowhere if scope.get(ANSWERING) else send)
 
     async def _handle(
         self, exc: Exception, scope: Scope, receive: Receive, send: Send, answering: bool

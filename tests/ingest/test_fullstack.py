@@ -419,3 +419,45 @@ async def test_chunked_body_is_read_whole_and_bounded_while_it_arrives(
     assert over.status_code == 413
     assert over.json()["error"][0]["message"] == "Request body is larger than 69632 bytes"
     assert [e.title for e in await _events(state, recording)] == ["in pieces", "b1", "b2"]
+
+
+@pytest.mark.parametrize(
+    ("messages", "expected"),
+    [
+        ([{"type": "http.request", "body": b"{}"}], b"{}"),
+        ([{"type": "other"}, {"type": "http.request", "body": b"[1]"}], b"[1]"),
+        (
+            [
+                {"type": "http.request", "body": b"[1,", "more_body": True},
+                {"type": "http.request", "body": b"", "more_body": True},
+                {"type": "http.request", "body": b"2]"},
+            ],
+            b"[1,2]",
+        ),
+        ([{"type": "http.request", "body": b"x" * 11}], 413),
+        ([{"type": "http.request", "body": b"x" * 6, "more_body": True}] * 2, 413),
+        ([{"type": "http.disconnect"}], 400),
+        (
+            [
+                {"type": "http.request", "body": b"{", "more_body": True},
+                {"type": "http.disconnect"},
+            ],
+            400,
+        ),
+    ],
+)
+async def test_the_body_reader_from_its_first_message(
+    messages: list[dict[str, Any]], expected: bytes | int
+) -> None:
+    from fieldreport.ingest.fullstack import Refusal, _body_from
+
+    rest = iter(messages[1:])
+
+    async def receive() -> dict[str, Any]:
+        return next(rest)
+
+    try:
+        body: bytes | int = await _body_from(receive, messages[0], 10)
+    except Refusal as refusal:
+        body = refusal.status
+    assert body == expected

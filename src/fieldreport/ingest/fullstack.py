@@ -29,9 +29,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from fieldreport.ingest.asgi import JSON_TYPE, Answer, first_headers, raw_headers, send_answer
+from fieldreport.ingest.asgi import JSON_TYPE, Answer, first_headers, raw_headers
 from fieldreport.ingest.auth import app_state, bearer_from_header
 from fieldreport.ingest.fullstack_input import (
     NO_RECORDING,
@@ -182,6 +182,12 @@ def _unavailable(message: str) -> Refusal:
 
 async def _json_body(receive: Receive, head: Head, limit: int) -> bytes:
     """The body of a JSON request, refused past ``limit`` bytes while it arrives."""
+    _check_json_head(head, limit)
+    return await _body_from(receive, await receive(), limit)
+
+
+def _check_json_head(head: Head, limit: int) -> None:
+    """Refuse a request that is not JSON or declares a body past ``limit`` bytes."""
     content_type = head.content_type
     if (
         content_type != "application/json"  # what clients send, checked first
@@ -191,34 +197,45 @@ async def _json_body(receive: Receive, head: Head, limit: int) -> bytes:
     declared = head.content_length
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Refusal(413, f"Request body is larger than {limit} bytes")
+
+
+async def _body_from(receive: Receive, message: Message, limit: int) -> bytes:
+    """The body whose first message (received) is ``message``; see :func:`_json_body`."""
     chunks: list[bytes] = []
     seen = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":  # nobody to answer; nothing stored
             raise Refusal(400, "The client disconnected before sending the whole body")
-        if message["type"] != "http.request":
-            continue
-        chunk: bytes = message.get("body", b"")
-        seen += len(chunk)
-        if seen > limit:
-            raise Refusal(413, f"Request body is larger than {limit} bytes")
-        if not message.get("more_body", False):
-            return b"".join((*chunks, chunk)) if chunks else chunk
-        chunks.append(chunk)
+        if message["type"] == "http.request":
+            chunk: bytes = message.get("body", b"")
+            seen += len(chunk)
+            if seen > limit:
+                raise Refusal(413, f"Request body is larger than {limit} bytes")
+            if not message.get("more_body", False):
+                return b"".join((*chunks, chunk)) if chunks else chunk
+            chunks.append(chunk)
+        message = await receive()
+
+
+_STORE_ERRORS = (KeyRevoked, WriterOverloaded, OperationalError, DBAPIError, PoolTimeout, OSError)
+
+
+def _store_refusal(api: Api, exc: Exception, key_hash: str) -> Refusal:
+    """What a failed store answers (``exc`` is one of ``_STORE_ERRORS``)."""
+    if isinstance(exc, KeyRevoked):
+        api.keys.forget(key_hash)
+        api.senders.clear()  # the headers that carried it (rare: a rotated key)
+        return _not_logged_in()
+    if isinstance(exc, WriterOverloaded):
+        return _unavailable(f"too busy to store events now ({exc}), try again shortly")
+    return _unavailable("database unavailable, try again shortly")
 
 
 async def _store(api: Api, events: list[NewEvent], key_hash: str) -> list[StoreResult]:
     try:
         return await api.writer.store(events, key_hash=key_hash)
-    except KeyRevoked as exc:
-        api.keys.forget(key_hash)
-        api.senders.clear()  # the headers that carried it (rare: a rotated key)
-        raise _not_logged_in() from exc
-    except WriterOverloaded as exc:
-        raise _unavailable(f"too busy to store events now ({exc}), try again shortly") from exc
-    except (OperationalError, DBAPIError, PoolTimeout, OSError) as exc:
-        raise _unavailable("database unavailable, try again shortly") from exc
+    except _STORE_ERRORS as exc:
+        raise _store_refusal(api, exc, key_hash) from exc
 
 
 def _stored(result: StoreResult) -> BackendEvent | None:
@@ -251,12 +268,25 @@ async def _send_one(api: Api, scope: Scope, receive: Receive) -> Answer:
         return _answer(refusal.status, refusal.body, refusal.headers)
     try:
         head = Head(scope)
-        project_id, key_hash = await _authenticate(api, head)
-        raw = await _json_body(receive, head, api.send_limit)
+        # A known sender's header needs no coroutine (nor does the store below: each
+        # coroutine between this one and the writer's future is one more frame per event).
+        known = api.senders.get(head.authorization)
+        project_id, key_hash = known if known is not None else await _authenticate(api, head)
+        limit = api.send_limit
+        _check_json_head(head, limit)
+        message = await receive()
+        raw = message.get("body", b"")
+        if (  # the usual event, in one message: no coroutine to gather its body
+            message["type"] != "http.request" or message.get("more_body", False) or len(raw) > limit
+        ):
+            raw = await _body_from(receive, message, limit)
         checked = read_event(raw, project_id, max_payload=api.max_payload)
         if checked.event is None:
             raise Refusal(400, *checked.errors)
-        [result] = await _store(api, [checked.event], key_hash)
+        try:
+            [result] = await api.writer.store([checked.event], key_hash=key_hash)
+        except _STORE_ERRORS as exc:
+            raise _store_refusal(api, exc, key_hash) from exc
     except BadBody as exc:
         return _answer(400, error_body(str(exc)))
     except Refusal as refusal:
@@ -308,7 +338,9 @@ async def send_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     status, body, headers = await _send_one(_api(scope), scope, receive)
     headers.append((b"content-length", str(len(body)).encode("latin-1")))
     headers.append(JSON_TYPE)
-    await send_answer(send, (status, body, headers))
+    # send_answer's two messages, sent from here (one coroutine less per request)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 @shed_load("fullstack.send-batch", _overloaded)
