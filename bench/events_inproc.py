@@ -21,41 +21,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
-from bench.inproc import measure, post
+from bench.inproc import bench_app, measure, post
 from bench.payloads import fullstack_event
 
 
 async def run(args: argparse.Namespace, database_url: str | None = None) -> None:
-    work = Path(tempfile.mkdtemp(prefix="events-inproc-"))
-    try:
-        await _measure(args, work / "data", database_url)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-async def _measure(args: argparse.Namespace, data_dir: Path, database_url: str | None) -> None:
-    from fieldreport.app import create_app
     from fieldreport.gc_tuning import settle_after_startup
-    from fieldreport.settings import Settings
-    from fieldreport.state import open_state
-    from fieldreport.storage.projects import create_project
 
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        log_level="warning",
-        session_rate_sessions=0,
-        session_rate_bytes=0,
-    )
-    state = await open_state(settings)
-    async with state.db.write() as conn:
-        project = await create_project(conn, "bench")
-    app = create_app(settings, state=state)
-    async with app.router.lifespan_context(app):
+    async with bench_app("events-inproc-", database_url) as bench:
+        app, state, project = bench.app, bench.state, bench.project
         start = json.dumps({"projectKey": project.public_key, "trackerVersion": "bench/1"})
         headers = [(b"content-type", b"application/json")]
         status, body = await post(app, "/v1/web/start", headers, [start.encode()])
@@ -81,7 +56,6 @@ async def _measure(args: argparse.Namespace, data_dir: Path, database_url: str |
             f" (loop thread {cost.loop:.1f}) per event;"
             f" {state.writer.transactions} transactions"
         )
-    await state.close()
 
 
 def main() -> None:

@@ -6,13 +6,61 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass
+class BenchApp:
+    """The app of :func:`bench_app`, its state and its one project."""
+
+    app: Any
+    state: Any
+    project: Any
+
+
+@asynccontextmanager
+async def bench_app(
+    prefix: str, database_url: str | None = None, *, parent: str | None = None
+) -> AsyncIterator[BenchApp]:
+    """A fresh app on a temporary data directory (under ``parent``), with a project
+    ``bench`` and the session rate limits off, its lifespan entered; the directory is
+    removed afterwards. fieldreport is imported here, so that a run under callgrind or
+    with another build's ``PYTHONPATH`` imports the build it means."""
+    from fieldreport.app import create_app
+    from fieldreport.settings import Settings
+    from fieldreport.state import open_state
+    from fieldreport.storage.projects import create_project
+
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        settings = Settings(
+            data_dir=work / "data",
+            database_url=database_url,
+            log_level="warning",
+            session_rate_sessions=0,
+            session_rate_bytes=0,
+        )
+        state = await open_state(settings)
+        try:
+            async with state.db.write() as conn:
+                project = await create_project(conn, "bench")
+            app = create_app(settings, state=state)
+            async with app.router.lifespan_context(app):
+                yield BenchApp(app, state, project)
+        finally:
+            await state.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def scope(path: str, headers: Headers) -> dict[str, Any]:

@@ -24,49 +24,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import tempfile
-from pathlib import Path
 
-from bench.inproc import measure, post
+from bench.inproc import bench_app, measure, post
 from bench.payloads import report_multipart, screenshot_png
 
 PATH = "/api/v1/reports"
 
 
 async def run(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="reports-inproc-", dir=args.dir))
-    try:
-        await _measure(args, work / "data")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-async def _measure(args: argparse.Namespace, data_dir: Path) -> None:
-    from fieldreport.app import create_app
     from fieldreport.gc_tuning import settle_after_startup
-    from fieldreport.settings import Settings
-    from fieldreport.state import open_state
-    from fieldreport.storage.projects import create_project
 
-    settings = Settings(data_dir=data_dir, log_level="warning")
-    state = await open_state(settings)
-    async with state.db.write() as conn:
-        project = await create_project(conn, "bench")
-    app = create_app(settings, state=state)
-    body, content_type = report_multipart(screenshot_png())
-    pieces = [body[i : i + args.chunk] for i in range(0, len(body), args.chunk)]
-    headers = [
-        (b"content-type", content_type.encode()),
-        (b"x-fieldreport-key", project.public_key.encode()),
-        (b"content-length", b"%d" % len(body)),
-    ]
+    async with bench_app("reports-inproc-", parent=args.dir) as bench:
+        app, state, project = bench.app, bench.state, bench.project
+        body, content_type = report_multipart(screenshot_png())
+        pieces = [body[i : i + args.chunk] for i in range(0, len(body), args.chunk)]
+        headers = [
+            (b"content-type", content_type.encode()),
+            (b"x-fieldreport-key", project.public_key.encode()),
+            (b"content-length", b"%d" % len(body)),
+        ]
 
-    async def once() -> None:
-        status, answer = await post(app, PATH, headers, pieces)
-        assert status == 201, answer
+        async def once() -> None:
+            status, answer = await post(app, PATH, headers, pieces)
+            assert status == 201, answer
 
-    async with app.router.lifespan_context(app):
         for _ in range(args.warmup):  # caches, the writer's and the store's threads
             await once()
         if args.freeze:
@@ -78,7 +59,6 @@ async def _measure(args: argparse.Namespace, data_dir: Path) -> None:
             f" (loop thread {cost.loop:.1f}, other threads {cost.cpu - cost.loop:.1f})"
             f" per report; {state.writer.transactions} transactions"
         )
-    await state.close()
 
 
 def main() -> None:

@@ -23,12 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from bench.inproc import Headers, measure, post
+from bench.inproc import Headers, bench_app, measure, post
 from bench.sessions_append import events_batch
 
 
@@ -39,33 +36,11 @@ async def _post(app: Any, path: str, headers: Headers, body: bytes) -> tuple[int
 
 
 async def run(args: argparse.Namespace, database_url: str | None = None) -> None:
-    work = Path(tempfile.mkdtemp(prefix="sessions-inproc-"))
-    try:
-        await _measure(args, work / "data", database_url)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-async def _measure(args: argparse.Namespace, data_dir: Path, database_url: str | None) -> None:
-    from fieldreport.app import create_app
     from fieldreport.gc_tuning import settle_after_startup
-    from fieldreport.settings import Settings
-    from fieldreport.state import open_state
-    from fieldreport.storage.projects import create_project
 
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        log_level="warning",
-        session_rate_sessions=0,
-        session_rate_bytes=0,
-    )
-    state = await open_state(settings)
-    async with state.db.write() as conn:
-        project = await create_project(conn, "bench")
-    app = create_app(settings, state=state)
     batch = events_batch(20_000)
-    async with app.router.lifespan_context(app):
+    async with bench_app("sessions-inproc-", database_url) as bench:
+        app, state, project = bench.app, bench.state, bench.project
         start = json.dumps({"projectKey": project.public_key, "trackerVersion": "bench/1"})
         status, body = await _post(app, "/v1/web/start", [], start.encode())
         assert status == 200, body
@@ -95,7 +70,6 @@ async def _measure(args: argparse.Namespace, data_dir: Path, database_url: str |
             f" (loop thread {cost.loop:.1f}) per batch;"
             f" {state.writer.transactions} transactions"
         )
-    await state.close()
 
 
 def main() -> None:
