@@ -112,3 +112,20 @@ def test_sqlite_json_is_read_as_core_reads_it() -> None:
         cursor = conn.execute("SELECT ?", (broken,))
         with pytest.raises(ValueError):
             list(plainsql.rows(DIALECT, cursor, (JSON_COLUMN,)))
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 37, 300, 1025])
+@pytest.mark.parametrize("most", [1, 64, 124, 1024])
+def test_power_of_two_slices_cover_the_rows_in_order(count: int, most: int) -> None:
+    slices = list(plainsql.power_of_two_slices(count, most))
+    sizes = [size for _, size in slices]
+    assert all(size & (size - 1) == 0 and size <= most for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    assert [start for start, _ in slices] == [sum(sizes[:i]) for i in range(len(sizes))]
+    assert sum(sizes) == count
+
+
+def test_power_of_two_slices_take_the_largest_first() -> None:
+    assert list(plainsql.power_of_two_slices(37, 1024)) == [(0, 32), (32, 4), (36, 1)]
+    # 124 rows at most (999 SQLite variables // 8 columns): 64 is the largest power of two.
+    assert [size for _, size in plainsql.power_of_two_slices(300, 124)] == [64] * 4 + [32, 8, 4]

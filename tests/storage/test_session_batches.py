@@ -351,3 +351,23 @@ async def test_the_writers_rows_hold_every_value_as_given(
             await conn.execute(sa.select(sessions.c.batch_count).where(sessions.c.id == sid))
         ).scalar()
     assert count == 3
+
+
+async def test_a_transactions_rows_go_in_as_power_of_two_statements(
+    state: AppState, project: NewProject
+) -> None:
+    """37 batches in one job are stored in order, through statements of 32, 4 and 1 rows
+    (PostgreSQL prepares each statement on the writer's connection: a few texts, not one
+    per row count)."""
+    pid = project.project.id
+    sid = await _session(state, pid)
+    at = datetime(2026, 6, 1, 14, 0, tzinfo=UTC)
+    sent = [b"[%d]" % i for i in range(37)]
+    records = [BatchRecord(sid, pid, False, at, len(data), "", None, data) for data in sent]
+    module._PG_INSERTS.clear()
+    assert await state.writer.submit_many(record_batches, records) == list(range(1, 38))
+    if not state.db.is_sqlite:
+        assert sorted(module._PG_INSERTS) == [1, 4, 32]
+    async with state.db.read() as conn:
+        stored = {seq: await get_batch(conn, sid, seq) for seq in range(1, 38)}
+    assert [found[1] for found in stored.values() if found] == sent

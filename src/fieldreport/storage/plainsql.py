@@ -107,23 +107,32 @@ def sqlite_values(rows: Sequence[Any], width: int) -> Iterator[tuple[int, Sequen
 _values_lists: dict[tuple[int, int], str] = {}
 
 
+def power_of_two_slices(count: int, most: int) -> Iterator[tuple[int, int]]:
+    """(start, size) of slices covering ``count`` rows, each a power of two of at most
+    ``most`` rows, largest first (37 rows: 32, 4, 1): a multi-row statement per slice then
+    has one of a few texts whatever the row count, so a driver's or server's cache of
+    prepared statements finds it prepared."""
+    cap = 1 << (most.bit_length() - 1)
+    start = 0
+    while count:
+        size = min(cap, 1 << (count.bit_length() - 1))
+        yield start, size
+        start += size
+        count -= size
+
+
 def sqlite_slices(rows: Sequence[Any], width: int) -> Iterator[tuple[int, Sequence[Any], str]]:
     """Like :func:`sqlite_values`, for rows that cannot be padded (an INSERT's): slices of
-    power-of-two sizes, largest first (37 rows: 32, 4, 1), so that a statement's text is one
-    of a few whatever the row count and pysqlite's statement cache finds it prepared (a
-    new text per batch length cost a prepare of ~10k instructions a row)."""
-    cap = 1 << ((SQLITE_MAX_VARIABLES // width).bit_length() - 1)
-    start, left = 0, len(rows)
-    while left:
-        size = min(cap, 1 << (left.bit_length() - 1))
+    power-of-two sizes (:func:`power_of_two_slices`), so that pysqlite's statement cache
+    finds each statement prepared (a new text per batch length cost a prepare of ~10k
+    instructions a row)."""
+    for start, size in power_of_two_slices(len(rows), SQLITE_MAX_VARIABLES // width):
         values = _values_lists.get((width, size))
         if values is None:
             values = _values_lists[(width, size)] = ", ".join(
                 [f"({', '.join('?' * width)})"] * size
             )
         yield start, rows[start : start + size], values
-        start += size
-        left -= size
 
 
 def binder(dialect: Dialect, column: sa.Column[Any]) -> Callable[[Any], Any]:

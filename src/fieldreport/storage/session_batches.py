@@ -190,7 +190,7 @@ def record_batches(conn: Connection, records: list[BatchRecord]) -> list[int | N
     return seqs
 
 
-#: Rows per PostgreSQL INSERT (9 parameters each; a statement takes at most 65535).
+#: The most rows per PostgreSQL INSERT (9 parameters each; a statement takes at most 65535).
 _PG_ROWS_PER_INSERT = 1024
 _PG_INSERTS: dict[int, bytes] = {}
 _BYTEA = 17  # type OID; the other parameters' types the server infers from their columns
@@ -200,10 +200,12 @@ _DATA = _BATCH_ROW.index("data")
 def _pg_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """PostgreSQL: ``rows`` (as :func:`record_batches` builds them) as multi-row INSERTs on
     libpq (:func:`driver.pg_exec_params`): every value as its text but the batch's bytes,
-    binary (no hex escaping of 2-20 KB)."""
+    binary (no hex escaping of 2-20 KB). Power-of-two slices of the rows, so the statements
+    prepared on the connection (:func:`driver.pg_exec_params`, at most 128) are a few, not
+    one per transaction's row count."""
     width = len(_BATCH_ROW)
-    for start in range(0, len(rows), _PG_ROWS_PER_INSERT):
-        chunk = rows[start : start + _PG_ROWS_PER_INSERT]
+    for start, size in plainsql.power_of_two_slices(len(rows), _PG_ROWS_PER_INSERT):
+        chunk = rows[start : start + size]
         sql = _PG_INSERTS.get(len(chunk))
         if sql is None:
             values = ", ".join(
