@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.storage import driver
-from fieldreport.storage.bulk import insert_ids
+from fieldreport.storage.bulk import RowInsert, insert_ids
 from fieldreport.storage.destinations import Destination, first_in_chain, next_in_chain
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.schema.core import projects, reports
@@ -78,6 +78,8 @@ def enqueue_reports(conn: Connection, rows: list[tuple[str, int, datetime]]) -> 
     """Add each ``(report id, project id, arrival time)``'s delivery row in the caller's
     transaction (the one that inserts the reports), in one statement. Returns their ids, or
     None for a report whose project has no enabled destination."""
+    if conn.dialect.driver == "psycopg":
+        return _pg_enqueue_reports(conn, rows)
     firsts: dict[int, Destination | None] = {}
     for _, project_id, _ in rows:
         if project_id not in firsts:
@@ -104,6 +106,54 @@ def enqueue_reports(conn: Connection, rows: list[tuple[str, int, datetime]]) -> 
         # Wakes workers in other processes when this transaction commits.
         driver.execute(conn, "NOTIFY fieldreport_deliveries")
     return [next(ids) if first is not None else None for _, first, _ in wanted]
+
+
+# The batch writer on PostgreSQL (psycopg): the same rows straight on libpq. Through Core, a
+# transaction of reports paid per project a chain query (a Destination built from the whole
+# row) and then a multi-row INSERT ... RETURNING with its parameter processing, each with
+# Core's execution context, and the NOTIFY on psycopg's cursor.
+_PG_FIRSTS = (
+    b"SELECT DISTINCT ON (project_id) project_id, id, position FROM destinations"
+    b" WHERE project_id = ANY($1::integer[]) AND position > -1 AND enabled"
+    b" ORDER BY project_id, position, id"
+)
+_PG_INSERT_DELIVERIES = RowInsert(
+    deliveries,
+    ("report_id", "project_id", "destination_id", "position", "status", "attempts",
+     "total_attempts", "next_attempt_at", "created_at", "updated_at"),
+)  # fmt: skip
+
+
+def _pg_enqueue_reports(
+    conn: Connection, rows: list[tuple[str, int, datetime]]
+) -> list[int | None]:
+    """:func:`enqueue_reports` on libpq: the first enabled destination of every project
+    (:func:`first_in_chain`'s order) in one query, the rows as one statement
+    (:meth:`RowInsert.ids`), the NOTIFY as a simple query."""
+    projects = sorted({project_id for _, project_id, _ in rows})
+    found = driver.pg_exec_params(
+        conn, _PG_FIRSTS, [driver.pg_text_array([str(p) for p in projects])], [0], [0]
+    )
+    firsts = {
+        int(project_id): (int(destination_id), int(position))  # type: ignore[arg-type]
+        for project_id, destination_id, position in driver.pg_text_rows(found)
+    }
+    values = []
+    for report_id, project_id, now in rows:
+        first = firsts.get(project_id)
+        if first is not None:
+            if now.tzinfo is None:  # as UTCDateTime refuses it
+                raise ValueError("naive datetime given to a UTC column")
+            destination_id, position = first
+            values.append(
+                (report_id, project_id, destination_id, position, PENDING, 0, 0, now, now, now)
+            )
+    if not values:
+        return [None] * len(rows)
+    ids = iter(_PG_INSERT_DELIVERIES.ids(conn, values))
+    # Wakes workers in other processes when this transaction commits.
+    driver.pg_command(conn, b"NOTIFY fieldreport_deliveries")
+    return [next(ids) if project_id in firsts else None for _, project_id, _ in rows]
 
 
 async def enqueue_report(

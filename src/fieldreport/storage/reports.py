@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fieldreport.storage.bulk import RowInsert
 from fieldreport.storage.plainsql import execute, in_list
 from fieldreport.storage.plainsql import rows as plain_rows
 from fieldreport.storage.projects import take_ticketnrs
@@ -89,18 +91,29 @@ _INSERT_REPORTS = reports.insert()
 _INSERT_FILES = report_files.insert()
 
 
+# The batch writer on PostgreSQL (psycopg): the same rows as one JSON text each, straight on
+# libpq (RowInsert.rows), not Core's multi-row inserts (a parameter dict and its processing
+# per row, the statement's execution context, psycopg's cursor adapting each value). With the
+# ticket update and the delivery rows also on libpq, the writer thread's instructions per
+# report went ~392k -> ~69k (bench.reports_inproc --postgresql under callgrind).
+_PG_INSERT_REPORTS = RowInsert(
+    reports,
+    ("id", "project_id", "ticketnr", "created_at", "subject", "sendercomment", "senderemail",
+     "additionalinfo", "browser", "ipaddress", "referer", "recording", "notelist"),
+)  # fmt: skip
+_PG_INSERT_FILES = RowInsert(
+    report_files,
+    ("report_id", "role", "position", "filename", "content_type", "size", "sha256", "blob_key"),
+)
+
+
 def insert_reports(conn: Connection, rows: list[NewReport]) -> list[int]:
     """Insert reports and their files in the caller's transaction (multi-row statements and
     one ticket-counter update per project); return their ticket numbers in order."""
-    ticketnrs: list[int] = [0] * len(rows)
-    by_project: dict[int, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_project.setdefault(row.project_id, []).append(i)
-    # Sorted, so concurrent transactions lock project rows in one order (no deadlocks).
-    for project_id, indexes in sorted(by_project.items()):
-        first = take_ticketnrs(conn, project_id, len(indexes))
-        for offset, i in enumerate(indexes):
-            ticketnrs[i] = first + offset
+    ticketnrs = _take_ticketnrs(conn, rows)
+    if conn.dialect.driver == "psycopg":
+        _pg_insert(conn, rows, ticketnrs)
+        return ticketnrs
     conn.execute(
         _INSERT_REPORTS,
         [
@@ -139,6 +152,65 @@ def insert_reports(conn: Connection, rows: list[NewReport]) -> list[int]:
     if files:
         conn.execute(_INSERT_FILES, files)
     return ticketnrs
+
+
+def _take_ticketnrs(conn: Connection, rows: list[NewReport]) -> list[int]:
+    ticketnrs: list[int] = [0] * len(rows)
+    by_project: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_project.setdefault(row.project_id, []).append(i)
+    # Sorted, so concurrent transactions lock project rows in one order (no deadlocks).
+    for project_id, indexes in sorted(by_project.items()):
+        first = take_ticketnrs(conn, project_id, len(indexes))
+        for offset, i in enumerate(indexes):
+            ticketnrs[i] = first + offset
+    return ticketnrs
+
+
+def _pg_insert(conn: Connection, rows: list[NewReport], ticketnrs: list[int]) -> None:
+    """:func:`insert_reports`'s rows on libpq. The notes go in as the text Core stores
+    (the dialect's JSON serializer, ``json.dumps`` unless set)."""
+    dumps = getattr(conn.dialect, "_json_serializer", None) or json.dumps
+    values = []
+    for row, ticketnr in zip(rows, ticketnrs, strict=True):
+        if row.created_at.tzinfo is None:  # as UTCDateTime refuses it
+            raise ValueError("naive datetime given to a UTC column")
+        f = row.fields
+        values.append(
+            (
+                row.report_id,
+                row.project_id,
+                ticketnr,
+                row.created_at,
+                f.subject,
+                f.sendercomment,
+                f.senderemail,
+                f.additionalinfo,
+                f.browser,
+                f.ipaddress,
+                f.referer,
+                f.recording,
+                dumps(list(f.notelist)),
+            )
+        )
+    _PG_INSERT_REPORTS.rows(conn, values)
+    _PG_INSERT_FILES.rows(
+        conn,
+        [
+            (
+                row.report_id,
+                f.role,
+                f.position,
+                f.filename,
+                f.content_type,
+                f.size,
+                f.sha256,
+                f.blob_key,
+            )
+            for row in rows
+            for f in row.files
+        ],
+    )
 
 
 async def insert_report(
