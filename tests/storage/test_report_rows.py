@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.state import AppState
-from fieldreport.storage.deliveries import enqueue_report
+from fieldreport.storage.deliveries import enqueue_report, enqueue_reports
 from fieldreport.storage.destinations import NewDestination, add_destination, set_enabled
 from fieldreport.storage.projects import NewProject, create_project
 from fieldreport.storage.report_writer import NewReport, WrittenReport, write_reports
-from fieldreport.storage.reports import ReportFields, StoredFile, insert_report
+from fieldreport.storage.reports import ReportFields, StoredFile, insert_report, insert_reports
 
 ZONE = timezone(timedelta(hours=2, minutes=30))
 
@@ -238,3 +239,31 @@ async def test_notes_are_stored_as_core_stores_them(
         ]
     assert texts[0] == texts[1]
     assert isinstance(texts[0], str)
+
+
+def _separately(conn: Connection, rows: list[NewReport]) -> list[WrittenReport]:
+    """The report writer's steps one by one (PostgreSQL: each its own statement on libpq)."""
+    ticketnrs = insert_reports(conn, rows)
+    ids = enqueue_reports(conn, [(r.report_id, r.project_id, r.created_at) for r in rows])
+    return [WrittenReport(t, d) for t, d in zip(ticketnrs, ids, strict=True)]
+
+
+async def test_insert_and_enqueue_alone_store_the_writers_rows(
+    state: AppState, project: NewProject
+) -> None:
+    """insert_reports and enqueue_reports called apart on the writer's connection (on
+    PostgreSQL not folded into one statement with the destinations' lookup) store what
+    write_reports stores."""
+    ids = await _projects(state, project)
+    rows = _reports([ids[i % 3] for i in range(6)])
+    twins = _twins(rows)
+    written = await state.writer.submit_many(write_reports, rows)
+    alone = await state.writer.submit_many(_separately, twins)
+    assert [w.ticketnr + 2 for w in written] == [a.ticketnr for a in alone]
+    assert [w.delivery_id is None for w in written] == [a.delivery_id is None for a in alone]
+    async with state.db.read() as conn:
+        mine = await _stored(conn, [r.report_id for r in rows])
+        other = await _stored(conn, [r.report_id for r in twins])
+    for m, o in zip(mine, other, strict=True):
+        assert (m[0][:1] + m[0][2:], m[2]) == (o[0][:1] + o[0][2:], o[2])
+        assert [f[:-1] for f in m[1]] == [f[:-1] for f in o[1]]

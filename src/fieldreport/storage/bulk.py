@@ -53,7 +53,7 @@ class _Statements:
     insert: str  # PostgreSQL: the whole statement; SQLite: up to VALUES, rows follow
     top: str = ""  # SQLite: the highest id so far
     libpq: bytes = b""  # psycopg: the rows as one JSON text ($1), the statement run on libpq
-    libpq_rows: bytes = b""  # the same without RETURNING (see RowInsert.rows)
+    libpq_rows: bytes = b""  # the same without RETURNING (see RowInsert.pg_json_insert)
 
 
 class RowInsert:
@@ -127,17 +127,16 @@ class RowInsert:
             raise RuntimeError(f"inserted {len(rows)} rows but got {len(ids)} ids")
         return ids
 
-    def rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        """psycopg only (the batch writer on PostgreSQL): insert ``rows`` as :meth:`ids`
-        does on libpq, for a table whose new ids nobody needs (or that has none: its
-        ``id`` is given), in one statement whatever their count; the rows are inserted in
-        their order (a serial column numbers them so, as Core's multi-row insert does)."""
-        if not rows:
-            return
-        sql = self._sql.get(conn.dialect.driver) or self._build(conn.dialect)
+    def pg_json_insert(self, dialect: Dialect, param: int) -> str:
+        """psycopg: the INSERT of :meth:`ids` without ``RETURNING`` (for a table whose new
+        ids nobody needs, or that has none), the rows' JSON text as parameter ``$param``,
+        for a statement that runs it with others as a data-modifying ``WITH`` query: one
+        round trip for all. The rows are inserted in their order (a serial column numbers
+        them so, as Core's multi-row insert does)."""
+        sql = self._sql.get(dialect.driver) or self._build(dialect)
         if not sql.libpq_rows:
-            raise NotImplementedError(f"{self.table.name}: no JSON insert on {conn.dialect.driver}")
-        driver.pg_exec_params(conn, sql.libpq_rows, [_ROWS_JSON.encode(rows)], [0], [0])
+            raise NotImplementedError(f"{self.table.name}: no JSON insert on {dialect.driver}")
+        return sql.libpq_rows.decode().replace("$1::jsonb", f"${param}::jsonb")
 
     def _build(self, dialect: Dialect) -> _Statements:
         table = dialect.identifier_preparer.format_table(self.table)
