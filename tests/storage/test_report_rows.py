@@ -267,3 +267,23 @@ async def test_insert_and_enqueue_alone_store_the_writers_rows(
     for m, o in zip(mine, other, strict=True):
         assert (m[0][:1] + m[0][2:], m[2]) == (o[0][:1] + o[0][2:], o[2])
         assert [f[:-1] for f in m[1]] == [f[:-1] for f in o[1]]
+
+
+async def test_a_value_its_column_refuses_fails_alone(state: AppState, project: NewProject) -> None:
+    """PostgreSQL: a sender email over its column's 320 characters is the database's
+    DataError, as through Core, for that caller only (SQLite does not hold VARCHAR to its
+    length: stored)."""
+    pid = project.project.id
+    good, bad = _reports([pid, pid])
+    fields = ReportFields(senderemail="x" * 321, notelist=["n"])
+    bad = NewReport(bad.report_id, pid, bad.created_at, fields, bad.files)
+    futures = [state.writer.submit_many(write_reports, [row]) for row in (good, bad)]
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    assert outcomes[0] == [WrittenReport(1, None)]
+    if state.db.is_sqlite:
+        assert outcomes[1] == [WrittenReport(2, None)]
+        return
+    assert isinstance(outcomes[1], sa.exc.DataError)
+    async with state.db.read() as conn:
+        ids = (await conn.execute(sa.text("SELECT id FROM reports"))).scalars().all()
+    assert ids == [good.report_id]
