@@ -53,6 +53,7 @@ class _Statements:
     insert: str  # PostgreSQL: the whole statement; SQLite: up to VALUES, rows follow
     top: str = ""  # SQLite: the highest id so far
     libpq: bytes = b""  # psycopg: the rows as one JSON text ($1), the statement run on libpq
+    libpq_rows: bytes = b""  # the same without RETURNING (see RowInsert.pg_json_insert)
 
 
 class RowInsert:
@@ -74,7 +75,9 @@ class RowInsert:
       one JSON array of arrays instead, ``jsonb_array_elements(?::jsonb) WITH ORDINALITY``,
       when every column's type travels exactly as JSON text (see :meth:`_json_casts`), the
       statement run straight on libpq (:func:`driver.pg_exec_params`: psycopg's cursor,
-      its query conversion and result objects, cost more than the round trip).
+      its query conversion and result objects, cost more than the round trip). A JSON
+      column's value is then its JSON text (a ``str``), cast to ``json`` as it stands, so
+      the stored text is the caller's (Core stores ``json.dumps`` of the value).
     """
 
     def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
@@ -124,6 +127,17 @@ class RowInsert:
             raise RuntimeError(f"inserted {len(rows)} rows but got {len(ids)} ids")
         return ids
 
+    def pg_json_insert(self, dialect: Dialect, param: int) -> str:
+        """psycopg: the INSERT of :meth:`ids` without ``RETURNING`` (for a table whose new
+        ids nobody needs, or that has none), the rows' JSON text as parameter ``$param``,
+        for a statement that runs it with others as a data-modifying ``WITH`` query: one
+        round trip for all. The rows are inserted in their order (a serial column numbers
+        them so, as Core's multi-row insert does)."""
+        sql = self._sql.get(dialect.driver) or self._build(dialect)
+        if not sql.libpq_rows:
+            raise NotImplementedError(f"{self.table.name}: no JSON insert on {dialect.driver}")
+        return sql.libpq_rows.decode().replace("$1::jsonb", f"${param}::jsonb")
+
     def _build(self, dialect: Dialect) -> _Statements:
         table = dialect.identifier_preparer.format_table(self.table)
         names = ", ".join(dialect.identifier_preparer.quote(c) for c in self.columns)
@@ -134,13 +148,15 @@ class RowInsert:
             )
         elif dialect.name == "postgresql" and (casts := self._json_casts(dialect)):
             values = ", ".join(f"(r->>{i})::{cast}" for i, cast in enumerate(casts))
-            insert = (
+            plain = (
                 f"INSERT INTO {table} ({names}) SELECT {values} FROM jsonb_array_elements"
-                "(?::jsonb) WITH ORDINALITY AS u(r, _position) ORDER BY _position "
-                "RETURNING id"
+                "(?::jsonb) WITH ORDINALITY AS u(r, _position) ORDER BY _position"
             )
+            insert = f"{plain} RETURNING id"
             built = _Statements(
-                insert=dialect_sql(dialect, insert), libpq=insert.replace("?", "$1").encode()
+                insert=dialect_sql(dialect, insert),
+                libpq=insert.replace("?", "$1").encode(),
+                libpq_rows=plain.replace("?", "$1").encode(),
             )
         elif dialect.name == "postgresql":
             arrays = ", ".join(
@@ -176,6 +192,8 @@ class RowInsert:
                 casts.append("text")
             elif compiled in _JSON_EXACT:
                 casts.append(compiled.lower())
+            elif compiled == "JSON":  # the value is its JSON text (see the class)
+                casts.append("json")
             else:
                 return ()
         return tuple(casts)

@@ -16,11 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg.pq.abc import PGresult
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.storage import driver
-from fieldreport.storage.bulk import insert_ids
+from fieldreport.storage.bulk import RowInsert, insert_ids
 from fieldreport.storage.destinations import Destination, first_in_chain, next_in_chain
 from fieldreport.storage.schema.base import utcnow
 from fieldreport.storage.schema.core import projects, reports
@@ -74,10 +75,24 @@ class Delivery:
 # --- the outbox ---------------------------------------------------------------------------
 
 
-def enqueue_reports(conn: Connection, rows: list[tuple[str, int, datetime]]) -> list[int | None]:
+def enqueue_reports(
+    conn: Connection,
+    rows: list[tuple[str, int, datetime]],
+    *,
+    pg_firsts: PGresult | None = None,
+) -> list[int | None]:
     """Add each ``(report id, project id, arrival time)``'s delivery row in the caller's
     transaction (the one that inserts the reports), in one statement. Returns their ids, or
-    None for a report whose project has no enabled destination."""
+    None for a report whose project has no enabled destination.
+
+    On psycopg (the batch writer on PostgreSQL) the rows go in on libpq; ``pg_firsts``: the
+    result of :data:`PG_FIRSTS` for the projects of ``rows``, when the caller ran it with
+    its own statement (the report writer does, with the reports' inserts)."""
+    if conn.dialect.driver == "psycopg":
+        if pg_firsts is None:
+            sql = PG_FIRSTS.format(param=1).encode()
+            pg_firsts = driver.pg_exec_params(conn, sql, [pg_projects(rows)], [0], [0])
+        return _pg_enqueue(conn, rows, pg_firsts)
     firsts: dict[int, Destination | None] = {}
     for _, project_id, _ in rows:
         if project_id not in firsts:
@@ -104,6 +119,59 @@ def enqueue_reports(conn: Connection, rows: list[tuple[str, int, datetime]]) -> 
         # Wakes workers in other processes when this transaction commits.
         driver.execute(conn, "NOTIFY fieldreport_deliveries")
     return [next(ids) if first is not None else None for _, first, _ in wanted]
+
+
+# The batch writer on PostgreSQL (psycopg): the same rows straight on libpq. Through Core, a
+# transaction of reports paid per project a chain query (a Destination built from the whole
+# row) and then a multi-row INSERT ... RETURNING with its parameter processing, each with
+# Core's execution context, and the NOTIFY on psycopg's cursor.
+
+#: The first enabled destination of each project of the array parameter ``${param}`` (in
+#: :func:`first_in_chain`'s order): project id, destination id, position.
+PG_FIRSTS = (
+    "SELECT DISTINCT ON (project_id) project_id, id, position FROM destinations"
+    " WHERE project_id = ANY(${param}::integer[]) AND position > -1 AND enabled"
+    " ORDER BY project_id, position, id"
+)
+_PG_INSERT_DELIVERIES = RowInsert(
+    deliveries,
+    ("report_id", "project_id", "destination_id", "position", "status", "attempts",
+     "total_attempts", "next_attempt_at", "created_at", "updated_at"),
+)  # fmt: skip
+
+
+def pg_projects(rows: list[tuple[str, int, datetime]]) -> bytes:
+    """The parameter of :data:`PG_FIRSTS` for the projects of ``rows``."""
+    return driver.pg_text_array([str(p) for p in sorted({p for _, p, _ in rows})])
+
+
+def _pg_enqueue(
+    conn: Connection, rows: list[tuple[str, int, datetime]], firsts: PGresult
+) -> list[int | None]:
+    """:func:`enqueue_reports` on libpq, given the result of :data:`PG_FIRSTS` for the
+    projects of ``rows`` (one query for all, not :func:`first_in_chain` per project, which
+    built a Destination of the whole row): the delivery rows as one statement
+    (:meth:`RowInsert.ids`), the NOTIFY as a simple query."""
+    found = {
+        int(project_id): (int(destination_id), int(position))  # type: ignore[arg-type]
+        for project_id, destination_id, position in driver.pg_text_rows(firsts)
+    }
+    values = []
+    for report_id, project_id, now in rows:
+        first = found.get(project_id)
+        if first is not None:
+            if now.tzinfo is None:  # as UTCDateTime refuses it
+                raise ValueError("naive datetime given to a UTC column")
+            destination_id, position = first
+            values.append(
+                (report_id, project_id, destination_id, position, PENDING, 0, 0, now, now, now)
+            )
+    if not values:
+        return [None] * len(rows)
+    ids = iter(_PG_INSERT_DELIVERIES.ids(conn, values))
+    # Wakes workers in other processes when this transaction commits.
+    driver.pg_command(conn, b"NOTIFY fieldreport_deliveries")
+    return [next(ids) if project_id in found else None for _, project_id, _ in rows]
 
 
 async def enqueue_report(

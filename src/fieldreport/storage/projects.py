@@ -255,12 +255,28 @@ _TAKE_TICKETNRS = (
 )
 
 
+#: The same on libpq, for the batch writer's psycopg connection (see take_ticketnrs).
+_PG_TAKE_TICKETNRS = (
+    b"UPDATE projects SET last_ticketnr = last_ticketnr + $2 WHERE id = $1 RETURNING last_ticketnr"
+)
+
+
 def take_ticketnrs(conn: Connection, project_id: int, count: int) -> int:
     """Allocate ``count`` consecutive ticket numbers of the project inside the caller's write
     transaction (one row update, held until commit, so numbers have no gaps); return the
-    first."""
-    result = conn.execute(_TAKE_TICKETNRS, {"tn_project": project_id, "tn_count": count})
-    last = result.scalar_one_or_none()
+    first. On psycopg (the batch writer on PostgreSQL) the update goes straight on libpq
+    (:func:`driver.pg_exec_params`): the Core statement cost the writer thread its
+    compile-cache lookup, execution context and result (~60 µs) for one round trip."""
+    last: Any
+    if conn.dialect.driver == "psycopg":
+        result = driver.pg_exec_params(
+            conn, _PG_TAKE_TICKETNRS, [b"%d" % project_id, b"%d" % count], [0, 0], [0, 0]
+        )
+        last = result.get_value(0, 0) if result.ntuples else None
+    else:
+        last = conn.execute(
+            _TAKE_TICKETNRS, {"tn_project": project_id, "tn_count": count}
+        ).scalar_one_or_none()
     if last is None:
         raise LookupError(f"project {project_id} does not exist (deleted meanwhile?)")
     return int(last) - count + 1
