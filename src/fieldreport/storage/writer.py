@@ -23,7 +23,7 @@ The transaction runs in the writer's own thread, start to end, on a synchronous 
 the writer keeps (:meth:`Database.batch_engine`): one thread hop per transaction instead of
 one per statement, and the driver's work and its waits off the event loop.
 
-* SQLite: pysqlite, ``BEGIN IMMEDIATE``.
+* SQLite: pysqlite, ``BEGIN IMMEDIATE`` and ``COMMIT`` sent by the writer itself.
 * PostgreSQL: psycopg (the rest of the server uses asyncpg). It ran through asyncpg's
   adaptation on the event loop (``run_sync`` on a pooled connection): a checkout with its
   ping (three round trips) and then every statement's round trip cost the loop thread
@@ -237,22 +237,31 @@ class BatchWriter:
         conn = self._conn
         self._committing = False
         try:
-            if conn.dialect.name != "postgresql":
-                with conn.begin():
-                    outcomes = _apply(conn, batch)
-                    self._committing = True  # the COMMIT goes out as the block ends
-                return outcomes
-            # PostgreSQL: the writer begins (with the first SAVEPOINT) and commits itself,
-            # on libpq (_Savepoints); SQLAlchemy's transaction is not used.
+            # The writer begins and commits itself, on the driver's connection; SQLAlchemy's
+            # transaction is not used. PostgreSQL: on libpq, BEGIN with the first SAVEPOINT
+            # (_Savepoints). SQLite: BEGIN IMMEDIATE and COMMIT on pysqlite (in autocommit
+            # mode: it begins nothing implicitly). SQLAlchemy's begin and commit with their
+            # event hooks cost the writer thread ~47k instructions per transaction (one
+            # empty job a transaction: 154k -> 107k). A job's Core statement makes
+            # SQLAlchemy begin a transaction of its own, which joins the open one (nothing
+            # is sent: Database.batch_engine) and is ended below, after the COMMIT.
+            sqlite = conn.dialect.name != "postgresql"
+            if sqlite:
+                driver.sqlite_command(conn, "BEGIN IMMEDIATE")
             outcomes = _apply(conn, batch)
             self._committing = True
-            driver.pg_command(conn, b"COMMIT")
+            if sqlite:
+                driver.sqlite_command(conn, "COMMIT")
+            else:
+                driver.pg_command(conn, b"COMMIT")
             if conn.in_transaction():  # a job ran a Core statement, which began one
-                conn.commit()  # nothing is sent: psycopg finds no transaction open
+                conn.commit()  # nothing is sent: the driver finds no transaction open
             return outcomes
         except BaseException:
             # Start the next transaction on a fresh connection; closing this one rolls
-            # back what is still open (SQLAlchemy's reset, or psycopg's on return).
+            # back what is still open (SQLAlchemy's transaction, or the pool's reset on
+            # return: the driver's rollback(), which pysqlite and psycopg send when they
+            # find a transaction open).
             self._drop_connection()
             raise
 
@@ -348,19 +357,19 @@ class _Savepoints:
             driver.pg_command(self.conn, self.prefix + b"SAVEPOINT batch_job")
             self.prefix = b""
         else:
-            driver.execute(self.conn, "SAVEPOINT batch_job")
+            driver.sqlite_command(self.conn, "SAVEPOINT batch_job")
 
     def release(self) -> None:
         if self.fold:
             self.prefix = b"RELEASE SAVEPOINT batch_job; "
         else:
-            driver.execute(self.conn, "RELEASE SAVEPOINT batch_job")
+            driver.sqlite_command(self.conn, "RELEASE SAVEPOINT batch_job")
 
     def roll_back(self) -> None:
         if self.fold:
             driver.pg_command(self.conn, b"ROLLBACK TO SAVEPOINT batch_job")
         else:
-            driver.execute(self.conn, "ROLLBACK TO SAVEPOINT batch_job")
+            driver.sqlite_command(self.conn, "ROLLBACK TO SAVEPOINT batch_job")
 
 
 def _run(conn: Connection, frame: _Savepoints, job: Job, items: list[Any]) -> list[Any]:
