@@ -123,6 +123,34 @@ async def test_a_failing_caller_fails_alone(db: Database, writer: BatchWriter) -
     assert await names(db) == ["ok1", "ok2", "ok3", "ok4", "taken"]
 
 
+async def test_a_lone_callers_failure_undoes_all_its_job_wrote(
+    db: Database, writer: BatchWriter
+) -> None:
+    """A transaction of one caller (SQLite runs its job without a savepoint): its job writes
+    rows, then fails on one (a constraint; then its own check, after a Core statement).
+    Nothing it wrote is committed, the caller gets the error, and the next transaction
+    starts clean (SQLAlchemy's transaction, begun by the Core statement, ended too)."""
+    await writer.submit(add_projects, "taken")
+    before = writer.transactions
+
+    def then_refuse(conn: Connection, items: list[str]) -> list[int]:
+        add_projects(conn, items)
+        raise ValueError("refused after writing")
+
+    def clean(conn: Connection, items: list[int]) -> list[bool]:
+        return [conn.in_transaction()]
+
+    with pytest.raises(sa.exc.IntegrityError):
+        await writer.submit_many(add_projects, ["fresh", "taken"])  # "fresh" went in first
+    with pytest.raises(ValueError, match="refused after writing"):
+        await writer.submit(then_refuse, "written-then-refused")
+    assert await writer.submit(clean, 0) is False
+    assert writer.transactions == before + 3
+    assert await names(db) == ["taken"]
+    await writer.submit(add_projects, "after")
+    assert await names(db) == ["after", "taken"]
+
+
 async def test_jobs_of_several_kinds_share_a_transaction_each_in_its_savepoint(
     db: Database, writer: BatchWriter
 ) -> None:

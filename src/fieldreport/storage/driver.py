@@ -84,6 +84,20 @@ def sqlite_command(conn: Connection, sql: str) -> None:
         raise _sqlalchemy_error(conn, dbapi_conn, None, sql, (), exc) from exc
 
 
+def sqlite_rollback(conn: Connection) -> None:
+    """SQLite (pysqlite): roll back the transaction open on the DBAPI connection, if one is
+    (a failed statement may have ended it already: SQLite then has nothing to roll back,
+    where a ``ROLLBACK`` statement would fail). Raises what :func:`sqlite_command` raises."""
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    try:
+        dbapi_conn.rollback()
+    except Exception as exc:
+        if not isinstance(exc, conn.dialect.loaded_dbapi.Error):
+            raise
+        raise _sqlalchemy_error(conn, dbapi_conn, None, "ROLLBACK", (), exc) from exc
+
+
 def pg_command(conn: Connection, sql: bytes) -> None:
     """PostgreSQL (psycopg): run ``sql``, one or more statements that take no parameters and
     return no rows, as one simple query on libpq. Raises what :func:`execute` raises: the

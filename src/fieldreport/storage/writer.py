@@ -248,7 +248,10 @@ class BatchWriter:
             sqlite = conn.dialect.name != "postgresql"
             if sqlite:
                 driver.sqlite_command(conn, "BEGIN IMMEDIATE")
-            outcomes = _apply(conn, batch)
+            frame = _Savepoints(conn, alone=len(batch) == 1)
+            outcomes = _apply(conn, frame, batch)
+            if frame.ended:  # SQLite: the lone caller's job failed, its transaction is undone
+                return outcomes
             self._committing = True
             if sqlite:
                 driver.sqlite_command(conn, "COMMIT")
@@ -290,10 +293,9 @@ def _settle(answers: list[tuple[_Entry, Outcome]]) -> None:
             entry.future.set_result(outcome)
 
 
-def _apply(conn: Connection, batch: list[_Entry]) -> list[Outcome]:
+def _apply(conn: Connection, frame: _Savepoints, batch: list[_Entry]) -> list[Outcome]:
     """Run the batch's jobs in the open transaction: one call per kind of job, each in a
     SAVEPOINT; a call that fails is retried caller by caller to isolate the bad one."""
-    frame = _Savepoints(conn)
     groups: dict[Job, list[_Entry]] = {}
     for entry in batch:
         groups.setdefault(entry.job, []).append(entry)
@@ -343,33 +345,47 @@ class _Savepoints:
     ``SAVEPOINT`` (one simple query), and a job's ``RELEASE`` with the next job's
     ``SAVEPOINT`` or not at all (the COMMIT releases it). An events transaction is then four
     round trips (begin and savepoint, key check, insert, commit), not six.
+
+    SQLite, a transaction of one caller (``alone``; the usual case when the writer is not
+    busy): no savepoint. Its job's failure rolls back the whole transaction instead, which
+    then holds nothing else: what the savepoint would have undone, and nothing to commit
+    (``ended``: the writer sends no COMMIT). The caller gets the same error, every other
+    outcome is the same; the writer thread saves the two statements: one empty job a
+    transaction, 108k -> 93k instructions.
     """
 
-    __slots__ = ("conn", "fold", "prefix")
+    __slots__ = ("conn", "ended", "fold", "prefix", "whole")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, alone: bool = False) -> None:
         self.conn = conn
         self.fold = conn.dialect.name == "postgresql"  # see Database.batch_engine
         self.prefix = b"BEGIN; " if self.fold else b""
+        self.whole = alone and not self.fold
+        self.ended = False  # ``whole``: the transaction was rolled back
 
     def open(self) -> None:
         if self.fold:
             driver.pg_command(self.conn, self.prefix + b"SAVEPOINT batch_job")
             self.prefix = b""
-        else:
+        elif not self.whole:
             driver.sqlite_command(self.conn, "SAVEPOINT batch_job")
 
     def release(self) -> None:
         if self.fold:
             self.prefix = b"RELEASE SAVEPOINT batch_job; "
-        else:
+        elif not self.whole:
             driver.sqlite_command(self.conn, "RELEASE SAVEPOINT batch_job")
 
     def roll_back(self) -> None:
         if self.fold:
             driver.pg_command(self.conn, b"ROLLBACK TO SAVEPOINT batch_job")
-        else:
+        elif not self.whole:
             driver.sqlite_command(self.conn, "ROLLBACK TO SAVEPOINT batch_job")
+        else:
+            self.ended = True
+            driver.sqlite_rollback(self.conn)
+            if self.conn.in_transaction():  # a Core statement's, which joined it
+                self.conn.rollback()  # nothing is sent: no transaction is open
 
 
 def _run(conn: Connection, frame: _Savepoints, job: Job, items: list[Any]) -> list[Any]:
