@@ -296,6 +296,15 @@ def _settle(answers: list[tuple[_Entry, Outcome]]) -> None:
 def _apply(conn: Connection, frame: _Savepoints, batch: list[_Entry]) -> list[Outcome]:
     """Run the batch's jobs in the open transaction: one call per kind of job, each in a
     SAVEPOINT; a call that fails is retried caller by caller to isolate the bad one."""
+    if len(batch) == 1:  # one caller: as below, without the grouping (86k -> 80k instructions)
+        entry = batch[0]
+        try:
+            results = _run(conn, frame, entry.job, list(entry.items))
+        except Exception as exc:
+            if not _caused_by_the_items(exc):
+                raise
+            return [exc]
+        return [results[: len(entry.items)]]
     groups: dict[Job, list[_Entry]] = {}
     for entry in batch:
         groups.setdefault(entry.job, []).append(entry)
