@@ -72,6 +72,9 @@ class HttpMetrics(Collector):
         self.routes: dict[str, _RouteSeries] = {}
         # (endpoint, method, status) -> [count, created]; bounded like the labels
         self.requests: dict[tuple[str, str, int], list[float]] = {}
+        # the same keys -> (their entry of ``requests``, their route's series): one lookup
+        # a request where two were ~0.5k of ~4k instructions
+        self._lines: dict[tuple[str, str, int], tuple[list[float], _RouteSeries]] = {}
 
     def route(self, endpoint: str) -> _RouteSeries:
         series = self.routes.get(endpoint)
@@ -79,15 +82,20 @@ class HttpMetrics(Collector):
             series = self.routes[endpoint] = _RouteSeries(endpoint)
         return series
 
-    def record(
-        self, endpoint: str, method: str, status: int, received: int, seconds: float
-    ) -> None:
-        """One answered request."""
-        series = self.routes.get(endpoint) or self.route(endpoint)
+    def _line(self, endpoint: str, method: str, status: int) -> tuple[list[float], _RouteSeries]:
         key = (endpoint, method, status)
         counted = self.requests.get(key)
         if counted is None:
             counted = self.requests[key] = [0, time.time()]
+        line = self._lines[key] = (counted, self.route(endpoint))
+        return line
+
+    def record(
+        self, endpoint: str, method: str, status: int, received: int, seconds: float
+    ) -> None:
+        """One answered request."""
+        line = self._lines.get((endpoint, method, status)) or self._line(endpoint, method, status)
+        counted, series = line
         counted[0] += 1
         series.bytes += received
         series.buckets[bisect_left(_BOUNDS, seconds)] += 1
