@@ -120,3 +120,11 @@ async def test_express_routes_that_observe_themselves_are_counted_and_tagged(
     text = (await client.get("/metrics")).text
     assert _counted(text, send) == ({"400": 2.0, "401": 1.0}, len(bad) + len(b"".join(chunked)))
     assert _counted(text, "/v1/{platform}/append") == ({"200": 1.0, "400": 1.0}, len(batch) + 5)
+
+
+async def test_request_ids_the_first_sane_one_or_a_new_one(client: httpx.AsyncClient) -> None:
+    twice = await client.get("/healthz", headers=[("X-Request-ID", "a-1"), ("X-Request-ID", "b-2")])
+    assert twice.headers["x-request-id"] == "a-1"
+    for insane in ("has space", "x" * 65, "semi;colon"):
+        new = (await client.get("/healthz", headers={"X-Request-ID": insane})).headers
+        assert len(new["x-request-id"]) == 32 and int(new["x-request-id"], 16) >= 0

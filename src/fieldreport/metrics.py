@@ -169,15 +169,6 @@ ANSWERING = "fieldreport.answering"
 OBSERVED = "fieldreport.observed"
 
 
-def _request_id(scope: Scope) -> str:
-    """The client's ``X-Request-ID`` (the first one) when it is sane, else a new id."""
-    for key, value in scope.get("headers", ()):
-        if key == b"x-request-id":  # the first one, if sane
-            rid: str = value.decode("latin-1")
-            return rid if _REQUEST_ID_RE.match(rid) else new_hex_id()
-    return new_hex_id()
-
-
 class Observed:
     """What the observability middleware keeps of one request: its id (and the token that
     set it as the current one), when it began, the body bytes received and the status.
@@ -270,8 +261,16 @@ class ObservabilityMiddleware:
             self.end(observed)
 
     def begin(self, scope: Scope, receive: Receive, send: Send) -> Observed:
-        """An HTTP request begins: its id is the current one until :meth:`end`."""
-        rid = _request_id(scope)
+        """An HTTP request begins: its id (the client's ``X-Request-ID``, the first one,
+        when it is sane, else a new one) is the current one until :meth:`end`."""
+        for key, value in scope.get("headers", ()):  # here rather than a call: ~0.8k less
+            if key == b"x-request-id":
+                rid: str = value.decode("latin-1")
+                if not _REQUEST_ID_RE.match(rid):
+                    rid = new_hex_id()
+                break
+        else:
+            rid = new_hex_id()
         token = request_id.set(rid)
         return Observed(scope, receive, send, rid, token, time.perf_counter())
 
