@@ -14,6 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 from fieldreport.app import create_app
 from fieldreport.express import App
 from fieldreport.ingest import fullstack, sessions
+from fieldreport.metrics import OBSERVED
 from fieldreport.routing import EXPRESS_PATHS, IndexedRouter, asgi_route
 from fieldreport.settings import Settings
 
@@ -28,7 +29,11 @@ async def _failing(scope: Scope, receive: Receive, send: Send) -> None:
     await receive()
     kind = scope["headers"][0][1].decode()
     if kind == "late":  # the response has started: nothing more can be answered
-        await send({"type": "http.response.start", "status": 201, "headers": []})
+        observed = scope.get(OBSERVED)  # there when its route observes itself
+        if observed is None:
+            await send({"type": "http.response.start", "status": 201, "headers": []})
+        else:
+            await send(observed.start(201, []))
         raise RuntimeError("a bug after the answer started")
     raise FAILURES[kind]
 
@@ -52,6 +57,8 @@ def _app(tmp_path: Path) -> App:
     app.router.routes[:0] = [
         asgi_route("/t/express", _endpoint, _failing),
         asgi_route("/t/param/{name}", _endpoint, _failing),
+        # given the server's receive and send (it would report its own bytes and start)
+        asgi_route("/t/self", _endpoint, _failing, observes_itself=True),
         Route("/t/{name}", _Stacked(), methods=["POST"]),
     ]
     return app
@@ -93,6 +100,7 @@ def test_the_express_routes_are_the_plain_asgi_routes(tmp_path: Path) -> None:
     assert append is not None and append[1] == {"platform": "web"}
     assert append[0].app is sessions.routes[1].app
     assert router.express("/t/param/x") == (router.routes[1], {"name": "x"})
+    assert router.express("/t/self") == (router.routes[2], {})
     for path in ("/api/fullstack/v1/send-batch", "/t/other", "/api/v1/reports", "/v1/web/start"):
         assert router.express(path) is None
     # a route first in line that takes POST at the same path wins, as with the router
@@ -117,20 +125,28 @@ async def test_errors_answer_as_through_the_middleware(tmp_path: Path, kind: str
     express, express_raised = await _call(app, "/t/express", kind)
     stacked, stacked_raised = await _call(app, "/t/stacked", kind)
     param, param_raised = await _call(app, "/t/param/x", kind)
-    assert express == stacked == param
+    itself, itself_raised = await _call(app, "/t/self", kind)
+    assert express == stacked == param == itself
+    # a handled error's answer carries the request id (a server error's 500 is answered
+    # outside the observability middleware, as in Starlette's stack)
+    assert ((b"x-request-id", b"rid-1") in express[0]["headers"]) is (kind != "bug")
     assert express[0]["status"] == {"http": 418, "unavailable": 503, "bug": 500}[kind]
     assert type(express_raised) is type(stacked_raised)
     assert (express_raised is None) is (kind != "bug")
-    assert type(param_raised) is type(stacked_raised)
+    assert type(param_raised) is type(stacked_raised) is type(itself_raised)
     counted = {key[1:]: n for key, (n, _) in app.state.metrics.http.requests.items()}
-    assert counted == {("POST", express[0]["status"]): 3}
+    assert counted == {("POST", express[0]["status"]): 4}
 
 
 async def test_an_error_after_the_response_started_sends_nothing_more(tmp_path: Path) -> None:
     app = _app(tmp_path)
     express, express_raised = await _call(app, "/t/express", "late")
     stacked, stacked_raised = await _call(app, "/t/stacked", "late")
-    assert express == stacked
+    itself, itself_raised = await _call(app, "/t/self", "late")
+    assert express == stacked == itself
+    assert express[0]["headers"] == [(b"x-request-id", b"rid-1")]
     assert [m["type"] for m in express] == ["http.response.start"]
     assert express[0]["status"] == 201
-    assert type(express_raised) is type(stacked_raised) is RuntimeError
+    assert type(express_raised) is type(stacked_raised) is type(itself_raised) is RuntimeError
+    counted = {key[1:]: n for key, (n, _) in app.state.metrics.http.requests.items()}
+    assert counted == {("POST", 201): 3}

@@ -20,6 +20,12 @@ answers what it answered, with the request id, and is counted; an unhandled one 
 same 500, logged, and is re-raised to the server. The one difference: an exception with a
 handler after the response started re-raises as itself, where Starlette raises a
 ``RuntimeError`` from it (the send of an answer's body does not raise in practice).
+
+The lane runs inline in :meth:`App.__call__` with the middleware's
+:meth:`~fieldreport.metrics.ObservabilityMiddleware.begin` and ``end`` (no coroutine of its
+own nor the middleware's), and a route made with ``observes_itself`` gets the server's
+``receive`` and ``send`` and reports to the request's :class:`~fieldreport.metrics.Observed`
+itself: a trivial express request 53.7k -> 45.2k instructions in-process (callgrind).
 """
 
 from __future__ import annotations
@@ -30,10 +36,9 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fieldreport.metrics import ANSWERING, ObservabilityMiddleware
+from fieldreport.metrics import ANSWERING, OBSERVED, ObservabilityMiddleware, Observed
 from fieldreport.routing import IndexedRouter
 
 
@@ -80,28 +85,24 @@ class Lane:
             return cls(router, stack, observability, exceptions)
         return None
 
-    async def run(
-        self, scope: Scope, receive: Receive, send: Send, route: Route, params: dict[str, Any]
+    async def server_error(
+        self, exc: Exception, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        scope["starlette.exception_handlers"] = self.handlers
-        self.router.enter(scope, route, params)
-        try:
-            await self.observability(scope, receive, send, route.app, self._handle)
-        except Exception as exc:
-            errors = copy.copy(self.errors)
-            errors.app = _raising(exc)
-            # the middleware marks the scope as every response start passes it
-            await errors(scope, receive, _nowhere if scope.get(ANSWERING) else send)
+        """What Starlette's server error middleware does with ``exc`` (an answer only if the
+        response has not started; it re-raises)."""
+        errors = copy.copy(self.errors)
+        errors.app = _raising(exc)
+        # the observability middleware marks the scope as every response start passes it
+        await errors(scope, receive, _nowhere if scope.get(ANSWERING) else send)
 
-    async def _handle(
-        self, exc: Exception, scope: Scope, receive: Receive, send: Send, answering: bool
-    ) -> None:
-        """What Starlette's exception middleware does with ``exc``."""
-        if answering:  # nothing more can be answered (Starlette may wrap it, see above)
+    async def handle(self, exc: Exception, scope: Scope, observed: Observed) -> None:
+        """What Starlette's exception middleware does with ``exc``, inside the observability
+        middleware (the answer counted and given the request id)."""
+        if scope.get(ANSWERING):  # nothing more can be answered (Starlette may wrap it, see above)
             raise exc
         exceptions = copy.copy(self.exceptions)
         exceptions.app = _raising(exc)
-        await exceptions(scope, receive, send)
+        await exceptions(scope, observed.receive, observed.send)
 
 
 class App(Starlette):
@@ -122,7 +123,25 @@ class App(Starlette):
             if lane is not None:
                 express = lane.router.express(scope["path"])
                 if express is not None:
+                    # the lane, inline: each coroutine of its own was a frame per request
+                    route, params = express
                     scope["app"] = self
-                    await lane.run(scope, receive, send, *express)
+                    scope["starlette.exception_handlers"] = lane.handlers
+                    lane.router.enter(scope, route, params)
+                    observability = lane.observability
+                    try:
+                        observed = observability.begin(scope, receive, send)
+                        try:
+                            if route.observes_itself:
+                                scope[OBSERVED] = observed
+                                await route.app(scope, receive, send)
+                            else:
+                                await route.app(scope, observed.receive, observed.send)
+                        except Exception as exc:
+                            await lane.handle(exc, scope, observed)
+                        finally:
+                            observability.end(observed)
+                    except Exception as exc:
+                        await lane.server_error(exc, scope, receive, send)
                     return
         await super().__call__(scope, receive, send)

@@ -62,17 +62,25 @@ def _could_match(route: BaseRoute, path: str) -> bool:
 class AsgiRoute(Route):
     """A route served by a plain ASGI app (see :func:`asgi_route`)."""
 
+    observes_itself = False
 
-def asgi_route(path: str, endpoint: Callable[..., Any], app: ASGIApp) -> Route:
+
+def asgi_route(
+    path: str, endpoint: Callable[..., Any], app: ASGIApp, *, observes_itself: bool = False
+) -> AsgiRoute:
     """A POST route documented (OpenAPI) and labelled (metrics: ``scope["endpoint"]``) by
     ``endpoint``, served by the plain ASGI ``app`` (matching, path parameters and 405s stay
-    Starlette's). At a literal path it is an express route (:meth:`IndexedRouter.express`)."""
+    Starlette's). At a literal path it is an express route (:meth:`IndexedRouter.express`).
+    ``observes_itself``: on the express lane, ``app`` reports its body bytes and response
+    start to the :class:`~fieldreport.metrics.Observed` in its scope when one is there
+    (see there), and the observability middleware does not wrap its ``receive`` and ``send``."""
     route = AsgiRoute(path, endpoint, methods=["POST"])
     route.app = app
+    route.observes_itself = observes_itself
     return route
 
 
-Express = tuple[Route, dict[str, Any]]  # the route and the path parameters it matched
+Express = tuple[AsgiRoute, dict[str, Any]]  # the route and the path parameters it matched
 EXPRESS_PATHS = 256  # parameterised paths whose choice is remembered (a bound: paths are input)
 
 

@@ -47,6 +47,7 @@ from fieldreport.ingest.fullstack_input import (
 from fieldreport.ingest.keycache import KeyCache
 from fieldreport.ingest.shedding import InFlight, in_flight, shed_load
 from fieldreport.keys import hash_key
+from fieldreport.metrics import OBSERVED, Observed
 from fieldreport.routing import asgi_route
 from fieldreport.state import AppState
 from fieldreport.storage.backend_events import BackendEvent, NewEvent, StoreResult
@@ -261,7 +262,11 @@ def _answer(status: int, body: Any, headers: dict[str, str] | None = None) -> An
     return status, encode(body), raw_headers(headers or {})
 
 
-async def _send_one(api: Api, scope: Scope, receive: Receive) -> Answer:
+async def _send_one(
+    api: Api, scope: Scope, receive: Receive, observed: Observed | None = None
+) -> Answer:
+    """The answer to one event. ``observed``: the request's, when this app reports to it
+    itself (the body bytes received here)."""
     if not api.in_flight.try_enter(SEND_ROUTE):
         log.warning("shedding %s: %d requests in flight", SEND_ROUTE, api.in_flight.limit)
         refusal = _unavailable("too many requests in flight, try again shortly")
@@ -276,10 +281,14 @@ async def _send_one(api: Api, scope: Scope, receive: Receive) -> Answer:
         _check_json_head(head, limit)
         message = await receive()
         raw = message.get("body", b"")
+        if observed is not None and message["type"] == "http.request":
+            observed.received += len(raw)
         if (  # the usual event, in one message: no coroutine to gather its body
             message["type"] != "http.request" or message.get("more_body", False) or len(raw) > limit
         ):
-            raw = await _body_from(receive, message, limit)
+            raw = await _body_from(
+                receive if observed is None else observed.receive, message, limit
+            )
         checked = read_event(raw, project_id, max_payload=api.max_payload)
         if checked.event is None:
             raise Refusal(400, *checked.errors)
@@ -334,12 +343,17 @@ async def send_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     """:func:`send` as the route runs it: a plain ASGI app, the same answer byte for byte
     (headers included) without Starlette's per-route layers (its Request, Response and
     exception wrapper: ~10 µs of a request that costs ~200). Errors it does not answer
-    itself still reach the app's exception handlers."""
-    status, body, headers = await _send_one(_api(scope), scope, receive)
+    itself still reach the app's exception handlers. On the express lane it reports to the
+    request's :class:`~fieldreport.metrics.Observed` itself (its route observes itself)."""
+    observed: Observed | None = scope.get(OBSERVED)
+    status, body, headers = await _send_one(_api(scope), scope, receive, observed)
     headers.append((b"content-length", str(len(body)).encode("latin-1")))
     headers.append(JSON_TYPE)
     # send_answer's two messages, sent from here (one coroutine less per request)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    if observed is None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+    else:
+        await send(observed.start(status, headers))
     await send({"type": "http.response.body", "body": body})
 
 
@@ -395,6 +409,6 @@ async def send_batch(request: Request) -> Response:
 
 
 routes = [
-    asgi_route("/api/fullstack/v1/send", send, send_asgi),
+    asgi_route("/api/fullstack/v1/send", send, send_asgi, observes_itself=True),
     Route("/api/fullstack/v1/send-batch", send_batch, methods=["POST"]),
 ]

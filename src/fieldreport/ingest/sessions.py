@@ -314,8 +314,18 @@ async def late_batch(request: Request) -> Response:
 routes = [
     Route("/v1/{platform}/start", start_session, methods=["POST"]),
     # served by plain ASGI apps (session_append.py); the endpoints document them
-    asgi_route("/v1/{platform}/append", append_batch, batch_app(late=False, route=APPEND_ROUTE)),
-    asgi_route("/v1/{platform}/late", late_batch, batch_app(late=True, route=LATE_ROUTE)),
+    asgi_route(
+        "/v1/{platform}/append",
+        append_batch,
+        batch_app(late=False, route=APPEND_ROUTE),
+        observes_itself=True,
+    ),
+    asgi_route(
+        "/v1/{platform}/late",
+        late_batch,
+        batch_app(late=True, route=LATE_ROUTE),
+        observes_itself=True,
+    ),
     Route("/v1/{platform}/start", preflight, methods=["OPTIONS"], include_in_schema=False),
     Route("/v1/{platform}/append", preflight, methods=["OPTIONS"], include_in_schema=False),
     Route("/v1/{platform}/late", preflight, methods=["OPTIONS"], include_in_schema=False),
