@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fieldreport.storage.blobs import BlobStoreError, LocalBlobStore, local
+from fieldreport.storage.blobs import BlobStoreError, LocalBlobStore, flush, local
 from fieldreport.storage.blobs.flush import SyncFs, libc_syncfs
 from fieldreport.storage.blobs.local import SMALL_BLOB
 
@@ -312,3 +312,117 @@ async def test_without_syncfs_after_flush_answers_at_once(tmp_path: Path) -> Non
     got: list[Exception | None] = []
     store.after_flush(got.append)
     assert got == [None]  # every write was fsynced before it returned
+
+
+class Syncs:
+    """A ``sync`` for :class:`GroupFlush` that logs its calls and the callers answered."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.answered: dict[str, int] = {}  # caller -> the sync that answered it
+        self.lock = threading.Lock()
+        self.all_answered = threading.Condition(self.lock)
+
+    def __call__(self) -> None:
+        with self.lock:
+            self.calls += 1
+
+    def done(self, name: str) -> Callable[[Exception | None], None]:
+        def answer(error: Exception | None) -> None:
+            assert error is None
+            with self.lock:
+                self.answered[name] = self.calls
+                self.all_answered.notify_all()
+
+        return answer
+
+    def wait(self, *names: str) -> dict[str, int]:
+        with self.lock:
+            assert self.all_answered.wait_for(lambda: set(names) <= set(self.answered), 5)
+            return dict(self.answered)
+
+
+def test_a_due_sync_waits_for_a_hold_and_covers_its_caller() -> None:
+    """A caller that held before the sync came due joins that sync when it asks, instead
+    of making a second one."""
+    syncs = Syncs()
+    group = flush.GroupFlush(syncs)
+    hold = group.hold()
+    group.then(syncs.done("first"))  # due now, but waits for the hold
+    time.sleep(0.005)
+    assert syncs.calls == 0
+    group.then(syncs.done("holder"), hold)
+    assert syncs.wait("first", "holder") == {"first": 1, "holder": 1}
+    assert syncs.calls == 1 and group.waits == 1 and group.holds == 0
+    group.close()
+
+
+def test_a_released_hold_lets_the_sync_go_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flush, "HOLD_WAIT", 5.0)
+    syncs = Syncs()
+    group = flush.GroupFlush(syncs)
+    hold = group.hold()
+    group.then(syncs.done("first"))
+    time.sleep(0.01)
+    assert syncs.calls == 0
+    started = time.monotonic()
+    hold.release()
+    hold.release()  # idempotent
+    assert syncs.wait("first") == {"first": 1}
+    assert time.monotonic() - started < 2
+    assert group.holds == 0
+    group.close()
+
+
+def test_a_hold_never_given_back_delays_one_sync_at_most_hold_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(flush, "HOLD_WAIT", 0.05)
+    syncs = Syncs()
+    group = flush.GroupFlush(syncs)
+    forgotten = group.hold()
+    started = time.monotonic()
+    group.then(syncs.done("first"))
+    syncs.wait("first")
+    assert 0.04 < time.monotonic() - started < 2
+    # Its epoch is closed: the next sync does not wait for it again.
+    started = time.monotonic()
+    group.then(syncs.done("second"))
+    assert syncs.wait("first", "second")["second"] == 2
+    assert time.monotonic() - started < 0.04
+    assert group.waits == 1
+    forgotten.release()  # late: releases nothing, counts nothing
+    assert group.holds == 0
+    group.close()
+
+
+def test_holds_taken_while_a_sync_waits_do_not_keep_it_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A due sync waits only for the holds taken before it came due: new callers keep
+    coming under load, and would otherwise keep it waiting until :data:`HOLD_WAIT`."""
+    monkeypatch.setattr(flush, "HOLD_WAIT", 5.0)
+    syncs = Syncs()
+    group = flush.GroupFlush(syncs)
+    early = group.hold()
+    group.then(syncs.done("first"))
+    time.sleep(0.01)  # the sync is waiting for ``early`` now
+    late = group.hold()
+    started = time.monotonic()
+    group.then(syncs.done("early"), early)
+    assert syncs.wait("first", "early") == {"first": 1, "early": 1}
+    assert time.monotonic() - started < 2  # not the 5 s bound: ``late`` was not waited for
+    assert group.holds == 1
+    group.then(syncs.done("late"), late)
+    assert syncs.wait("late")["late"] == 2
+    assert group.holds == 0
+    group.close()
+
+
+async def test_a_store_without_syncfs_holds_nothing(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs", syncfs=None)
+    hold = store.hold_flush()
+    got: list[Exception | None] = []
+    store.after_flush(got.append, hold)
+    hold.release()
+    assert got == [None]
