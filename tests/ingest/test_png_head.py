@@ -191,3 +191,13 @@ def test_truncated_images_allowed_leaves_every_verdict_to_pillow(
     assert png_head_size(data) == (10, 10)
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     assert png_head_size(data) is None
+
+
+@pytest.mark.parametrize("colour", range(8))
+def test_every_depth_and_colour_type_as_pillow_reads_it(colour: int) -> None:
+    """The fast path's own table of ``(bit depth, colour type)`` pairs (the PNG
+    specification's) accepts exactly the pairs Pillow reads: all 256 depths of each type."""
+    for depth in range(256):
+        data = MAGIC + chunk(b"IHDR", ihdr(4, 3, depth, colour, 0, 0, 0)) + chunk(b"IDAT", b"")
+        size = agree(data)
+        assert (size is not None) == (verdict(sniff_with_pillow, data)[0] == "image/png"), depth

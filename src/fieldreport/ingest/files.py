@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import IO
 
 from PIL import Image, ImageFile
-from PIL.PngImagePlugin import _MODES as _PNG_MODES
 from zlib_ng.zlib_ng import crc32
 
 IMAGE_TYPES = {
@@ -95,6 +94,17 @@ def sniff_with_pillow(fh: IO[bytes]) -> tuple[str, str]:
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _IHDR_AND_IDAT = struct.Struct(">8sI4s13sII4s")  # magic, IHDR, the next chunk's header
 _PNG_HEAD = _IHDR_AND_IDAT.size
+#: The ``(bit depth, colour type)`` pairs the PNG specification allows (ISO/IEC 15948, table
+#: 11.1), all of which Pillow reads: greyscale, indexed, truecolour, greyscale with alpha,
+#: truecolour with alpha. Spelled out here rather than imported from Pillow's private
+#: ``PngImagePlugin._MODES`` (a test checks that Pillow still reads each of them).
+_PNG_MODES = frozenset(
+    {
+        *((depth, 0) for depth in (1, 2, 4, 8, 16)),  # greyscale
+        *((depth, 3) for depth in (1, 2, 4, 8)),  # indexed
+        *((depth, colour) for depth in (8, 16) for colour in (2, 4, 6)),  # the rest
+    }
+)
 
 
 def png_head_size(head: bytes) -> tuple[int, int] | None:
