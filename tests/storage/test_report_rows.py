@@ -52,17 +52,22 @@ def _reports(project_ids: list[int]) -> list[NewReport]:
     return out
 
 
+async def _core_insert(conn: AsyncConnection, row: NewReport) -> int:
+    """One report through Core on the API's connection (asyncpg on PostgreSQL): its ticket."""
+    return await insert_report(
+        conn,
+        report_id=row.report_id,
+        project_id=row.project_id,
+        created_at=row.created_at,
+        fields=row.fields,
+        files=row.files,
+    )
+
+
 async def _core(conn: AsyncConnection, rows: list[NewReport]) -> None:
     """The same reports through Core on the API's connection (asyncpg on PostgreSQL)."""
     for row in rows:
-        await insert_report(
-            conn,
-            report_id=row.report_id,
-            project_id=row.project_id,
-            created_at=row.created_at,
-            fields=row.fields,
-            files=row.files,
-        )
+        await _core_insert(conn, row)
         await enqueue_report(
             conn, report_id=row.report_id, project_id=row.project_id, now=row.created_at
         )
@@ -167,14 +172,7 @@ async def test_ticket_numbers_stay_gap_free_under_concurrency(
 
     async def core(row: NewReport) -> int:
         async with state.db.write() as conn:
-            return await insert_report(
-                conn,
-                report_id=row.report_id,
-                project_id=row.project_id,
-                created_at=row.created_at,
-                fields=row.fields,
-                files=row.files,
-            )
+            return await _core_insert(conn, row)
 
     writer = [state.writer.submit_many(write_reports, rows[i : i + 3]) for i in range(0, 20, 3)]
     numbers = await asyncio.gather(*(core(r) for r in rows[21:]), *writer)
