@@ -234,8 +234,8 @@ def run_scale(plan: Plan, results: dict[str, Any]) -> None:
 # rounds of it ended. Each runs from its own ``src/`` tree (git archive).
 BASELINE_REVS: tuple[tuple[str, str], ...] = (
     ("75c5630", "start (session 1)"),
-    ("017d16d", "session 7"),
     ("f5177b1", "session 9"),
+    ("b332136", "session 10"),
 )
 
 
