@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from fieldreport.storage import driver
 from fieldreport.storage.db import Database
 from fieldreport.storage.migrate import upgrade
 from fieldreport.storage.projects import list_projects
@@ -123,34 +118,6 @@ async def test_a_failing_caller_fails_alone(db: Database, writer: BatchWriter) -
     assert await names(db) == ["ok1", "ok2", "ok3", "ok4", "taken"]
 
 
-async def test_a_lone_callers_failure_undoes_all_its_job_wrote(
-    db: Database, writer: BatchWriter
-) -> None:
-    """A transaction of one caller (SQLite runs its job without a savepoint): its job writes
-    rows, then fails on one (a constraint; then its own check, after a Core statement).
-    Nothing it wrote is committed, the caller gets the error, and the next transaction
-    starts clean (SQLAlchemy's transaction, begun by the Core statement, ended too)."""
-    await writer.submit(add_projects, "taken")
-    before = writer.transactions
-
-    def then_refuse(conn: Connection, items: list[str]) -> list[int]:
-        add_projects(conn, items)
-        raise ValueError("refused after writing")
-
-    def clean(conn: Connection, items: list[int]) -> list[bool]:
-        return [conn.in_transaction()]
-
-    with pytest.raises(sa.exc.IntegrityError):
-        await writer.submit_many(add_projects, ["fresh", "taken"])  # "fresh" went in first
-    with pytest.raises(ValueError, match="refused after writing"):
-        await writer.submit(then_refuse, "written-then-refused")
-    assert await writer.submit(clean, 0) is False
-    assert writer.transactions == before + 3
-    assert await names(db) == ["taken"]
-    await writer.submit(add_projects, "after")
-    assert await names(db) == ["after", "taken"]
-
-
 async def test_jobs_of_several_kinds_share_a_transaction_each_in_its_savepoint(
     db: Database, writer: BatchWriter
 ) -> None:
@@ -178,35 +145,32 @@ async def test_jobs_of_several_kinds_share_a_transaction_each_in_its_savepoint(
 
 @pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)  # PostgreSQL: the next test
 async def test_a_failed_commit_fails_every_caller_then_recovers(
-    db: Database, writer: BatchWriter, monkeypatch: pytest.MonkeyPatch
+    db: Database, writer: BatchWriter
 ) -> None:
-    """The COMMIT the writer sends on pysqlite fails (the one fault we cannot cause for real
-    on demand): every caller gets the error, nothing is committed, the next batch commits."""
-    command = driver.sqlite_command
+    engine = commit_engine(db)
 
-    def failing_commit(conn: Connection, sql: str) -> None:
-        if sql == "COMMIT":
-            raise sa.exc.OperationalError("COMMIT", {}, Exception("disk I/O error"))
-        command(conn, sql)
+    def _fail(_conn: object) -> None:  # the one fault we cannot cause for real on demand
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(driver, "sqlite_command", failing_commit)
+    sa.event.listen(engine, "commit", _fail)
     outcomes = await asyncio.gather(
         *(writer.submit(add_projects, f"lost{i}") for i in range(5)), return_exceptions=True
     )
-    monkeypatch.undo()
+    sa.event.remove(engine, "commit", _fail)
     assert all(isinstance(o, sa.exc.OperationalError) for o in outcomes)
     assert await names(db) == []
     await writer.submit(add_projects, "after")
     assert await names(db) == ["after"]
 
 
+@pytest.mark.parametrize("db_kind", ["postgresql"], indirect=True)  # a deferred constraint
 async def test_a_constraint_failing_at_commit_fails_every_caller_then_recovers(
     db: Database, writer: BatchWriter
 ) -> None:
-    """For real: a deferred foreign key is only checked by the COMMIT (sent by the writer on
-    libpq or on pysqlite, where the failed COMMIT leaves the transaction open). Every caller
-    of that transaction gets SQLAlchemy's IntegrityError (the connection is fine, not
-    invalidated), nothing is committed, and the next batch commits."""
+    """PostgreSQL, for real: a deferred foreign key is only checked by the COMMIT (sent on
+    libpq by the writer). Every caller of that transaction gets SQLAlchemy's IntegrityError
+    (the connection is fine, not invalidated), nothing is committed, and the next batch
+    commits."""
     async with db.write() as conn:
         await conn.execute(
             sa.text(
@@ -229,11 +193,7 @@ async def test_a_constraint_failing_at_commit_fails_every_caller_then_recovers(
     for outcome in outcomes:
         assert isinstance(outcome, sa.exc.IntegrityError)
         assert not outcome.connection_invalidated
-        if db.is_sqlite:
-            assert isinstance(outcome.orig, sqlite3.IntegrityError)
-            assert "FOREIGN KEY" in str(outcome.orig)
-        else:
-            assert isinstance(outcome.orig, psycopg.errors.ForeignKeyViolation)
+        assert isinstance(outcome.orig, psycopg.errors.ForeignKeyViolation)
     assert await names(db) == []
     await writer.submit(add_projects, "after")
     assert await names(db) == ["after"]
@@ -291,176 +251,6 @@ async def test_a_lost_connection_fails_the_whole_batch_not_one_caller(
     # no per-caller retry on a dead transaction: every caller gets the database error (503)
     assert all(isinstance(o, sa.exc.OperationalError) for o in outcomes)
     assert await names(db) == []
-
-
-def committed_names(db: Database) -> list[str]:
-    """The projects another connection sees (what is committed), read synchronously: from
-    inside a job, on the writer's thread."""
-    if db.is_sqlite:
-        assert db.sqlite_file is not None
-        with contextlib.closing(sqlite3.connect(db.sqlite_file)) as other:
-            return sorted(r[0] for r in other.execute("SELECT name FROM projects"))
-    url = db.batch_engine().url.set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False)) as other:
-        return sorted(r[0] for r in other.execute("SELECT name FROM projects"))
-
-
-async def test_a_jobs_core_statement_runs_in_the_writers_transaction(
-    db: Database, writer: BatchWriter
-) -> None:
-    """The writer begins and commits on the driver's connection; a job's Core statement
-    (SQLAlchemy begins a transaction of its own for it) joins that transaction: its row is
-    not committed by the statement, nor before the jobs after it ran, only by the batch's
-    COMMIT; SQLAlchemy's transaction does not outlive the batch."""
-    looks: list[tuple[bool, list[str]]] = []
-
-    def core_insert(conn: Connection, items: list[str]) -> list[int]:
-        began = conn.in_transaction()
-        ids = add_projects(conn, items)
-        looks.append((began, committed_names(db)))
-        return ids
-
-    def after_it(conn: Connection, items: list[str]) -> list[str]:
-        looks.append((conn.in_transaction(), committed_names(db)))
-        return items
-
-    outcomes = await asyncio.gather(
-        writer.submit(core_insert, "core"), writer.submit(after_it, "x")
-    )
-    assert outcomes[1] == "x" and writer.transactions == 1
-    assert looks == [(False, []), (True, [])]  # begun by the Core statement; not committed
-    assert await names(db) == ["core"]
-    await writer.submit(core_insert, "next")
-    assert looks[2] == (False, ["core"])  # SQLAlchemy's transaction ended with the batch
-
-
-async def test_a_jobs_core_statement_is_rolled_back_by_a_later_failure(
-    db: Database, writer: BatchWriter
-) -> None:
-    """A Core statement's row, then a failure later in the same batch that fails it as a
-    whole (the transaction cannot go on): nothing of the batch is committed, and the next
-    batch starts clean on a fresh connection."""
-
-    def plain_insert(conn: Connection, items: list[str]) -> list[str]:
-        for item in items:
-            driver.execute(
-                conn,
-                "INSERT INTO projects (name, public_key_hash, secret_key_hash, public_key_hint,"
-                " secret_key_hint, created_at) VALUES (%s, %s, %s, 'p', 's', %s)"
-                if not db.is_sqlite
-                else "INSERT INTO projects (name, public_key_hash, secret_key_hash,"
-                " public_key_hint, secret_key_hint, created_at) VALUES (?, ?, ?, 'p', 's', ?)",
-                (item, f"p-{item}", f"s-{item}", utcnow()),
-            )
-        return items
-
-    def transaction_gone(conn: Connection, items: list[str]) -> list[str]:
-        raise sa.exc.OperationalError("INSERT", {}, Exception("database disk image is malformed"))
-
-    outcomes = await asyncio.gather(
-        writer.submit(add_projects, "core"),
-        writer.submit(plain_insert, "plain"),
-        writer.submit(transaction_gone, "x"),
-        return_exceptions=True,
-    )
-    assert all(isinstance(o, sa.exc.OperationalError) for o in outcomes)
-    assert await names(db) == []
-    await writer.submit(add_projects, "after")
-    assert await names(db) == ["after"]
-
-
-@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
-async def test_a_closed_sqlite_connection_is_replaced_without_failing_a_batch(
-    db: Database, writer: BatchWriter
-) -> None:
-    """The writer's kept pysqlite connection is found closed by the batch's BEGIN
-    IMMEDIATE: nothing was committed on it, so the batch runs again, once, on a fresh
-    connection, and its callers do not see the loss."""
-    kept: list[sqlite3.Connection] = []
-
-    def keep(conn: Connection, items: list[int]) -> list[int]:
-        kept.append(conn.connection.dbapi_connection)  # type: ignore[arg-type]
-        return items
-
-    await writer.submit(keep, 0)
-    kept[0].close()
-    ids = await asyncio.gather(writer.submit(add_projects, "a"), writer.submit(add_projects, "b"))
-    assert len(set(ids)) == 2
-    assert await names(db) == ["a", "b"]
-    await writer.submit(keep, 1)
-    assert kept[1] is not kept[0]
-
-
-@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
-async def test_a_connection_lost_at_commit_is_not_retried(
-    db: Database, writer: BatchWriter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The connection is lost as the COMMIT goes out (its outcome unknown in general):
-    every caller gets SQLAlchemy's error for a lost connection, the batch is not run again,
-    and the next batch commits on a fresh connection."""
-    command = driver.sqlite_command
-    runs: list[str] = []
-
-    def lost_at_commit(conn: Connection, sql: str) -> None:
-        if sql == "COMMIT":
-            dbapi_conn = conn.connection.dbapi_connection
-            assert dbapi_conn is not None
-            dbapi_conn.close()
-        command(conn, sql)
-
-    def counted(conn: Connection, items: list[str]) -> list[int]:
-        runs.extend(items)
-        return add_projects(conn, items)
-
-    await writer.submit(add_projects, "first")  # the connection is a kept one from here on
-    monkeypatch.setattr(driver, "sqlite_command", lost_at_commit)
-    outcomes = await asyncio.gather(
-        writer.submit(counted, "lost-a"), writer.submit(counted, "lost-b"), return_exceptions=True
-    )
-    monkeypatch.undo()
-    for outcome in outcomes:
-        assert isinstance(outcome, sa.exc.DBAPIError)
-        assert outcome.connection_invalidated
-    assert runs == ["lost-a", "lost-b"]  # one run of the group, not retried
-    assert await names(db) == ["first"]
-    await writer.submit(add_projects, "after")
-    assert await names(db) == ["after", "first"]
-
-
-@pytest.mark.parametrize("db_kind", ["sqlite"], indirect=True)
-async def test_begin_immediate_waits_for_another_processs_write_transaction(
-    db: Database, writer: BatchWriter
-) -> None:
-    """Another process holds SQLite's write lock (not the writers' turn lock: say a
-    migration): the writer's BEGIN IMMEDIATE waits in the busy handler (busy_timeout)
-    instead of failing with "database is locked", and commits once the lock is free."""
-    await writer.submit(add_projects, "first")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys, time\n"
-            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "c.execute('BEGIN IMMEDIATE')\n"
-            "print('locked', flush=True)\n"
-            "time.sleep(0.6)\n"
-            "c.execute('COMMIT')\n",
-            str(db.sqlite_file),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert await asyncio.to_thread(holder.stdout.readline) == "locked\n"
-        pending = asyncio.ensure_future(writer.submit(add_projects, "second"))
-        await asyncio.sleep(0.3)
-        assert not pending.done()  # waiting in BEGIN IMMEDIATE, not failed
-        await asyncio.wait_for(pending, 10)
-    finally:
-        holder.wait(10)
-    assert holder.returncode == 0
-    assert await names(db) == ["first", "second"]
 
 
 @pytest.mark.parametrize("db_kind", ["postgresql"], indirect=True)  # a server-side kill

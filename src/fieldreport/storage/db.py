@@ -66,15 +66,9 @@ def psycopg_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+psycopg", query=query)
 
 
-def _with_sqlite_pragmas(engine: Engine, *, writer: bool, batch: bool = False) -> Engine:
+def _with_sqlite_pragmas(engine: Engine, *, writer: bool) -> Engine:
     """WAL, ``synchronous=FULL`` (a commit is on disk when it returns), foreign keys, and
-    ``BEGIN IMMEDIATE`` for writers (no lock upgrades, no ``database is locked`` surprises).
-
-    ``batch``: the batch writer's engine, whose writer sends ``BEGIN IMMEDIATE`` and
-    ``COMMIT`` itself on the driver's connection (storage/writer.py), so SQLAlchemy does not
-    know a transaction is open: the autobegin of a job's Core statement must join it, not
-    send a second ``BEGIN`` (an error in SQLite); outside one, ``begin()`` still sends
-    ``BEGIN IMMEDIATE``."""
+    ``BEGIN IMMEDIATE`` for writers (no lock upgrades, no ``database is locked`` surprises)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -88,8 +82,6 @@ def _with_sqlite_pragmas(engine: Engine, *, writer: bool, batch: bool = False) -
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if batch and conn.connection.dbapi_connection.in_transaction:
-            return  # the batch writer's own transaction (see above)
         # on the driver's cursor: exec_driver_sql's execution costs 30-55 µs (storage/driver.py)
         driver.execute(conn, "BEGIN IMMEDIATE" if writer else "BEGIN")
 
@@ -202,7 +194,7 @@ class Database:
             conn.close()
             raise
 
-    def _sqlite_sync_engine(self, pool_size: int, *, writer: bool, batch: bool = False) -> Engine:
+    def _sqlite_sync_engine(self, pool_size: int, *, writer: bool) -> Engine:
         """A synchronous pysqlite engine on the same file, with the same pragmas."""
         return _with_sqlite_pragmas(
             create_engine(
@@ -213,20 +205,18 @@ class Database:
                 connect_args={"check_same_thread": False},  # closed from another thread
             ),
             writer=writer,
-            batch=batch,
         )
 
     def batch_engine(self) -> Engine:
         """A synchronous engine for the batch writer's own thread
         (:mod:`fieldreport.storage.writer`), which runs each transaction there start to
-        end, one thread hop per transaction: pysqlite on SQLite (same file and pragmas; the
-        writer sends its BEGIN IMMEDIATE and COMMIT itself), psycopg on PostgreSQL (same
-        server and database as the asyncpg pool; the connection is checked with a ping when
-        it is taken from its one-slot pool, which the writer does once per connection, not
-        per transaction)."""
+        end, one thread hop per transaction: pysqlite on SQLite (same file and pragmas),
+        psycopg on PostgreSQL (same server and database as the asyncpg pool; the
+        connection is checked with a ping when it is taken from its one-slot pool, which
+        the writer does once per connection, not per transaction)."""
         if self._batch_engine is None:
             if self.is_sqlite:
-                self._batch_engine = self._sqlite_sync_engine(1, writer=True, batch=True)
+                self._batch_engine = self._sqlite_sync_engine(1, writer=True)
             else:
                 url = psycopg_url(self._async_url)
                 self._batch_engine = create_engine(

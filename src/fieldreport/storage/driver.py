@@ -15,11 +15,10 @@ runs the statement on the DBAPI cursor directly and keeps what callers rely on f
   as ``exec_driver_sql`` would.
 
 :func:`execute` runs the statement in whatever transaction the connection has open; it never
-begins, commits or rolls back one. :func:`sqlite_command` is for the SQLite batch writer's own
-transaction control (``BEGIN IMMEDIATE``, savepoints, ``COMMIT``), :func:`pg_command` for the
-PostgreSQL batch writer's (``BEGIN``, savepoints, ``COMMIT``): a statement with no parameters
-and no rows, sent straight through libpq (psycopg's ``pgconn.exec_``, which releases the GIL
-while it waits). psycopg's cursor layer (a cursor, its query and result objects, a generator driving
+begins, commits or rolls back one. :func:`pg_command` is for the PostgreSQL batch writer's own
+transaction control (``BEGIN``, savepoints, ``COMMIT``): a statement with no parameters and no
+rows, sent straight through libpq (psycopg's ``pgconn.exec_``, which releases the GIL while it
+waits). psycopg's cursor layer (a cursor, its query and result objects, a generator driving
 non-blocking I/O with a poll per round trip) costs more than the round trip itself: in the
 writer thread ~50 -> ~15 µs of CPU for the transaction's ``BEGIN; SAVEPOINT``, ~30 -> ~15 µs
 for its ``COMMIT``. psycopg reads the transaction state from libpq, so it stays in step.
@@ -67,35 +66,6 @@ def _run(conn: Connection, sql: str, params: Any, *, many: bool) -> Any:
             raise
         raise _sqlalchemy_error(conn, dbapi_conn, cursor, sql, params, exc) from exc
     return cursor
-
-
-def sqlite_command(conn: Connection, sql: str) -> None:
-    """SQLite (pysqlite): run ``sql``, a statement that takes no parameters and returns no
-    rows (the batch writer's ``BEGIN IMMEDIATE``, savepoints, ``COMMIT``), on the DBAPI
-    connection's own ``execute``: no cursor object in Python. Raises what :func:`execute`
-    raises (SQLAlchemy's error; a closed connection invalidates ``conn``)."""
-    dbapi_conn = conn.connection.dbapi_connection
-    assert dbapi_conn is not None
-    try:
-        dbapi_conn.execute(sql)
-    except Exception as exc:
-        if not isinstance(exc, conn.dialect.loaded_dbapi.Error):
-            raise
-        raise _sqlalchemy_error(conn, dbapi_conn, None, sql, (), exc) from exc
-
-
-def sqlite_rollback(conn: Connection) -> None:
-    """SQLite (pysqlite): roll back the transaction open on the DBAPI connection, if one is
-    (a failed statement may have ended it already: SQLite then has nothing to roll back,
-    where a ``ROLLBACK`` statement would fail). Raises what :func:`sqlite_command` raises."""
-    dbapi_conn = conn.connection.dbapi_connection
-    assert dbapi_conn is not None
-    try:
-        dbapi_conn.rollback()
-    except Exception as exc:
-        if not isinstance(exc, conn.dialect.loaded_dbapi.Error):
-            raise
-        raise _sqlalchemy_error(conn, dbapi_conn, None, "ROLLBACK", (), exc) from exc
 
 
 def pg_command(conn: Connection, sql: bytes) -> None:

@@ -23,7 +23,7 @@ The transaction runs in the writer's own thread, start to end, on a synchronous 
 the writer keeps (:meth:`Database.batch_engine`): one thread hop per transaction instead of
 one per statement, and the driver's work and its waits off the event loop.
 
-* SQLite: pysqlite, ``BEGIN IMMEDIATE`` and ``COMMIT`` sent by the writer itself.
+* SQLite: pysqlite, ``BEGIN IMMEDIATE``.
 * PostgreSQL: psycopg (the rest of the server uses asyncpg). It ran through asyncpg's
   adaptation on the event loop (``run_sync`` on a pooled connection): a checkout with its
   ping (three round trips) and then every statement's round trip cost the loop thread
@@ -237,34 +237,22 @@ class BatchWriter:
         conn = self._conn
         self._committing = False
         try:
-            # The writer begins and commits itself, on the driver's connection; SQLAlchemy's
-            # transaction is not used. PostgreSQL: on libpq, BEGIN with the first SAVEPOINT
-            # (_Savepoints). SQLite: BEGIN IMMEDIATE and COMMIT on pysqlite (in autocommit
-            # mode: it begins nothing implicitly). SQLAlchemy's begin and commit with their
-            # event hooks cost the writer thread ~47k instructions per transaction (one
-            # empty job a transaction: 154k -> 107k). A job's Core statement makes
-            # SQLAlchemy begin a transaction of its own, which joins the open one (nothing
-            # is sent: Database.batch_engine) and is ended below, after the COMMIT.
-            sqlite = conn.dialect.name != "postgresql"
-            if sqlite:
-                driver.sqlite_command(conn, "BEGIN IMMEDIATE")
-            frame = _Savepoints(conn, alone=len(batch) == 1)
-            outcomes = _apply(conn, frame, batch)
-            if frame.ended:  # SQLite: the lone caller's job failed, its transaction is undone
+            if conn.dialect.name != "postgresql":
+                with conn.begin():
+                    outcomes = _apply(conn, batch)
+                    self._committing = True  # the COMMIT goes out as the block ends
                 return outcomes
+            # PostgreSQL: the writer begins (with the first SAVEPOINT) and commits itself,
+            # on libpq (_Savepoints); SQLAlchemy's transaction is not used.
+            outcomes = _apply(conn, batch)
             self._committing = True
-            if sqlite:
-                driver.sqlite_command(conn, "COMMIT")
-            else:
-                driver.pg_command(conn, b"COMMIT")
+            driver.pg_command(conn, b"COMMIT")
             if conn.in_transaction():  # a job ran a Core statement, which began one
-                conn.commit()  # nothing is sent: the driver finds no transaction open
+                conn.commit()  # nothing is sent: psycopg finds no transaction open
             return outcomes
         except BaseException:
             # Start the next transaction on a fresh connection; closing this one rolls
-            # back what is still open (SQLAlchemy's transaction, or the pool's reset on
-            # return: the driver's rollback(), which pysqlite and psycopg send when they
-            # find a transaction open).
+            # back what is still open (SQLAlchemy's reset, or psycopg's on return).
             self._drop_connection()
             raise
 
@@ -293,18 +281,10 @@ def _settle(answers: list[tuple[_Entry, Outcome]]) -> None:
             entry.future.set_result(outcome)
 
 
-def _apply(conn: Connection, frame: _Savepoints, batch: list[_Entry]) -> list[Outcome]:
+def _apply(conn: Connection, batch: list[_Entry]) -> list[Outcome]:
     """Run the batch's jobs in the open transaction: one call per kind of job, each in a
     SAVEPOINT; a call that fails is retried caller by caller to isolate the bad one."""
-    if len(batch) == 1:  # one caller: as below, without the grouping (86k -> 80k instructions)
-        entry = batch[0]
-        try:
-            results = _run(conn, frame, entry.job, list(entry.items))
-        except Exception as exc:
-            if not _caused_by_the_items(exc):
-                raise
-            return [exc]
-        return [results[: len(entry.items)]]
+    frame = _Savepoints(conn)
     groups: dict[Job, list[_Entry]] = {}
     for entry in batch:
         groups.setdefault(entry.job, []).append(entry)
@@ -354,47 +334,33 @@ class _Savepoints:
     ``SAVEPOINT`` (one simple query), and a job's ``RELEASE`` with the next job's
     ``SAVEPOINT`` or not at all (the COMMIT releases it). An events transaction is then four
     round trips (begin and savepoint, key check, insert, commit), not six.
-
-    SQLite, a transaction of one caller (``alone``; the usual case when the writer is not
-    busy): no savepoint. Its job's failure rolls back the whole transaction instead, which
-    then holds nothing else: what the savepoint would have undone, and nothing to commit
-    (``ended``: the writer sends no COMMIT). The caller gets the same error, every other
-    outcome is the same; the writer thread saves the two statements: one empty job a
-    transaction, 108k -> 93k instructions.
     """
 
-    __slots__ = ("conn", "ended", "fold", "prefix", "whole")
+    __slots__ = ("conn", "fold", "prefix")
 
-    def __init__(self, conn: Connection, *, alone: bool = False) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.fold = conn.dialect.name == "postgresql"  # see Database.batch_engine
         self.prefix = b"BEGIN; " if self.fold else b""
-        self.whole = alone and not self.fold
-        self.ended = False  # ``whole``: the transaction was rolled back
 
     def open(self) -> None:
         if self.fold:
             driver.pg_command(self.conn, self.prefix + b"SAVEPOINT batch_job")
             self.prefix = b""
-        elif not self.whole:
-            driver.sqlite_command(self.conn, "SAVEPOINT batch_job")
+        else:
+            driver.execute(self.conn, "SAVEPOINT batch_job")
 
     def release(self) -> None:
         if self.fold:
             self.prefix = b"RELEASE SAVEPOINT batch_job; "
-        elif not self.whole:
-            driver.sqlite_command(self.conn, "RELEASE SAVEPOINT batch_job")
+        else:
+            driver.execute(self.conn, "RELEASE SAVEPOINT batch_job")
 
     def roll_back(self) -> None:
         if self.fold:
             driver.pg_command(self.conn, b"ROLLBACK TO SAVEPOINT batch_job")
-        elif not self.whole:
-            driver.sqlite_command(self.conn, "ROLLBACK TO SAVEPOINT batch_job")
         else:
-            self.ended = True
-            driver.sqlite_rollback(self.conn)
-            if self.conn.in_transaction():  # a Core statement's, which joined it
-                self.conn.rollback()  # nothing is sent: no transaction is open
+            driver.execute(self.conn, "ROLLBACK TO SAVEPOINT batch_job")
 
 
 def _run(conn: Connection, frame: _Savepoints, job: Job, items: list[Any]) -> list[Any]:
