@@ -351,27 +351,3 @@ async def test_concurrent_reports_share_commits_and_all_get_distinct_tickets(
     assert all(r.status_code == 201 for r in responses), [r.text for r in responses]
     assert sorted(r.json()["ticketnr"] for r in responses) == list(range(1, 41))
     assert await _counts(state) == (40, 40, 40)
-
-
-async def test_a_report_gives_its_flush_hold_back_whatever_happens(
-    client: httpx.AsyncClient, state: AppState, project: NewProject
-) -> None:
-    """A report holds the group flush while its files are written (a sync due meanwhile
-    waits for it, briefly): stored or refused, it must let go, or every later sync would
-    wait for it."""
-    from fieldreport.storage.blobs import LocalBlobStore
-
-    if not isinstance(state.blobs, LocalBlobStore) or state.blobs._syncfs is None:
-        pytest.skip("only the local store's group flush holds")
-    group = state.blobs._group
-    for files in (
-        {"file": ("s.png", png_bytes(), "image/png")},
-        {"file": ("s.png", _corrupt_png(), "image/png")},  # refused where it is written
-        {"attachment": ("log.txt", b"x" * 10, "text/plain")},
-    ):
-        resp = await client.post(URL, data={"key": project.public_key, "subject": "s"}, files=files)
-        assert resp.status_code in (201, 400), resp.text
-        assert group.holds == 0
-    resp = await client.post(URL, data={"key": "wrong", "subject": "s"}, files=files)
-    assert resp.status_code == 401, resp.text
-    assert group.holds == 0

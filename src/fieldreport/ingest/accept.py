@@ -11,7 +11,6 @@ the seam for the delivery outbox: rows added to it are committed atomically with
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass
 
@@ -109,10 +108,6 @@ async def accept_report(
     prefix = report_key_prefix(project.id, report_id, utcnow())
     stored: list[StoredFile] = []
     committing = False
-    # Taken before the files are written, given back with the flush request: a group flush
-    # that comes due meanwhile waits for this report instead of leaving it to the next
-    # (fewer syncfs calls and writer transactions per report under load).
-    hold = state.blobs.hold_flush() if incoming.screenshot or incoming.attachments else None
     try:
         try:
             if incoming.screenshot is not None:
@@ -137,7 +132,7 @@ async def accept_report(
             committing = True
             try:
                 row = NewReport(report_id, project.id, utcnow(), fields, stored, key_hash, origin)
-                after = functools.partial(state.blobs.after_flush, hold=hold) if stored else None
+                after = state.blobs.after_flush if stored else None
                 written = await state.writer.submit(write_reports, row, after=after)
             except BlobStoreError as exc:
                 committing = False  # the flush failed: the rows were never queued
@@ -151,8 +146,6 @@ async def accept_report(
             log.error("database write failed for report %s: %s", report_id, exc)
             raise unavailable("database unavailable, try again shortly") from exc
     except BaseException:
-        if hold is not None:
-            hold.release()  # given back already if the rows went to the flush
         if committing:
             # The COMMIT itself failed (e.g. the connection died while it was on its way):
             # it may have been applied, and a committed report must keep its files.
@@ -160,8 +153,6 @@ async def accept_report(
         else:
             await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))
         raise
-    if hold is not None:
-        hold.release()  # a no-op once the flush request took it
     if written.refused is not None:
         # Known not to be committed (the transaction left the report out): remove its files.
         await asyncio.shield(_delete_blobs(state, [f.blob_key for f in stored]))

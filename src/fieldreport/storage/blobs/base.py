@@ -16,8 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
-from fieldreport.storage.blobs.flush import FlushHold
-
 CHUNK_SIZE = 256 * 1024
 
 #: What :meth:`BlobStore.write` stores: bytes, a binary file (read from its start, on a
@@ -115,20 +113,11 @@ class BlobStore(Protocol):
         durable."""
         ...
 
-    def hold_flush(self) -> FlushHold:
-        """Announce an :meth:`after_flush` to come (pass it this hold), before the writes it
-        will cover start; :meth:`FlushHold.release` it if none comes (the caller failed). A
-        flush due meanwhile may wait for it a little (at most a few ms), so that concurrent
-        callers share one flush rather than each making the next (the local store: fewer
-        ``syncfs`` calls and batch writer transactions per report)."""
-        ...
-
-    def after_flush(self, done: FlushDone, hold: FlushHold | None = None) -> None:
+    def after_flush(self, done: FlushDone) -> None:
         """:meth:`flush` without waiting: call ``done(None)`` once every blob whose write
         returned before this call is durable, or ``done(error)``. ``done`` may run on
         another thread (the local store's flusher) or at once, before this returns; the
-        batch writer uses it to queue rows as soon as the blobs they name are durable.
-        ``hold``: this caller's, from :meth:`hold_flush` (released here)."""
+        batch writer uses it to queue rows as soon as the blobs they name are durable."""
         ...
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:

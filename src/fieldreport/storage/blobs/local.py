@@ -29,7 +29,7 @@ from fieldreport.storage.blobs.base import (
     file_chunks,
 )
 from fieldreport.storage.blobs.draft import Draft, fsync_dir
-from fieldreport.storage.blobs.flush import NO_HOLD, FlushHold, GroupFlush, SyncFs, libc_syncfs
+from fieldreport.storage.blobs.flush import GroupFlush, SyncFs, libc_syncfs
 
 __all__ = ["SMALL_BLOB", "LocalBlobStore", "fsync_dir"]
 
@@ -131,16 +131,11 @@ class LocalBlobStore:
         except OSError as exc:
             raise _store_error("cannot flush blobs to disk", exc) from exc
 
-    def hold_flush(self) -> FlushHold:
-        if self._syncfs is None:
-            return NO_HOLD  # every write is fsynced before it returns: nothing to wait for
-        return self._group.hold()
-
-    def after_flush(self, done: FlushDone, hold: FlushHold | None = None) -> None:
+    def after_flush(self, done: FlushDone) -> None:
         if self._syncfs is None:
             done(None)  # every write was fsynced before it returned
             return
-        self._group.then(functools.partial(_flushed, done), hold)
+        self._group.then(functools.partial(_flushed, done))
 
     def _sync_root(self) -> None:
         assert self._syncfs is not None

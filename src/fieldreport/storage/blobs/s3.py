@@ -38,7 +38,6 @@ from fieldreport.storage.blobs.base import (
     file_chunks,
     source_chunks,
 )
-from fieldreport.storage.blobs.flush import NO_HOLD, FlushHold
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta
@@ -183,11 +182,7 @@ class S3BlobStore:
         """Nothing to do: every write is durable once it returns."""
         return None
 
-    def hold_flush(self) -> FlushHold:
-        """Nothing to hold: every write is durable once it returns."""
-        return NO_HOLD
-
-    def after_flush(self, done: FlushDone, hold: FlushHold | None = None) -> None:
+    def after_flush(self, done: FlushDone) -> None:
         """At once: every write is durable once it returns."""
         done(None)
 
