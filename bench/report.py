@@ -683,14 +683,6 @@ FIXES = [
     "callgrind); paired `bench.cpu_cost` (10 pairs on a busy machine) 106.3 -> 97.8 µs per "
     "event on average, within that run's ±20% spread. Not in this page's ingest and "
     "before/after tables, which ran before it landed.",
-    "**SQLite batch writer's own transaction control** (session 11): the writer sends "
-    "`BEGIN IMMEDIATE` and `COMMIT` itself on pysqlite, as the PostgreSQL writer does on "
-    "libpq, instead of SQLAlchemy's `conn.begin()` with its event hooks (a job's Core "
-    "statement joins the open transaction); a transaction of one caller runs its job without "
-    "a `SAVEPOINT` (its failure rolls back the transaction, which holds nothing else) and "
-    "without the grouping dicts; the writers' file lock is a plain context manager. Writer "
-    "thread per empty one-caller transaction 154k -> 80k instructions (callgrind); one event "
-    "per transaction 380.6k -> 304.5k.",
     "**HTTP path: express routes observe themselves** (session 11): the full-stack send and "
     "the session `append`/`late` routes count their received bytes and send their response "
     "start (status, `x-request-id`) through the middleware's per-request object, so no "
@@ -707,15 +699,6 @@ FIXES = [
     "callgrind), five round trips per transaction of reports instead of seven, PostgreSQL's "
     "own CPU ~338 -> ~250 µs per report (paired in-process runs, ±10%). Tests pin the rows "
     "equal to Core's on both backends.",
-    "**A report holds the group flush while its files are written** (session 11): a "
-    "`syncfs` that comes due waits (at most 20 ms) for the reports that said, before it was "
-    "due, that they will ask for it, so they share it instead of each making the next "
-    "(holds counted by epoch: new callers cannot keep a sync waiting). Session 10 had tried "
-    "holding the flush while writes were in flight without the promise, and found the rows "
-    "joining a flush only after a trip through the event loop. In-process (32 at a time, "
-    "tmpfs): transactions per report 0.05-0.066 -> 0.031, `syncfs` per report "
-    "0.058-0.145 -> 0.031; `bench.cpu_cost` on a quiet machine (tmpfs, 3 pairs) "
-    "1641-1733 -> 1458-1565 µs per report, 682-719 -> 736-787 reports/s.",
     "**Errors found on the way**: a lost connection inside a batch is no longer retried caller "
     "by caller (it fails the batch: 503 for all, where the PostgreSQL restart test saw one "
     "500); session batches nested past the parser's depth and full-stack text with a lone "
