@@ -22,7 +22,7 @@ import argparse
 import asyncio
 import json
 
-from bench.inproc import bench_app, measure, post
+from bench.inproc import bench_app, chosen_database, measure, post
 from bench.payloads import fullstack_event
 
 
@@ -65,13 +65,8 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--postgresql", action="store_true", help="a fresh local database")
     args = parser.parse_args()
-    if args.postgresql:
-        from bench.servers import postgres_database
-
-        with postgres_database() as url:
-            asyncio.run(run(args, url))
-    else:
-        asyncio.run(run(args))
+    with chosen_database(args.postgresql) as url:
+        asyncio.run(run(args, url))
 
 
 if __name__ == "__main__":

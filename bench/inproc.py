@@ -10,8 +10,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,20 @@ class BenchApp:
     app: Any
     state: Any
     project: Any
+
+
+@contextmanager
+def chosen_database(postgresql: bool) -> Iterator[str | None]:
+    """The database of an in-process run (``--postgresql``): a throw-away database on the
+    local PostgreSQL server, dropped afterwards, or ``None`` (SQLite in :func:`bench_app`'s
+    temporary data directory)."""
+    if not postgresql:
+        yield None
+        return
+    from bench.servers import postgres_database
+
+    with postgres_database() as url:
+        yield url
 
 
 @asynccontextmanager

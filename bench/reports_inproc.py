@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bench.inproc import bench_app, measure, post
+from bench.inproc import bench_app, chosen_database, measure, post
 from bench.payloads import report_multipart, screenshot_png
 
 PATH = "/api/v1/reports"
@@ -76,12 +76,7 @@ def main() -> None:
     parser.add_argument("--postgresql", action="store_true", help="a fresh local database")
     parser.set_defaults(freeze=True)
     args = parser.parse_args()
-    if not args.postgresql:
-        _run(args, None)
-        return
-    from bench.servers import postgres_database
-
-    with postgres_database() as url:
+    with chosen_database(args.postgresql) as url:
         _run(args, url)
 
 

@@ -25,7 +25,7 @@ import asyncio
 import json
 from typing import Any
 
-from bench.inproc import Headers, bench_app, measure, post
+from bench.inproc import Headers, bench_app, chosen_database, measure, post
 from bench.sessions_append import events_batch
 
 
@@ -81,13 +81,8 @@ def main() -> None:
     parser.add_argument("--postgresql", action="store_true", help="a fresh local database")
     parser.set_defaults(freeze=True)
     args = parser.parse_args()
-    if args.postgresql:
-        from bench.servers import postgres_database
-
-        with postgres_database() as url:
-            asyncio.run(run(args, url))
-    else:
-        asyncio.run(run(args))
+    with chosen_database(args.postgresql) as url:
+        asyncio.run(run(args, url))
 
 
 if __name__ == "__main__":
