@@ -221,22 +221,23 @@ class Observed:
     async def send(self, message: Message) -> None:
         """The server's ``send``, the response start noted and given the request id."""
         if message["type"] == "http.response.start":
-            self.scope[ANSWERING] = True
-            self.status = message["status"]
-            message["headers"] = [
-                *message.get("headers", []),
-                (b"x-request-id", self.request_id.encode()),
-            ]
+            tag = self._answering(message["status"])
+            message["headers"] = [*message.get("headers", []), tag]
         await self._send(message)
 
     def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> Message:
         """The ``http.response.start`` message of an app that observes itself (``headers``,
         the app's own new list, gets the request id appended), noted as :meth:`send`
         notes it; the app sends it with the server's ``send``."""
+        headers.append(self._answering(status))
+        return {"type": "http.response.start", "status": status, "headers": headers}
+
+    def _answering(self, status: int) -> tuple[bytes, bytes]:
+        """The response starts with ``status``: noted (the scope's :data:`ANSWERING` flag,
+        the status counted); the request id header it carries."""
         self.scope[ANSWERING] = True
         self.status = status
-        headers.append((b"x-request-id", self.request_id.encode()))
-        return {"type": "http.response.start", "status": status, "headers": headers}
+        return (b"x-request-id", self.request_id.encode())
 
 
 class ObservabilityMiddleware:

@@ -8,7 +8,9 @@ Latin-1 and the first of repeated headers wins, as with Starlette's ``request.he
 
 from __future__ import annotations
 
-from starlette.types import Scope, Send
+from starlette.types import Message, Scope
+
+from fieldreport.metrics import Observed
 
 #: An answer: status, body, headers (ASGI's raw pairs, in the order they are sent).
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
@@ -32,7 +34,14 @@ def raw_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
-async def send_answer(send: Send, answer: Answer) -> None:
-    status, body, headers = answer
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+def response_start(
+    observed: Observed | None, status: int, headers: list[tuple[bytes, bytes]]
+) -> Message:
+    """The ``http.response.start`` message of an answer; ``observed``: the request's, when
+    the route reports to it itself (:data:`fieldreport.metrics.OBSERVED`), which notes the
+    status and appends the request id to ``headers`` (a list of the caller's own). The
+    routes send it and the body message themselves: a coroutine between them and ``send``
+    was one more frame per request."""
+    if observed is None:
+        return {"type": "http.response.start", "status": status, "headers": headers}
+    return observed.start(status, headers)

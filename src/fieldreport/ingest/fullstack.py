@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from fieldreport.ingest.asgi import JSON_TYPE, Answer, first_headers, raw_headers
+from fieldreport.ingest.asgi import JSON_TYPE, Answer, first_headers, raw_headers, response_start
 from fieldreport.ingest.auth import app_state, bearer_from_header
 from fieldreport.ingest.fullstack_input import (
     NO_RECORDING,
@@ -349,11 +349,7 @@ async def send_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     status, body, headers = await _send_one(_api(scope), scope, receive, observed)
     headers.append((b"content-length", str(len(body)).encode("latin-1")))
     headers.append(JSON_TYPE)
-    # send_answer's two messages, sent from here (one coroutine less per request)
-    if observed is None:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-    else:
-        await send(observed.start(status, headers))
+    await send(response_start(observed, status, headers))
     await send({"type": "http.response.body", "body": body})
 
 

@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fieldreport.ingest.asgi import JSON_TYPE, Answer, raw_headers
+from fieldreport.ingest.asgi import JSON_TYPE, Answer, raw_headers, response_start
 from fieldreport.ingest.auth import bearer_from_header
 from fieldreport.ingest.cors import cors_headers_for, normalized_origin
 from fieldreport.ingest.errors import (
@@ -244,11 +244,7 @@ def batch_app(*, late: bool, route: str) -> ASGIApp:
         status, body, headers = await batch_answer(
             scope, receive, late=late, route=route, observed=observed
         )
-        # send_answer's two messages, sent here: one coroutine less per batch
-        if observed is None:
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-        else:
-            await send(observed.start(status, headers))
+        await send(response_start(observed, status, headers))
         await send({"type": "http.response.body", "body": body})
 
     return serve
