@@ -138,6 +138,12 @@ class RowInsert:
             raise NotImplementedError(f"{self.table.name}: no JSON insert on {dialect.driver}")
         return sql.libpq_rows.decode().replace("$1::jsonb", f"${param}::jsonb")
 
+    @staticmethod
+    def pg_json_rows(rows: Sequence[tuple[Any, ...]]) -> bytes:
+        """The value of :meth:`pg_json_insert`'s parameter for ``rows``: the JSON text
+        :meth:`ids` sends too."""
+        return _ROWS_JSON.encode(rows)
+
     def _build(self, dialect: Dialect) -> _Statements:
         table = dialect.identifier_preparer.format_table(self.table)
         names = ", ".join(dialect.identifier_preparer.quote(c) for c in self.columns)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 from psycopg.pq.abc import PGresult
 from sqlalchemy import Connection
@@ -232,13 +231,12 @@ def pg_insert_reports(
             f"WITH _reports AS ({_PG_INSERT_REPORTS.pg_json_insert(dialect, 1)}),"
             f" _files AS ({_PG_INSERT_FILES.pg_json_insert(dialect, 2)}) {then}"
         ).encode()
-    params = [_ROWS_JSON.encode(values), _ROWS_JSON.encode(files), *then_params]
+    params = [RowInsert.pg_json_rows(values), RowInsert.pg_json_rows(files), *then_params]
     zeros = [0] * len(params)
     return ticketnrs, driver.pg_exec_params(conn, sql, params, zeros, zeros)
 
 
 _pg_statements: dict[str, bytes] = {}
-_ROWS_JSON = msgspec.json.Encoder()
 
 
 async def insert_report(
