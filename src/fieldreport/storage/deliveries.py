@@ -90,8 +90,7 @@ def enqueue_reports(
     its own statement (the report writer does, with the reports' inserts)."""
     if conn.dialect.driver == "psycopg":
         if pg_firsts is None:
-            sql = PG_FIRSTS.format(param=1).encode()
-            pg_firsts = driver.pg_exec_params(conn, sql, [pg_projects(rows)], [0], [0])
+            pg_firsts = driver.pg_exec_params(conn, _PG_FIRSTS_ALONE, [pg_projects(rows)], [0], [0])
         return _pg_enqueue(conn, rows, pg_firsts)
     firsts: dict[int, Destination | None] = {}
     for _, project_id, _ in rows:
@@ -133,6 +132,7 @@ PG_FIRSTS = (
     " WHERE project_id = ANY(${param}::integer[]) AND position > -1 AND enabled"
     " ORDER BY project_id, position, id"
 )
+_PG_FIRSTS_ALONE = PG_FIRSTS.format(param=1).encode()  # run on its own: its array is $1
 _PG_INSERT_DELIVERIES = RowInsert(
     deliveries,
     ("report_id", "project_id", "destination_id", "position", "status", "attempts",
