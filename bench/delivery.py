@@ -18,7 +18,9 @@ it alternately with and without to compare two builds in the same minutes.
    Prints both rates and the ratio (target: >= 0.5), the CPU time of this process per
    delivery and per post (the worker runs in it: steadier than rates on a shared machine),
    and checks every attempt was recorded. The loop thread's share of that CPU is printed
-   too (the rest is the batch writer's and the file reads' threads).
+   too (the rest is the batch writer's and the file reads' threads), and the process's
+   context switches per delivery and per post (each hand-off between the loop and the
+   writer thread, and each wait for the GIL, is one).
    The process sets up its garbage collector once the state is open as ``fieldreport
    serve`` and ``fieldreport worker`` do after start-up (``gc_tuning.settle_after_startup``:
    start-up objects frozen out of the collector's sight, young-generation threshold 10,000):
@@ -36,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,6 +46,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import httpx
@@ -135,14 +139,30 @@ def callgrind(command: str) -> int:
     return total
 
 
+def switches() -> int:
+    """Context switches of this process so far (voluntary: a thread waited, on a lock, the
+    GIL or I/O; involuntary: the scheduler took its core), every thread."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_nvcsw + usage.ru_nivcsw
+
+
 def loop_cpu() -> float:
     """CPU seconds of the calling thread (the event loop's)."""
     return time.thread_time()
 
 
-async def bare_loop(url: str, bundles: list[ReportBundle], concurrency: int) -> tuple[float, float]:
-    """The ceiling: the same multipart payloads, posted by aiohttp alone. Returns posts/s and
-    this process's CPU µs per post."""
+class Side(NamedTuple):
+    """One round of one side: its rate, this process's CPU µs and context switches per
+    delivery (or post), and the loop thread's CPU µs (the worker's only)."""
+
+    rate: float
+    cpu: float
+    switches: float
+    loop: float = 0.0
+
+
+async def bare_loop(url: str, bundles: list[ReportBundle], concurrency: int) -> Side:
+    """The ceiling: the same multipart payloads, posted by aiohttp alone."""
     queue = list(bundles)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -156,17 +176,19 @@ async def bare_loop(url: str, bundles: list[ReportBundle], concurrency: int) -> 
                     assert resp.status == 200
 
         callgrind("-z")
-        started, cpu = time.perf_counter(), own_cpu()
+        started, cpu, switched = time.perf_counter(), own_cpu(), switches()
         await asyncio.gather(*(one_worker() for _ in range(concurrency)))
         elapsed, cpu = time.perf_counter() - started, own_cpu() - cpu
+        switched = switches() - switched
         if CALLGRIND:
             print(f"  callgrind: bare loop {callgrind('-d') / len(bundles):,.0f} instructions/post")
-        return len(bundles) / elapsed, cpu * 1e6 / len(bundles)
+        n = len(bundles)
+        return Side(n / elapsed, cpu * 1e6 / n, switched / n)
 
 
 async def worker_round(
     state: AppState, sink: str, reports: int, concurrency: int
-) -> tuple[float, float, float, list[ReportBundle]]:
+) -> tuple[Side, list[ReportBundle]]:
     """The worker's deliveries/s, CPU µs per delivery (this process: the worker runs in it;
     the completion poll, one count query every 20 ms, is included) and the loop thread's."""
     async with state.db.write() as conn:
@@ -179,7 +201,7 @@ async def worker_round(
     worker.concurrency = concurrency
     worker.per_destination = concurrency
     callgrind("-z")
-    started, cpu, loop = time.perf_counter(), own_cpu(), loop_cpu()
+    started, cpu, loop, switched = time.perf_counter(), own_cpu(), loop_cpu(), switches()
     task = asyncio.create_task(worker.run())
     while True:
         if worker.sent < reports:
@@ -197,6 +219,7 @@ async def worker_round(
             break
         await asyncio.sleep(0.02)
     elapsed, cpu, loop = time.perf_counter() - started, own_cpu() - cpu, loop_cpu() - loop
+    switched = switches() - switched
     if CALLGRIND:
         print(f"  callgrind: worker {callgrind('-d') / reports:,.0f} instructions/delivery")
     worker.request_stop(5)
@@ -214,7 +237,8 @@ async def worker_round(
     assert len(recorded) >= reports, f"only {len(recorded)} attempts recorded"
     assert all(r.duration_ms is not None and r.status_code == 200 for r in recorded)
     bundles = [b for b in [await load_bundle(state, i) for i in ids] if b is not None]
-    return reports / elapsed, cpu * 1e6 / reports, loop * 1e6 / reports, bundles
+    side = Side(reports / elapsed, cpu * 1e6 / reports, switched / reports, loop * 1e6 / reports)
+    return side, bundles
 
 
 async def throughput(
@@ -224,20 +248,16 @@ async def throughput(
     machine hits both alike; report the medians."""
     state = await open_state(settings)
     settle_after_startup()  # as serve and worker do after start-up (see the docstring)
-    ours: list[float] = []
-    ceiling: list[float] = []
-    ours_cpu: list[float] = []
-    ceiling_cpu: list[float] = []
-    ours_loop: list[float] = []
+    worker_sides: list[Side] = []
+    bare_sides: list[Side] = []
     try:
         for _ in range(rounds):
-            rate, cpu, loop, bundles = await worker_round(state, sink, reports, concurrency)
-            ours.append(rate)
-            ours_cpu.append(cpu)
-            ours_loop.append(loop)
-            rate, cpu = await bare_loop(sink, bundles, concurrency)
-            ceiling.append(rate)
-            ceiling_cpu.append(cpu)
+            side, bundles = await worker_round(state, sink, reports, concurrency)
+            worker_sides.append(side)
+            bare_sides.append(await bare_loop(sink, bundles, concurrency))
+        ours, ceiling = [s.rate for s in worker_sides], [s.rate for s in bare_sides]
+        ours_cpu, ceiling_cpu = [s.cpu for s in worker_sides], [s.cpu for s in bare_sides]
+        ours_loop = [s.loop for s in worker_sides]
         w, c = statistics.median(ours), statistics.median(ceiling)
         print(f"throughput: {reports} reports x {rounds} rounds, concurrency {concurrency}, "
               f"{state.db.dialect}, 20 KB screenshot, multipart")  # fmt: skip
@@ -252,6 +272,10 @@ async def throughput(
               f"{', '.join(f'{x:.0f}' for x in ceiling_cpu)})")  # fmt: skip
         print(f"  worker's loop thread per delivery: {statistics.median(ours_loop):.0f} µs"
               f"  (rounds: {', '.join(f'{x:.0f}' for x in ours_loop)})")  # fmt: skip
+        ws, cs = [s.switches for s in worker_sides], [s.switches for s in bare_sides]
+        print(f"  context switches per delivery: worker {statistics.median(ws):.2f}, bare loop"
+              f" {statistics.median(cs):.2f}  (rounds: {', '.join(f'{x:.2f}' for x in ws)} / "
+              f"{', '.join(f'{x:.2f}' for x in cs)})")  # fmt: skip
     finally:
         await state.close()
 
