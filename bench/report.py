@@ -395,7 +395,7 @@ def render(results: dict[str, Any], root: Path) -> None:
                       f"| {s['rss_before_mib']} | {s['peak_rss_mib']} |")  # fmt: skip
         md += ["", "![memory](docs/bench/memory.png)", ""]
     md += render_profile(results.get("profile"))
-    md += render_fix(results.get("fix"))
+    md += render_fix(results.get("fix"), plots)
     if summary:
         head = [
             "## Targets at a glance",
@@ -706,23 +706,31 @@ FIXES = [
 ]
 
 
-def render_fix(fix: dict[str, Any] | None) -> list[str]:
+def spread(summary: dict[str, Any]) -> str:
+    """`` (lowest-highest)`` of a series' rounds, or nothing for a single round."""
+    runs = summary.get("runs") or []
+    return f" ({min(runs):.0f}-{max(runs):.0f})" if len(runs) > 1 else ""
+
+
+def render_fix(fix: dict[str, Any] | None, plots: Path) -> list[str]:
     if not isinstance(fix, dict) or not fix.get("rows") or "builds" not in fix["rows"][0]:
         return []
     rows = fix["rows"]
-    plot_fix(rows, Path(__file__).resolve().parents[1] / "docs" / "bench" / "fix.png")
+    plot_fix(rows, plots / "fix.png")
     builds = rows[0]["builds"]
     names = [f"{b['label']} (`{b['rev']}`)" for b in builds] + ["this build"]
     lines = [
         "## Before / after the fixes",
         "",
         "Earlier builds (each git revision run from its own `src/` tree) and this build take "
-        "turns with the ceiling in the same run (SQLite, 1 process, medians), so the speed-up is "
-        "measured, not remembered: " + ", ".join(names) + ". What changed:",
+        "turns with the ceiling in the same run (SQLite, 1 process, medians of "
+        f"{len(rows[0]['ceiling'].get('runs') or [])} rounds, their range in brackets), so the "
+        "speed-up is measured, not remembered: " + ", ".join(names) + ". What changed:",
         "",
         *[f"- {fix_text}" for fix_text in FIXES],
         "",
-        "| endpoint | build | req/s | ratio to ceiling | server CPU µs/req | p50 / p99 ms |",
+        "| endpoint | build | req/s (rounds' range) | ratio to ceiling | server CPU µs/req "
+        "| p50 / p99 ms |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -733,7 +741,7 @@ def render_fix(fix: dict[str, Any] | None) -> list[str]:
         for name, s, ratio in entries:
             cpu = f"{s['cpu_us']:.0f}" if s.get("cpu_us") else "not measured"
             lines.append(
-                f"| {r['endpoint']} | {name} | {s['rps']:.0f} | {ratio:.2f} | {cpu} "
+                f"| {r['endpoint']} | {name} | {s['rps']:.0f}{spread(s)} | {ratio:.2f} | {cpu} "
                 f"| {s['p50_ms']:.0f} / {s['p99_ms']:.0f} |"
             )
         for b in r["builds"]:

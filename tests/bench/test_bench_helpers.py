@@ -111,6 +111,28 @@ def test_render_writes_markdown_and_plots(tmp_path: Path) -> None:
         assert (tmp_path / "docs" / "bench" / f"{name}.png").stat().st_size > 1000
 
 
+def test_render_fix_shows_every_build_with_the_range_of_its_rounds(tmp_path: Path) -> None:
+    def side(*runs: float) -> dict[str, object]:
+        ordered = sorted(runs)
+        return {"rps": ordered[len(ordered) // 2], "p50_ms": 5.0, "p99_ms": 9.0, "errors": 0,
+                "cpu_us": 150.0, "runs": list(runs)}  # fmt: skip
+
+    builds = [
+        {**side(300, 320, 310, 305, 330), "rev": "75c5630", "label": "start", "ratio": 0.3},
+        {**side(480, 700, 510, 650, 520), "rev": "eb13bce", "label": "session 11", "ratio": 0.51},
+    ]
+    fix = {"rows": [{"endpoint": "events", "ceiling": side(1000, 990, 1010, 1005, 995),
+                     "builds": builds, "after": side(600, 620, 580, 610, 590),
+                     "ratio_after": 0.6, "speedup": 1.94}]}  # fmt: skip
+    lines = report.render_fix(fix, tmp_path)
+    text = "\n".join(lines)
+    assert "medians of 5 rounds" in text
+    assert "| events | session 11 (`eb13bce`) | 520 (480-700) | 0.51 | 150 | 5 / 9 |" in text
+    assert "| events | **this build** | 600 (580-620) | 0.60 |" in text
+    assert "| events | speed-up since 75c5630 | 1.94x |" in text
+    assert (tmp_path / "fix.png").stat().st_size > 1000
+
+
 def test_loop_thread_cpu_leaves_out_the_other_threads() -> None:
     """Work on another thread counts for the process, not for its main (loop) thread."""
     pid = [os.getpid()]
