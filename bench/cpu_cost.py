@@ -14,6 +14,11 @@ The loop thread's share is printed too: every request's Python code runs on the 
 main thread, while the SQLite writer, file writes and hashing run on others that can use the
 second core. ``ceiling / loop thread`` is what the rate could reach if that thread alone were
 the limit (the ceiling is one thread).
+
+And, from fieldreport's own ``/metrics`` around the same run (bench/commits.py): requests per
+committed transaction and blob flushes per request that waited for one (reports). Fewer
+requests per commit means more commits for the same requests: CPU per request is not the
+only thing two builds can differ in.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
-from bench import servers, wrk
+from bench import commits, servers, wrk
 from bench.measure import cluster_cpu_seconds, cpu_seconds, loop_cpu_seconds
 from bench.suite import endpoints
 
@@ -34,20 +40,24 @@ def cost(
     headers: dict[str, str],
     seconds: float,
     pg_data: Path | None = None,
-) -> dict[str, float]:
+    metrics_url: str | None = None,
+) -> dict[str, Any]:
     wrk.run(url, seconds=1, body=body, headers=headers)  # warm-up
     # wrk closes its connections at the end, but the server still finishes the requests in
     # flight (their rows commit regardless). Let those drain, or the measured run's first
     # requests find the ingest route full and are shed with 503.
     time.sleep(1.0)
+    counters = commits.scrape([metrics_url]) if metrics_url else None  # outside the CPU reading
     before, loop_before = cpu_seconds(pids), loop_cpu_seconds(pids)
     pg_before = cluster_cpu_seconds(pg_data) if pg_data else 0.0
     res = wrk.run(url, seconds=seconds, body=body, headers=headers)
     used = cpu_seconds(pids) - before
     loop_used = loop_cpu_seconds(pids) - loop_before
     pg_used = cluster_cpu_seconds(pg_data) - pg_before if pg_data else 0.0
+    counted = commits.moved(counters, commits.scrape([metrics_url])) if counters else {}
     ok = res["requests"] - res["errors"]
     return {
+        "commits": counted,
         "pg_us": round(pg_used / ok * 1e6, 1) if ok else float("nan"),
         "ok": ok,
         "errors": res["errors"],
@@ -85,7 +95,13 @@ def main() -> None:
             if ep.name not in wanted:
                 continue
             ours = cost(
-                fr.pids, fr.urls(ep.path)[0], ep.body, ep.headers, args.seconds, args.pg_data
+                fr.pids,
+                fr.urls(ep.path)[0],
+                ep.body,
+                ep.headers,
+                args.seconds,
+                args.pg_data,
+                fr.urls("/metrics")[0],
             )
             line = (
                 f"{ep.name:9} fieldreport {ours['cpu_us']:8.1f} µs/req"
@@ -106,6 +122,7 @@ def main() -> None:
                     f" (to the loop thread {loop_ratio:.2f})"
                 )
             print(line, flush=True)
+            print(f"{'':9} {commits.describe(ours['commits'])}", flush=True)
 
 
 if __name__ == "__main__":

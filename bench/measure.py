@@ -12,8 +12,9 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from bench import wrk
+from bench import commits, wrk
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -46,12 +47,15 @@ class Target:
     connections: int = 64
     #: server processes whose CPU time is read around each run (CPU per accepted request)
     pids: list[int] = field(default_factory=list)
+    #: their ``/metrics`` (fieldreport's): write-path counters scraped around each run
+    #: (requests per commit, flushes per request; see bench/commits.py)
+    metrics_urls: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Series:
     label: str
-    runs: list[dict[str, float]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
@@ -77,12 +81,26 @@ class Series:
         values = [r["loop_us"] for r in self.runs if r.get("loop_us")]
         return statistics.median(values) if values else 0.0
 
+    def _median_of(self, key: str) -> float | None:
+        values = [r["commits"][key] for r in self.runs if key in r.get("commits", {})]
+        return statistics.median(values) if values else None
+
+    @property
+    def per_commit(self) -> float | None:
+        """Median requests (writer jobs) per committed transaction, when counted."""
+        return self._median_of("per_commit")
+
+    @property
+    def flushes_per_request(self) -> float | None:
+        """Median blob flushes (syncfs) per request that waited for one, when counted."""
+        return self._median_of("flushes_per_request")
+
     @property
     def errors(self) -> int:
         return int(sum(r["errors"] + r.get("socket_errors", 0) for r in self.runs))
 
     def summary(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "label": self.label,
             "rps": round(self.rps, 1),
             "p50_ms": self.p50_ms,
@@ -92,12 +110,21 @@ class Series:
             "loop_us": round(self.loop_us, 1),
             "runs": [r["rps"] for r in self.runs],
         }
+        counted = [r["commits"] for r in self.runs if r.get("commits")]
+        if counted:  # only a target with metrics_urls, on a build that counts
+            out["per_commit"] = self.per_commit
+            out["flushes_per_request"] = self.flushes_per_request
+            keys = commits.COUNTERS.values()
+            out["commit_counts"] = {k: sum(c[k] for c in counted) for k in keys}
+        return out
 
 
-def load(target: Target, seconds: float) -> dict[str, float]:
+def load(target: Target, seconds: float) -> dict[str, Any]:
     """One wrk run; with several URLs (one per server process) one wrk per URL, concurrently,
     the connections split between them; requests/s add up."""
     per = max(1, target.connections // len(target.urls))
+    # scraped outside the CPU readings: a scrape's own work is not a request's
+    counters = commits.scrape(target.metrics_urls) if target.metrics_urls else None
     cpu_before = cpu_seconds(target.pids) if target.pids else 0.0
     loop_before = loop_cpu_seconds(target.pids) if target.pids else 0.0
     with ThreadPoolExecutor(len(target.urls)) as pool:
@@ -112,7 +139,9 @@ def load(target: Target, seconds: float) -> dict[str, float]:
     ok = sum(r["requests"] - r["errors"] for r in results)
     cpu = cpu_seconds(target.pids) - cpu_before if target.pids else 0.0
     loop = loop_cpu_seconds(target.pids) - loop_before if target.pids else 0.0
+    counted = commits.moved(counters, commits.scrape(target.metrics_urls)) if counters else {}
     return {
+        **({"commits": counted} if counted else {}),
         "cpu_us": round(cpu / ok * 1e6, 1) if cpu and ok else 0.0,
         "loop_us": round(loop / ok * 1e6, 1) if loop and ok else 0.0,
         "rps": sum(r["rps"] for r in results),

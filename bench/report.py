@@ -197,6 +197,41 @@ def _ingest_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+COMMITS_NOTE = (
+    "*Requests per commit*: fieldreport's writer jobs (one per request that waited for a "
+    "commit, plus the in-process delivery worker's few) divided by the transactions its batch "
+    "writer committed during the same runs; *flushes per report*: the local blob store's group "
+    "flushes (one `syncfs` each) per report that waited for one. Both are read from the "
+    "server's own `/metrics` (`fieldreport_db_write_*_total`, `fieldreport_blob_*_total`) "
+    "before and after each measured run, medians of the runs. Under load many requests share "
+    "one commit and one flush: a change that cuts the CPU per transaction can still lower "
+    "throughput if requests end up split into more, smaller transactions, and this shows it. "
+    "*n/a*: not counted (results of a build or run without these counters); *-*: the "
+    "endpoint stores no files (events; session batches up to 256 KiB live in their row)."
+)
+
+
+def _commits_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Requests per commit and flushes per report of each fieldreport case."""
+    lines = [
+        "| endpoint | backend | processes | requests per commit | flushes per report |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        f = r["fieldreport"]
+        per, flushes = f.get("per_commit"), f.get("flushes_per_request")
+        per_cell = f"{per:.1f}" if per is not None else "n/a"
+        flush_cell = f"{flushes:.3f}" if flushes is not None else "n/a"
+        if flushes:
+            flush_cell += f" (a syncfs per {1 / flushes:.0f} reports)"
+        if flushes is None and f.get("commit_counts", {}).get("flush_waits") == 0:
+            flush_cell = "-"  # counted: no request waited for a flush
+        lines.append(
+            f"| {r['endpoint']} | {r['backend']} | {r['processes']} | {per_cell} | {flush_cell} |"
+        )
+    return [*lines, "", COMMITS_NOTE]
+
+
 def _cpu_pair(ceiling: dict[str, Any], ours: dict[str, Any]) -> str:
     """Server CPU per accepted request, the ceiling's and ours, and their ratio."""
     c, f = ceiling.get("cpu_us", 0.0), ours.get("cpu_us", 0.0)
@@ -285,7 +320,9 @@ def render(results: dict[str, Any], root: Path) -> None:
     if ingest:
         plot_ingest(ingest, plots / "ingest.png")
         md += ["## Ingest vs the bare-framework ceiling", "", *_ingest_table(ingest), "",
-               "![ingest](docs/bench/ingest.png)", ""]  # fmt: skip
+               "![ingest](docs/bench/ingest.png)", "",
+               "### Requests per commit, flushes per report", "", *_commits_table(ingest),
+               ""]  # fmt: skip
         for r in ingest:
             summary.append(
                 f"| ingest {r['endpoint']} ({r['backend']}) | >= {INGEST_TARGET} of ceiling | "
@@ -297,7 +334,7 @@ def render(results: dict[str, Any], root: Path) -> None:
         md += ["## 1 vs 2 server processes (SQLite)", "",
                "Two `fieldreport serve` processes share one database and blob directory; two ceiling "
                "processes likewise. RSS is the sum over the processes, read after the run.", "",
-               *_ingest_table(scale), "",
+               *_ingest_table(scale), "", *_commits_table(scale)[:-2], "",
                "| endpoint | processes | fieldreport RSS MiB |", "|---|---|---|"]  # fmt: skip
         md += [
             f"| {r['endpoint']} | {r['processes']} | {r['fieldreport_rss_mib']} |" for r in scale
@@ -321,7 +358,7 @@ def render(results: dict[str, Any], root: Path) -> None:
             )
         md += [""]
         if diag.get("tmpfs"):
-            md += [*_ingest_table(diag["tmpfs"]), ""]
+            md += [*_ingest_table(diag["tmpfs"]), "", *_commits_table(diag["tmpfs"])[:-2], ""]
     conc = results.get("concurrency", [])
     if conc:
         plot_concurrency(conc, plots / "concurrency.png")

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench import memory, payloads, peer, servers, util
+from bench import commits, memory, payloads, peer, servers, util
 from bench.measure import Target, compare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +150,7 @@ def ingest_case(
                             Target("ceiling", ceiling.urls("/ingest"), ep.body, ep.headers,
                                    plan.connections, ceiling.pids),
                             Target("fieldreport", fr.urls(ep.path), ep.body, ep.headers,
-                                   plan.connections, fr.pids),
+                                   plan.connections, fr.pids, fr.urls("/metrics")),
                         ],
                         rounds=plan.rounds,
                         seconds=plan.seconds,
@@ -170,6 +170,8 @@ def ingest_case(
                         f"  ceiling {c.rps:.0f}/s  fieldreport {f.rps:.0f}/s"
                         f"  ratio {row['ratio']:.2f}"
                         f"  (errors {f.errors})"
+                        f"  requests/commit {commits.number(f.per_commit, 1)}"
+                        f"  flushes/request {commits.number(f.flushes_per_request, 3)}"
                     )
                     out.append(row)
         finally:

@@ -34,6 +34,7 @@ from fieldreport.metrics import Metrics, ObservabilityMiddleware, metrics_endpoi
 from fieldreport.routing import IndexedRouter
 from fieldreport.settings import Settings
 from fieldreport.state import AppState, open_state
+from fieldreport.storage import write_metrics
 from fieldreport.web import routes as web_routes
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,7 @@ def create_app(
     app.router = IndexedRouter(routes, lifespan=lifespan)
     app.state.metrics = metrics
     delivery_metrics.register(metrics, lambda: getattr(app.state, "fieldreport", None))
+    write_metrics.register(metrics, lambda: getattr(app.state, "fieldreport", None))
     if state is not None:
         app.state.fieldreport = state
     return app

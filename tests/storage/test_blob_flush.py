@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from fieldreport.storage.blobs import BlobStoreError, LocalBlobStore, local
+from fieldreport.storage.blobs.base import FlushCounts
 from fieldreport.storage.blobs.flush import SyncFs, libc_syncfs
 from fieldreport.storage.blobs.local import SMALL_BLOB
 
@@ -81,6 +82,8 @@ async def test_concurrent_writers_share_flushes_and_each_is_covered(tmp_path: Pa
         assert covering, f"writer {i}: no syncfs started after its write and ended before it"
     for i in range(writers):
         assert (store.root / f"reports/1/r{i}/screenshot.png").stat().st_size == 2000 + i
+    # /metrics' counts: every syncfs, every caller answered, every blob written before one
+    assert store.flush_counts() == FlushCounts(journal.syncs, 0, writers, writers)
     await store.close()
 
 
@@ -128,6 +131,8 @@ async def test_a_failed_syncfs_fails_every_flush_it_covered(
 
     results = await asyncio.gather(*(one(i) for i in range(5)), return_exceptions=True)
     assert all(isinstance(r, BlobStoreError) and message in str(r) for r in results), results
+    counts = store.flush_counts()  # nothing made durable: no flush or blob counted as done
+    assert (counts.flushes, counts.waits, counts.blobs) == (0, 5, 0) and counts.failed >= 1
 
 
 @needs_syncfs
@@ -201,6 +206,7 @@ async def test_without_syncfs_each_write_is_fsynced(
     assert fsyncs.count(f"{root}/r") == fsyncs.count(root) == 8
     await store.flush()  # nothing left to do
     assert len(fsyncs) == 32
+    assert store.flush_counts() == FlushCounts()  # no group flush: all 0 (as on S3)
     assert [b.size for b in blobs] == list(range(8))
     assert [await store.get_bytes(f"r/{i}/f") for i in range(8)] == [b"x" * i for i in range(8)]
     fsyncs.clear()

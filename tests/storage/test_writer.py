@@ -79,7 +79,8 @@ async def test_concurrent_callers_share_transactions_and_see_their_results(
     assert len(set(ids)) == 40
     assert await names(db) == sorted(f"p{i}" for i in range(40))  # committed when answered
     assert 1 <= writer.transactions == commits[0] < 40
-    assert writer.items_written == 40
+    assert writer.items_written == writer.jobs_written == 40
+    assert writer.jobs_failed == writer.transactions_failed == 0
 
 
 async def test_jobs_run_in_the_writer_thread_on_its_synchronous_driver(
@@ -116,6 +117,9 @@ async def test_a_failing_caller_fails_alone(db: Database, writer: BatchWriter) -
     assert isinstance(outcomes[3], sa.exc.IntegrityError)
     assert isinstance(outcomes[4], list) and len(outcomes[4]) == 2
     assert await names(db) == ["ok1", "ok2", "ok3", "ok4", "taken"]
+    # counted for /metrics: a submit_many is one job; the two refused ones failed alone
+    assert (writer.jobs_written, writer.jobs_failed, writer.items_written) == (4, 2, 5)
+    assert writer.transactions_failed == 0
 
 
 async def test_jobs_of_several_kinds_share_a_transaction_each_in_its_savepoint(
@@ -159,8 +163,11 @@ async def test_a_failed_commit_fails_every_caller_then_recovers(
     sa.event.remove(engine, "commit", _fail)
     assert all(isinstance(o, sa.exc.OperationalError) for o in outcomes)
     assert await names(db) == []
+    failed = writer.transactions_failed
+    assert 1 <= failed <= 5 and writer.jobs_failed == 5 and writer.transactions == 0
     await writer.submit(add_projects, "after")
     assert await names(db) == ["after"]
+    assert (writer.transactions, writer.jobs_written, writer.transactions_failed) == (1, 1, failed)
 
 
 @pytest.mark.parametrize("db_kind", ["postgresql"], indirect=True)  # a deferred constraint

@@ -93,8 +93,12 @@ class BatchWriter:
         self._conn: Connection | None = None  # the writer thread's connection
         self._committing = False  # the writer thread's transaction has sent its COMMIT
         self._turns = WriterTurns(db.sqlite_file)  # with other processes' writers
-        self.transactions = 0  # committed, for tests and diagnostics
-        self.items_written = 0
+        # Counted by the writer thread alone (plain ints, read by /metrics at scrape time):
+        self.transactions = 0  # committed
+        self.transactions_failed = 0  # failed as a whole (every job in them failed)
+        self.jobs_written = 0  # submit/submit_many calls whose items committed
+        self.jobs_failed = 0  # ... answered with an error instead
+        self.items_written = 0  # the committed jobs' items (an event, a report, ...)
 
     async def submit(
         self, job: Callable[[Connection, list[T]], list[R]], item: T, *, after: Gate | None = None
@@ -189,11 +193,18 @@ class BatchWriter:
             except Exception as exc:
                 log.error("a write transaction of %d requests failed: %s", len(batch), exc)
                 outcomes = [exc] * len(batch)
+                self.transactions_failed += 1
+                self.jobs_failed += len(batch)
             else:
                 self.transactions += 1
-                self.items_written += sum(
-                    len(e.items) for e, o in zip(batch, outcomes, strict=True) if type(o) is list
-                )
+                jobs = items = 0
+                for e, o in zip(batch, outcomes, strict=True):
+                    if type(o) is list:
+                        jobs += 1
+                        items += len(e.items)
+                self.jobs_written += jobs
+                self.jobs_failed += len(batch) - jobs
+                self.items_written += items
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Entry, Outcome]]] = {}
             for entry, outcome in zip(batch, outcomes, strict=True):
                 by_loop.setdefault(entry.loop, []).append((entry, outcome))

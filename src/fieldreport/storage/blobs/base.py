@@ -67,6 +67,19 @@ class WrittenBlob:
     sha256: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FlushCounts:
+    """A store's group flushes since it opened (``/metrics``): ``syncfs`` calls that ended
+    well (``flushes``) or failed, the callers they answered (``waits``: one per request that
+    waited for one) and the blobs they made durable. All 0 for a store without group
+    flushes (S3, or a local store without ``syncfs``, which fsyncs each blob as written)."""
+
+    flushes: int = 0
+    failed: int = 0
+    waits: int = 0
+    blobs: int = 0
+
+
 @runtime_checkable
 class BlobStore(Protocol):
     """Durable storage of immutable blobs by key.
@@ -118,6 +131,10 @@ class BlobStore(Protocol):
         returned before this call is durable, or ``done(error)``. ``done`` may run on
         another thread (the local store's flusher) or at once, before this returns; the
         batch writer uses it to queue rows as soon as the blobs they name are durable."""
+        ...
+
+    def flush_counts(self) -> FlushCounts:
+        """The group flushes so far (cheap: plain counters, read at scrape time)."""
         ...
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:

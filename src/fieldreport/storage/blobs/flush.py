@@ -85,6 +85,10 @@ class GroupFlush:
         self._waiting: list[Done] = []
         self._running = False
         self._thread: ThreadPoolExecutor | None = None
+        # Counted by the flusher thread alone (read by /metrics at scrape time):
+        self.syncs = 0  # ``sync`` calls that succeeded
+        self.syncs_failed = 0  # ... that raised
+        self.waits = 0  # callers answered (each waited for one sync)
 
     def then(self, done: Done) -> None:
         """Call ``done`` (on the flusher's thread) after a ``sync`` that starts after this
@@ -120,6 +124,10 @@ class GroupFlush:
                 self._sync()
             except Exception as exc:
                 error = exc
+                self.syncs_failed += 1
+            else:
+                self.syncs += 1
+            self.waits += len(group)
             for done in group:
                 try:
                     done(error)

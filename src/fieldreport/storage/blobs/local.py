@@ -22,6 +22,7 @@ from fieldreport.storage.blobs.base import (
     BlobNotFound,
     BlobSource,
     BlobStoreError,
+    FlushCounts,
     FlushDone,
     WrittenBlob,
     check_key,
@@ -88,6 +89,10 @@ class LocalBlobStore:
         self._tmp_prefix = str(self._tmp) + os.sep
         self._syncfs = libc_syncfs() if syncfs == "auto" else syncfs
         self._group = GroupFlush(self._sync_root)
+        # Blobs written to be made durable by a group flush (counted on the event loop), and
+        # how many of them the last successful syncfs covered (set on the flusher's thread).
+        self._blobs_written = 0
+        self._blobs_flushed = 0
         # Held open so that syncfs reports every writeback error since the store opened.
         self._root_fd: int | None = None
         self._failed: OSError | None = None
@@ -108,7 +113,10 @@ class LocalBlobStore:
 
     async def write(self, key: str, source: BlobSource, *, sha256: bool = False) -> WrittenBlob:
         durable = self._syncfs is None
-        return await self._store(key, source, sha256=sha256, durable=durable, fresh=False)
+        written = await self._store(key, source, sha256=sha256, durable=durable, fresh=False)
+        if not durable:
+            self._blobs_written += 1
+        return written
 
     async def create(
         self,
@@ -119,9 +127,12 @@ class LocalBlobStore:
         check: BlobCheck | None = None,
     ) -> WrittenBlob:
         durable = self._syncfs is None
-        return await self._store(
+        written = await self._store(
             key, source, sha256=sha256, durable=durable, fresh=True, check=check
         )
+        if not durable:
+            self._blobs_written += 1
+        return written
 
     async def flush(self) -> None:
         if self._syncfs is None:
@@ -137,11 +148,16 @@ class LocalBlobStore:
             return
         self._group.then(functools.partial(_flushed, done))
 
+    def flush_counts(self) -> FlushCounts:
+        group = self._group
+        return FlushCounts(group.syncs, group.syncs_failed, group.waits, self._blobs_flushed)
+
     def _sync_root(self) -> None:
         assert self._syncfs is not None
         if self._failed is not None:
             raise OSError(self._failed.errno, self._failed.strerror)
         fd = self._root_fd if self._root_fd is not None else self._open_root()
+        covered = self._blobs_written  # every blob written before the sync starts
         try:
             self._syncfs(fd)
         except OSError as exc:
@@ -151,6 +167,7 @@ class LocalBlobStore:
             # after a failed fsync.
             self._failed = exc
             raise
+        self._blobs_flushed = covered
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         return (await self._store(key, chunks, sha256=False, durable=True, fresh=False)).size

@@ -31,6 +31,7 @@ from fieldreport.storage.blobs.base import (
     BlobNotFound,
     BlobSource,
     BlobStoreError,
+    FlushCounts,
     FlushDone,
     WrittenBlob,
     check_key,
@@ -185,6 +186,10 @@ class S3BlobStore:
     def after_flush(self, done: FlushDone) -> None:
         """At once: every write is durable once it returns."""
         done(None)
+
+    def flush_counts(self) -> FlushCounts:
+        """No group flushes: all 0."""
+        return FlushCounts()
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         check_key(key)
