@@ -328,6 +328,7 @@ def render(results: dict[str, Any], root: Path) -> None:
                 f"| ingest {r['endpoint']} ({r['backend']}) | >= {INGEST_TARGET} of ceiling | "
                 f"{r['ratio']:.2f} | {_ok(r['ratio'], INGEST_TARGET)} |"
             )
+    md += render_floor(results.get("floor"))
     scale = results.get("scale", [])
     if scale:
         plot_scale(scale, plots / "scale.png")
@@ -747,6 +748,39 @@ def spread(summary: dict[str, Any]) -> str:
     """`` (lowest-highest)`` of a series' rounds, or nothing for a single round."""
     runs = summary.get("runs") or []
     return f" ({min(runs):.0f}-{max(runs):.0f})" if len(runs) > 1 else ""
+
+
+def render_floor(rows: list[dict[str, Any]] | None) -> list[str]:
+    """Ceiling, floor and fieldreport side by side (``bench/floor.py``)."""
+    if not rows:
+        return []
+    lines = [
+        "## The floor: what a checked, durable endpoint can reach",
+        "",
+        "The ceiling only reads the body. Before its 2xx, fieldreport must also check and store "
+        "what it read. The *floor* (`bench/apps/floor.py`) is the ceiling's endpoint on the same "
+        "stack plus only that unavoidable part, done by fieldreport's own code and nothing else "
+        "of it (no middleware, keys, form fields or database): for a report, the screenshot cut "
+        "out of the body with two `bytes.find` calls, then its SHA-256, PNG chunk check, file "
+        "write and group `syncfs` (the local blob store's `create` and `flush`); for a session "
+        "batch, the JSON check alone (`fast_events_count`; the durable row is left out, so this "
+        "floor is lower than a real one). The three take turns in the same run (SQLite, 1 "
+        "process each). `floor / ceiling` bounds what any endpoint doing this work on this "
+        "stack and machine can reach against the ceiling; `fieldreport / floor` is how much of "
+        "that fieldreport reaches.",
+        "",
+        "| endpoint | ceiling req/s (CPU µs/req) | floor req/s (CPU µs/req) | floor / ceiling "
+        "| fieldreport req/s (CPU µs/req) | fieldreport / ceiling | fieldreport / floor |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        c, f, ours = r["ceiling"], r["floor"], r["fieldreport"]
+        lines.append(
+            f"| {r['endpoint']} | {c['rps']:.0f} ({c['cpu_us']:.0f}) | {f['rps']:.0f} "
+            f"({f['cpu_us']:.0f}) | **{r['floor_ratio']:.2f}** | {ours['rps']:.0f} "
+            f"({ours['cpu_us']:.0f}) | {r['ratio']:.2f} | {r['of_floor']:.2f} |"
+        )
+    return [*lines, ""]
 
 
 def render_fix(fix: dict[str, Any] | None, plots: Path) -> list[str]:

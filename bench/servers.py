@@ -106,17 +106,39 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: flo
 def bare(n: int, workdir: Path) -> Iterator[Group]:
     """The ceiling: Starlette on uvicorn (uvloop, httptools), an endpoint that only reads the
     body and answers 200 with a small JSON body. Path: ``/ingest``."""
-    group = Group("bare")
+    with _starlette("bare", "bench.apps.bare:starlette_app", n, workdir) as group:
+        yield group
+
+
+@contextmanager
+def floor(workdir: Path) -> Iterator[Group]:
+    """The floor (``bench/apps/floor.py``): the ceiling's stack reading the body the same way,
+    then only the checks and the durable write an ingest endpoint cannot skip. Paths:
+    ``/reports``, ``/sessions``. One process; its screenshots go under ``workdir``."""
+    data = workdir / "floor-data"
+    data.mkdir(parents=True, exist_ok=True)
+    env = {"FIELDREPORT_FLOOR_DATA_DIR": str(data)}
+    with _starlette("floor", "bench.apps.floor:app", 1, workdir, env) as group:
+        yield group
+
+
+@contextmanager
+def _starlette(
+    name: str, app: str, n: int, workdir: Path, env: dict[str, str] | None = None
+) -> Iterator[Group]:
+    """``n`` uvicorn processes (uvloop, httptools, no access log) serving ``app``."""
+    group = Group(name)
     try:
         for _ in range(n):
             port = free_port()
-            log = workdir / f"bare-{port}.log"
+            log = workdir / f"{name}-{port}.log"
             with log.open("wb") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "uvicorn", "bench.apps.bare:starlette_app",
+                    [sys.executable, "-m", "uvicorn", app,
                      "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
                      "--loop", "uvloop", "--http", "httptools", "--no-access-log"],
-                    env=child_env(), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                    env=child_env(**(env or {})), stdout=out, stderr=subprocess.STDOUT,
+                    cwd=ROOT,
                 )  # fmt: skip
             group.procs.append(proc)
             group.ports.append(port)

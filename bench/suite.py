@@ -221,6 +221,17 @@ def run_diagnostics(plan: Plan, results: dict[str, Any]) -> None:
     results["diagnostics"] = out
 
 
+def run_floor(plan: Plan, results: dict[str, Any]) -> None:
+    """Ceiling, floor (only the checks and the durable write that cannot be skipped) and
+    fieldreport, taking turns (bench/floor.py)."""
+    from bench import floor
+
+    rows = floor.run(plan.rounds, plan.seconds, plan.connections)
+    for row in rows:
+        log("  " + floor.describe(row))
+    results["floor"] = rows
+
+
 def run_scale(plan: Plan, results: dict[str, Any]) -> None:
     # 1 process: the SQLite rows measured by the ingest section of this run, when there are any
     fresh = results.get("ingest_run") == RUN_ID
@@ -455,6 +466,7 @@ QUICK_SKIPS = {
 
 SECTIONS: dict[str, Callable[[Plan, dict[str, Any]], None]] = {
     "ingest": run_ingest,
+    "floor": run_floor,
     "scale": run_scale,
     "concurrency": run_concurrency,
     "diagnostics": run_diagnostics,

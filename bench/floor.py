@@ -1,0 +1,85 @@
+"""How close an ingest endpoint could get to the ceiling at best: ceiling, floor, fieldreport.
+
+    python -m bench.floor [--rounds 3] [--seconds 3] [--connections 64]
+
+For reports and session batches, three servers take turns under the same wrk load (SQLite,
+one process each, loopback): the ceiling (``bench/apps/bare.py``: read the body, answer),
+the floor (``bench/apps/floor.py``: the same, plus only what cannot be skipped before a 2xx:
+for a report, its screenshot's SHA-256, PNG check, file write and group ``syncfs``; for a
+session batch, the JSON check) and ``fieldreport serve``. ``floor / ceiling`` is the most
+a report or batch endpoint that checks and stores durably can reach against the ceiling on
+this machine; ``fieldreport / floor`` is how much of that fieldreport reaches. The servers'
+CPU per request is printed beside the rates (as in the ingest table).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bench import servers
+from bench.measure import Target, compare
+
+#: fieldreport's endpoint name -> the floor app's path for it
+FLOOR_PATHS = {"reports": "/reports", "sessions": "/sessions"}
+
+
+def run(rounds: int, seconds: float, connections: int) -> list[dict[str, Any]]:
+    """One row per endpoint: the three servers' summaries and the ratios."""
+    from bench.suite import endpoints
+
+    rows: list[dict[str, Any]] = []
+    with (
+        servers.scratch("floor") as work,
+        servers.bare(1, work) as ceiling,
+        servers.floor(work) as floor,
+        servers.fieldreport(1, work, **servers.NO_SESSION_RATE_LIMITS) as fr,
+    ):
+        for ep in endpoints(fr):
+            path = FLOOR_PATHS.get(ep.name)
+            if path is None:
+                continue
+            targets = [
+                Target("ceiling", ceiling.urls("/ingest"), ep.body, ep.headers, connections,
+                       ceiling.pids),
+                Target("floor", floor.urls(path), ep.body, ep.headers, connections, floor.pids),
+                Target("fieldreport", fr.urls(ep.path), ep.body, ep.headers, connections,
+                       fr.pids),
+            ]  # fmt: skip
+            c, f, ours = compare(targets, rounds=rounds, seconds=seconds)
+            rows.append(
+                {
+                    "endpoint": ep.name,
+                    "ceiling": c.summary(),
+                    "floor": f.summary(),
+                    "fieldreport": ours.summary(),
+                    "floor_ratio": round(f.rps / c.rps, 3) if c.rps else 0.0,
+                    "ratio": round(ours.rps / c.rps, 3) if c.rps else 0.0,
+                    "of_floor": round(ours.rps / f.rps, 3) if f.rps else 0.0,
+                }
+            )
+    return rows
+
+
+def describe(row: dict[str, Any]) -> str:
+    c, f, ours = row["ceiling"], row["floor"], row["fieldreport"]
+    return (
+        f"{row['endpoint']:9} ceiling {c['rps']:6.0f}/s {c['cpu_us']:6.0f} µs   "
+        f"floor {f['rps']:6.0f}/s {f['cpu_us']:6.0f} µs ({row['floor_ratio']:.2f} of ceiling)   "
+        f"fieldreport {ours['rps']:6.0f}/s {ours['cpu_us']:6.0f} µs ({row['ratio']:.2f} of "
+        f"ceiling, {row['of_floor']:.2f} of floor)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    for row in run(args.rounds, args.seconds, args.connections):
+        print(describe(row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The floor app (bench/apps/floor.py) does the unavoidable work for real, and its results
+render: a wrong floor would make BENCHMARKS.md's bound wrong."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from bench.apps import floor as floor_app
+from bench.suite import session_batch
+
+from bench import payloads, report
+from fieldreport.storage.blobs.local import LocalBlobStore
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    floor_app.app.state.store = LocalBlobStore(tmp_path / "blobs")
+    transport = httpx.ASGITransport(app=floor_app.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://floor") as c:
+        yield c
+
+
+async def test_a_report_screenshot_is_stored_whole(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    shot = payloads.screenshot_png()
+    body, content_type = payloads.report_multipart(shot)
+    resp = await client.post("/reports", content=body, headers={"content-type": content_type})
+    assert resp.status_code == 200, resp.text
+    stored = [p for p in (tmp_path / "blobs" / "floor").iterdir()]
+    assert [p.read_bytes() for p in stored] == [shot]
+
+
+async def test_a_corrupt_screenshot_is_refused_by_the_png_check(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    shot = bytearray(payloads.screenshot_png())
+    shot[len(shot) // 2] ^= 0xFF  # inside an IDAT chunk: its CRC no longer matches
+    body, content_type = payloads.report_multipart(bytes(shot))
+    resp = await client.post("/reports", content=body, headers={"content-type": content_type})
+    assert resp.status_code == 400
+
+
+async def test_session_batches_are_checked(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/sessions", content=session_batch())).status_code == 200
+    assert (await client.post("/sessions", content=b'[{"a": 1}, 2]')).status_code == 400
+
+
+def test_render_floor_states_the_bound() -> None:
+    def side(rps: float, cpu: float) -> dict[str, object]:
+        return {"rps": rps, "cpu_us": cpu, "p50_ms": 1.0, "p99_ms": 2.0, "runs": [rps]}
+
+    row = {"endpoint": "reports", "ceiling": side(2648, 377), "floor": side(1122, 1060),
+           "fieldreport": side(672, 1633), "floor_ratio": 0.424, "ratio": 0.254,
+           "of_floor": 0.599}  # fmt: skip
+    text = "\n".join(report.render_floor([row]))
+    assert "| reports | 2648 (377) | 1122 (1060) | **0.42** | 672 (1633) | 0.25 | 0.60 |" in text
+    assert report.render_floor(None) == []
