@@ -56,7 +56,9 @@ class HttpTransport:
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        # Only close() closes the session, and it forgets it: no ``closed`` check per send
+        # (three Python-level property calls through aiohttp's session and connector).
+        if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=guarded_connector(
                     allow_private=self.allow_private, limit=self._limit, limit_per_host=0
@@ -67,8 +69,9 @@ class HttpTransport:
         return self._session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def send(
         self,
@@ -115,7 +118,7 @@ class HttpTransport:
         for name, value in dest.headers:
             headers[name] = value
         try:
-            async with self._client().post(
+            async with (self._session or self._client()).post(
                 target.url,
                 data=data,
                 headers=headers,
