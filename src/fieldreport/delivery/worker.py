@@ -148,6 +148,9 @@ class Worker:
         self._stopping = False
         self._drain_timeout = 30.0
         self.sent = 0
+        # The server's public URL (ticket links in bundles), read from the settings once a
+        # turn rather than for every delivery (see _take).
+        self._public_url = state.public_url
 
     @property
     def concurrency(self) -> int:
@@ -215,6 +218,7 @@ class Worker:
 
     async def _take(self, claims: list[Claim], reports: dict[str, Report]) -> None:
         """Queue claimed deliveries for the lanes (their files read ahead), start lanes."""
+        self._public_url = self.state.public_url
         files: dict[str, bytes] = {}
         if reports:
             try:
@@ -339,9 +343,9 @@ class Worker:
             if report is None:
                 result = SendResult(ok=False, duration_ms=0, error="report deleted", permanent=True)
             else:
-                bundle = bundle_now(self.state, report, files) or await bundle_for(
-                    self.state, report, files
-                )
+                bundle = bundle_now(
+                    self.state, report, files, self._public_url
+                ) or await bundle_for(self.state, report, files)
                 result = await self.sender.send(dest, bundle)
         except asyncio.CancelledError:
             raise
