@@ -706,9 +706,11 @@ FIXES = [
     "it, and forgets it: three property calls through aiohttp), a destination with no "
     "circuit not asked `admit()`/`started()` as its send starts, dispatch's counts taken down "
     "inline, a success's action value a constant (an enum's `.value` is two calls), one wake "
-    "of the loop per delivery instead of two. Loop thread 645.2-645.8k -> 624.0-625.6k "
-    "instructions per delivery, every thread 850.5-853.8k -> 825.6k (callgrind, 500 reports; "
-    "bare post 524-528k). The writer thread's count moves by 10-20k between runs of the same "
+    "of the loop per delivery instead of two, the server's public URL (ticket links) read "
+    "once a turn instead of per bundle (two properties and pydantic's attribute hooks). Loop "
+    "thread 645.2-645.8k -> 618.3k instructions per delivery, every thread 850.5-853.8k -> "
+    "825.6-844.2k (callgrind, 500 reports; bare post 522-528k); paired runs (7, SQLite, "
+    "noisy: ratio 0.22-0.93 per run) CPU per delivery 340 -> 310 µs, loop thread 262 -> 240. The writer thread's count moves by 10-20k between runs of the same "
     "build: how the deliveries fall into turns decides how many statement texts are prepared "
     "(17-27k per delivery in a 500-report run).",
     "**Errors found on the way**: a lost connection inside a batch is no longer retried caller "
@@ -881,7 +883,7 @@ FINDINGS = [
     "deliveries (19 transactions per 1000) and the writer thread sleeps 7-22 times in it, "
     "the loop thread 3-10: most of the worker's extra switches are GIL waits bounded by the "
     "5 ms switch interval and the loop's callbacks, not by the writer's number of steps. "
-    "Session 12 cut the loop thread's Python calls per delivery instead (645k -> 625k "
+    "Session 12 cut the loop thread's Python calls per delivery instead (645k -> 618k "
     "instructions). Under callgrind the benchmark's own completion poll (a Core count query "
     "through SQLAlchemy's greenlets every 20 ms once every attempt is sent) shows as ~5k "
     "instructions per delivery of the worker's loop thread.",
