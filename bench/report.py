@@ -709,10 +709,14 @@ FIXES = [
     "of the loop per delivery instead of two, the server's public URL (ticket links) read "
     "once a turn instead of per bundle (two properties and pydantic's attribute hooks). Loop "
     "thread 645.2-645.8k -> 618.3k instructions per delivery, every thread 850.5-853.8k -> "
-    "825.6-844.2k (callgrind, 500 reports; bare post 522-528k); paired runs (7, SQLite, "
-    "noisy: ratio 0.22-0.93 per run) CPU per delivery 340 -> 310 µs, loop thread 262 -> 240. The writer thread's count moves by 10-20k between runs of the same "
-    "build: how the deliveries fall into turns decides how many statement texts are prepared "
-    "(17-27k per delivery in a 500-report run).",
+    "824.1-844.2k (callgrind, 500 reports, first round; bare post 522-528k); in a second "
+    "round (`--rounds 2`, statements already prepared) 814.1k -> 786.8k, loop thread 634.0k "
+    "-> 610.7k, writer 175.6k -> 171.6k. Paired runs (7, SQLite, noisy: ratio 0.22-0.93 per "
+    "run, before the public URL cut) CPU per delivery 340 -> 310 µs, loop thread 262 -> 240. "
+    "The writer thread's first-round count moves by 10-20k between runs of the same build: "
+    "how the deliveries fall into turns decides how many of its ~29 statement texts (padded "
+    "list lengths) it prepares then (17-27k per delivery; 22, 5 and 0 prepares in three "
+    "rounds of 1000): compare second rounds.",
     "**Errors found on the way**: a lost connection inside a batch is no longer retried caller "
     "by caller (it fails the batch: 503 for all, where the PostgreSQL restart test saw one "
     "500); session batches nested past the parser's depth and full-stack text with a lone "
