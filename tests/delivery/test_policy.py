@@ -136,11 +136,11 @@ def test_breaker_limits_for_claiming() -> None:
 def test_successes_keep_no_circuit() -> None:
     b = CircuitBreakers(threshold=3, cooldown=10, clock=lambda: 0.0)
     b.record(1, True)
-    assert b._circuits == {}  # nothing built for a destination that never failed
+    assert b.circuits == {}  # nothing built for a destination that never failed
     b.record(1, False)
     b.record(1, False)
     b.record(1, True)  # closes: the failures so far are forgotten
-    assert b._circuits == {}
+    assert b.circuits == {}
     b.record(1, False)
     b.record(1, False)
     assert b.admit(1) > 1 and b.limits() == {}

@@ -34,13 +34,15 @@ class CircuitBreakers:
         self.base_cooldown = cooldown
         self.max_cooldown = max_cooldown
         self._clock = clock
-        self._circuits: dict[int, _Circuit] = {}
+        # Only destinations that failed since their last success have a circuit: one that
+        # is not here is closed (Dispatch.next reads this, to skip admit() and started()).
+        self.circuits: dict[int, _Circuit] = {}
 
     def blocked(self) -> set[int]:
         """Destinations whose deliveries must not be claimed right now."""
         now = self._clock()
         out = set()
-        for dest, c in self._circuits.items():
+        for dest, c in self.circuits.items():
             if c.failures >= self.threshold and (now < c.open_until or c.trial_in_flight):
                 out.add(dest)
         return out
@@ -49,13 +51,13 @@ class CircuitBreakers:
         """For every destination with an open or half-open circuit: how many may start."""
         return {
             dest: self.admit(dest)
-            for dest, c in self._circuits.items()
+            for dest, c in self.circuits.items()
             if c.failures >= self.threshold
         }
 
     def admit(self, dest: int) -> int:
         """How many deliveries to ``dest`` may start now: 0 when open, 1 when half-open."""
-        c = self._circuits.get(dest)
+        c = self.circuits.get(dest)
         if c is None or c.failures < self.threshold:
             return 1 << 30
         if c.trial_in_flight or self._clock() < c.open_until:
@@ -63,18 +65,18 @@ class CircuitBreakers:
         return 1
 
     def started(self, dest: int) -> None:
-        c = self._circuits.get(dest)
+        c = self.circuits.get(dest)
         if c is not None and c.failures >= self.threshold:
             c.trial_in_flight = True
 
     def record(self, dest: int, ok: bool) -> None:
         if ok:
             # Closed (forgotten), trial or not; no circuit is built for the common case.
-            self._circuits.pop(dest, None)
+            self.circuits.pop(dest, None)
             return
-        c = self._circuits.get(dest)
+        c = self.circuits.get(dest)
         if c is None:
-            c = self._circuits[dest] = _Circuit()
+            c = self.circuits[dest] = _Circuit()
         was_trial = c.trial_in_flight
         c.trial_in_flight = False
         c.failures += 1

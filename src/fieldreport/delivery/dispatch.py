@@ -69,6 +69,8 @@ class Dispatch:
         """The first queued claim that may be sent now (taken from the queue and counted as
         being sent), or None."""
         queue = self.queue
+        breakers = self.breakers
+        circuits = breakers.circuits  # a destination not in it is closed: nothing to ask
         for i, item in enumerate(queue):
             dest = item.claim.destination
             if dest is None:
@@ -76,11 +78,15 @@ class Dispatch:
                 return item
             dest_id = dest.id
             sending = self._sending.get(dest_id, 0)
-            if sending >= self.per_destination or self.breakers.admit(dest_id) <= 0:
+            if sending >= self.per_destination:
+                continue
+            tripped = dest_id in circuits
+            if tripped and breakers.admit(dest_id) <= 0:
                 continue
             del queue[i]
             self._sending[dest_id] = sending + 1
-            self.breakers.started(dest_id)
+            if tripped:
+                breakers.started(dest_id)
             return item
         return None
 
@@ -89,9 +95,20 @@ class Dispatch:
         dest = self.inflight.pop(delivery_id, None)
         if dest is None:
             return
-        _decrement(self._claimed, dest)
+        # Counted down inline, no helper call: this runs for every delivery.
+        claimed = self._claimed
+        left = claimed.get(dest, 1) - 1
+        if left > 0:
+            claimed[dest] = left
+        else:
+            claimed.pop(dest, None)
         if sent:
-            _decrement(self._sending, dest)
+            sending = self._sending
+            left = sending.get(dest, 1) - 1
+            if left > 0:
+                sending[dest] = left
+            else:
+                sending.pop(dest, None)
 
     def held_back(self) -> list[Queued]:
         """Queued claims for destinations whose circuit lets none start now, taken from the
@@ -104,11 +121,3 @@ class Dispatch:
             keep = {id(q) for q in held}
             self.queue = deque(q for q in self.queue if id(q) not in keep)
         return held
-
-
-def _decrement(counts: dict[int, int], key: int) -> None:
-    left = counts.get(key, 1) - 1
-    if left > 0:
-        counts[key] = left
-    else:
-        counts.pop(key, None)

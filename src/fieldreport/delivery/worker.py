@@ -51,6 +51,7 @@ from fieldreport.storage.reports import Report
 from fieldreport.storage.schema.base import utcnow
 
 log = logging.getLogger(__name__)
+_DELIVERED = Action.DELIVERED.value
 BATCH_WINDOW = 0.005  # seconds
 PREFETCH = 2
 
@@ -147,6 +148,9 @@ class Worker:
         self._stopping = False
         self._drain_timeout = 30.0
         self.sent = 0
+        # The server's public URL (ticket links in bundles), read from the settings once a
+        # turn rather than for every delivery (see _take).
+        self._public_url = state.public_url
 
     @property
     def concurrency(self) -> int:
@@ -214,6 +218,7 @@ class Worker:
 
     async def _take(self, claims: list[Claim], reports: dict[str, Report]) -> None:
         """Queue claimed deliveries for the lanes (their files read ahead), start lanes."""
+        self._public_url = self.state.public_url
         files: dict[str, bytes] = {}
         if reports:
             try:
@@ -338,9 +343,9 @@ class Worker:
             if report is None:
                 result = SendResult(ok=False, duration_ms=0, error="report deleted", permanent=True)
             else:
-                bundle = bundle_now(self.state, report, files) or await bundle_for(
-                    self.state, report, files
-                )
+                bundle = bundle_now(
+                    self.state, report, files, self._public_url
+                ) or await bundle_for(self.state, report, files)
                 result = await self.sender.send(dest, bundle)
         except asyncio.CancelledError:
             raise
@@ -386,18 +391,20 @@ class Worker:
         decision: object | None = None,
     ) -> None:
         if decision is DELIVERED:  # every success: the shared decision's values
-            next_at, disable, reason = None, False, DELIVERED.reason
+            # (an enum's .value is two Python calls: its descriptor and the property)
+            value, next_at, disable, reason = _DELIVERED, None, False, DELIVERED.reason
         else:
+            value = action.value
             next_at = getattr(decision, "next_attempt_at", None)
             disable = bool(getattr(decision, "disable_destination", False))
             reason = str(getattr(decision, "reason", ""))
         # Positional (the fields' order): keyword arguments cost more for each delivery.
         finish = Finish(claim.delivery_id, claim.attempt_id, self.name, started,
                         result.duration_ms, result.status_code, result.response_excerpt,
-                        result.error, action.value, next_at, disable, reason)  # fmt: skip
+                        result.error, value, next_at, disable, reason)  # fmt: skip
         self._finished.append(finish)
         self.sent += 1
-        self._wake.set()
+        # The lane that sent it wakes the loop (_lane), once its send is counted done.
 
     async def flush(self) -> int:
         """Write every finished attempt in one transaction (a batch writer job)."""

@@ -153,18 +153,11 @@ def claim_due_sync(
         dest_obj = dests.get(r[3]) if r[3] is not None else None
         if dest_obj is not None and not dest_obj.enabled:
             dest_obj = None
+        # Positional (the fields' order): keyword arguments cost ~2x as much, per claim.
         claims.append(
-            Claim(
-                delivery_id=r[0],
-                attempt_id=attempt_id,
-                report_id=r[1],
-                project_id=r[2],
-                destination=dest_obj,
-                attempts=r[4] + (1 if r[0] in abandoned else 0),
-                position=r[5],
-                abandoned=abandoned.get(r[0], 0),
-            )
-        )
+            Claim(r[0], attempt_id, r[1], r[2], dest_obj,
+                  r[4] + 1 if r[0] in abandoned else r[4], r[5], abandoned.get(r[0], 0))
+        )  # fmt: skip
     return claims
 
 
