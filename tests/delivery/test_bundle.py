@@ -130,3 +130,39 @@ async def test_bundle_now_leaves_a_recording_to_bundle_for() -> None:
     report.fields.recording = "rec-1"  # its backend events are read from the database
     state = cast(AppState, SimpleNamespace(public_url="https://fr.example"))
     assert bundle_now(state, report, {"blob/shot.png": b"png"}) is None
+
+
+def test_every_field_of_the_report_lands_in_its_own_field_of_the_bundle() -> None:
+    """The bundle is built positionally (cheaper per delivery): each report field, given a
+    value of its own, must come out under its own name, not its neighbour's."""
+    fields = ReportFields(
+        subject="the subject",
+        sendercomment="the comment",
+        senderemail="jane@example.com",
+        additionalinfo='{"viewport": "1x1"}',
+        browser="the browser",
+        ipaddress="192.0.2.7",
+        referer="https://shop.example/checkout",
+        recording=None,
+        notelist=["first note", "second note"],
+    )
+    report = Report("r9", 3, "acme", 41, CREATED, fields, [_file(SCREENSHOT, 0, "shot.png"),
+                    _file(ATTACHMENT, 0, "log.txt")])  # fmt: skip
+    state = cast(AppState, SimpleNamespace(public_url="https://fr.example"))
+    ahead = {"blob/shot.png": b"png", "blob/log.txt": b"log"}
+    for public_url in (None, "https://given.example"):
+        bundle = bundle_now(state, report, ahead, public_url)
+        assert bundle is not None
+        assert (bundle.reportid, bundle.ticketnr, bundle.project) == ("r9", 41, "acme")
+        assert bundle.ticketurl == f"{public_url or 'https://fr.example'}/reports/r9"
+        assert (bundle.subject, bundle.sendercomment, bundle.senderemail) == (
+            "the subject", "the comment", "jane@example.com")  # fmt: skip
+        assert bundle.additionalinfo == '{"viewport": "1x1"}'
+        assert (bundle.browser, bundle.ipaddress, bundle.referer) == (
+            "the browser", "192.0.2.7", "https://shop.example/checkout")  # fmt: skip
+        assert bundle.notelist == ["first note", "second note"]
+        assert bundle.notelist is not fields.notelist  # a copy: the bundle may be changed
+        assert bundle.recording is None and bundle.pdf is None and bundle.backend_events == []
+        assert bundle.screenshot is not None and bundle.screenshot.data == b"png"
+        assert [a.data for a in bundle.attachments] == [b"log"]
+        assert bundle.created_at == "2026-11-23T15:04:05.000006+00:00"
