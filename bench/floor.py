@@ -5,11 +5,12 @@
 For reports and session batches, three servers take turns under the same wrk load (SQLite,
 one process each, loopback): the ceiling (``bench/apps/bare.py``: read the body, answer),
 the floor (``bench/apps/floor.py``: the same, plus only what cannot be skipped before a 2xx:
-for a report, its screenshot's SHA-256, PNG check, file write and group ``syncfs``; for a
-session batch, the JSON check) and ``fieldreport serve``. ``floor / ceiling`` is the most
-a report or batch endpoint that checks and stores durably can reach against the ceiling on
-this machine; ``fieldreport / floor`` is how much of that fieldreport reaches. The servers'
-CPU per request is printed beside the rates (as in the ingest table).
+for a report, its screenshot's SHA-256, PNG check, file write and group ``syncfs``, and in
+a second row the durable write alone; for a session batch, the JSON check) and
+``fieldreport serve``. ``floor / ceiling`` is the most a report or batch endpoint that
+checks and stores durably can reach against the ceiling on this machine; ``fieldreport /
+floor`` is how much of that fieldreport reaches. The servers' CPU per request is printed
+beside the rates (as in the ingest table).
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from typing import Any
 from bench import servers
 from bench.measure import Target, compare
 
-#: fieldreport's endpoint name -> the floor app's path for it
-FLOOR_PATHS = {"reports": "/reports", "sessions": "/sessions"}
+#: fieldreport's endpoint name -> (row name, the floor app's path) for each floor of it
+FLOORS = {
+    "reports": [("reports", "/reports"), ("reports, durable write only", "/reports/write")],
+    "sessions": [("sessions", "/sessions")],
+}
 
 
 def run(rounds: int, seconds: float, connections: int) -> list[dict[str, Any]]:
@@ -35,10 +39,7 @@ def run(rounds: int, seconds: float, connections: int) -> list[dict[str, Any]]:
         servers.floor(work) as floor,
         servers.fieldreport(1, work, **servers.NO_SESSION_RATE_LIMITS) as fr,
     ):
-        for ep in endpoints(fr):
-            path = FLOOR_PATHS.get(ep.name)
-            if path is None:
-                continue
+        for ep, (name, path) in ((e, f) for e in endpoints(fr) for f in FLOORS.get(e.name, [])):
             targets = [
                 Target("ceiling", ceiling.urls("/ingest"), ep.body, ep.headers, connections,
                        ceiling.pids),
@@ -49,7 +50,7 @@ def run(rounds: int, seconds: float, connections: int) -> list[dict[str, Any]]:
             c, f, ours = compare(targets, rounds=rounds, seconds=seconds)
             rows.append(
                 {
-                    "endpoint": ep.name,
+                    "endpoint": name,
                     "ceiling": c.summary(),
                     "floor": f.summary(),
                     "fieldreport": ours.summary(),
@@ -64,7 +65,7 @@ def run(rounds: int, seconds: float, connections: int) -> list[dict[str, Any]]:
 def describe(row: dict[str, Any]) -> str:
     c, f, ours = row["ceiling"], row["floor"], row["fieldreport"]
     return (
-        f"{row['endpoint']:9} ceiling {c['rps']:6.0f}/s {c['cpu_us']:6.0f} µs   "
+        f"{row['endpoint']:28} ceiling {c['rps']:6.0f}/s {c['cpu_us']:6.0f} µs   "
         f"floor {f['rps']:6.0f}/s {f['cpu_us']:6.0f} µs ({row['floor_ratio']:.2f} of ceiling)   "
         f"fieldreport {ours['rps']:6.0f}/s {ours['cpu_us']:6.0f} µs ({row['ratio']:.2f} of "
         f"ceiling, {row['of_floor']:.2f} of floor)"

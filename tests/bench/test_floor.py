@@ -44,6 +44,18 @@ async def test_a_corrupt_screenshot_is_refused_by_the_png_check(
     assert resp.status_code == 400
 
 
+async def test_the_write_only_floor_stores_without_checking(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    shot = bytearray(payloads.screenshot_png())
+    shot[len(shot) // 2] ^= 0xFF  # refused by /reports, stored as it is by /reports/write
+    body, content_type = payloads.report_multipart(bytes(shot))
+    resp = await client.post("/reports/write", content=body, headers={"content-type": content_type})
+    assert resp.status_code == 200, resp.text
+    stored = list((tmp_path / "blobs" / "floor").iterdir())
+    assert [p.read_bytes() for p in stored] == [bytes(shot)]
+
+
 async def test_session_batches_are_checked(client: httpx.AsyncClient) -> None:
     assert (await client.post("/sessions", content=session_batch())).status_code == 200
     assert (await client.post("/sessions", content=b'[{"a": 1}, 2]')).status_code == 400
