@@ -95,20 +95,9 @@ class Dispatch:
         dest = self.inflight.pop(delivery_id, None)
         if dest is None:
             return
-        # Counted down inline, no helper call: this runs for every delivery.
-        claimed = self._claimed
-        left = claimed.get(dest, 1) - 1
-        if left > 0:
-            claimed[dest] = left
-        else:
-            claimed.pop(dest, None)
+        _decrement(self._claimed, dest)
         if sent:
-            sending = self._sending
-            left = sending.get(dest, 1) - 1
-            if left > 0:
-                sending[dest] = left
-            else:
-                sending.pop(dest, None)
+            _decrement(self._sending, dest)
 
     def held_back(self) -> list[Queued]:
         """Queued claims for destinations whose circuit lets none start now, taken from the
@@ -121,3 +110,11 @@ class Dispatch:
             keep = {id(q) for q in held}
             self.queue = deque(q for q in self.queue if id(q) not in keep)
         return held
+
+
+def _decrement(counts: dict[int, int], key: int) -> None:
+    left = counts.get(key, 1) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
