@@ -1,16 +1,23 @@
 """How close an ingest endpoint could get to the ceiling at best: ceiling, floor, fieldreport.
 
     python -m bench.floor [--rounds 3] [--seconds 3] [--connections 64]
+                          [--endpoint reports,sessions]
 
 For reports and session batches, three servers take turns under the same wrk load (SQLite,
 one process each, loopback): the ceiling (``bench/apps/bare.py``: read the body, answer),
-the floor (``bench/apps/floor.py``: the same, plus only what cannot be skipped before a 2xx:
-for a report, its screenshot's SHA-256, PNG check, file write and group ``syncfs``, and in
-a second row the durable write alone; for a session batch, the JSON check) and
-``fieldreport serve``. ``floor / ceiling`` is the most a report or batch endpoint that
-checks and stores durably can reach against the ceiling on this machine; ``fieldreport /
-floor`` is how much of that fieldreport reaches. The servers' CPU per request is printed
-beside the rates (as in the ingest table).
+the floor (``bench/apps/floor.py``: the same, plus only what cannot be skipped before a 2xx)
+and ``fieldreport serve``. A row per floor:
+
+- reports: the screenshot's SHA-256, PNG check, file write and group ``syncfs``; the durable
+  write alone (file and ``syncfs``); the screenshot appended to one log file made durable by
+  a group ``fdatasync`` (no file per screenshot);
+- sessions: the JSON check alone; the check and the batch appended to a log file with a
+  group ``fdatasync``; the check and the batch's row committed by fieldreport's batch writer.
+
+``floor / ceiling`` is the most a report or batch endpoint doing that work can reach against
+the ceiling on this machine (the appended rows: any endpoint whose 2xx means the bytes are
+durable); ``fieldreport / floor`` is how much of that fieldreport reaches. The servers' CPU
+per request is printed beside the rates (as in the ingest table).
 """
 
 from __future__ import annotations
@@ -23,13 +30,24 @@ from bench.measure import Target, compare
 
 #: fieldreport's endpoint name -> (row name, the floor app's path) for each floor of it
 FLOORS = {
-    "reports": [("reports", "/reports"), ("reports, durable write only", "/reports/write")],
-    "sessions": [("sessions", "/sessions")],
+    "reports": [
+        ("reports", "/reports"),
+        ("reports, durable write only", "/reports/write"),
+        ("reports, appended to a log", "/reports/appended"),
+    ],
+    "sessions": [
+        ("sessions", "/sessions"),
+        ("sessions, checked, appended to a log", "/sessions/appended"),
+        ("sessions, checked and stored", "/sessions/stored"),
+    ],
 }
 
 
-def run(rounds: int, seconds: float, connections: int) -> list[dict[str, Any]]:
-    """One row per endpoint: the three servers' summaries and the ratios."""
+def run(
+    rounds: int, seconds: float, connections: int, only: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per floor (of the endpoints in ``only``; None: all): the three servers'
+    summaries and the ratios."""
     from bench.suite import endpoints
 
     rows: list[dict[str, Any]] = []
@@ -39,7 +57,8 @@ def run(rounds: int, seconds: float, connections: int) -> list[dict[str, Any]]:
         servers.floor(work) as floor,
         servers.fieldreport(1, work, **servers.NO_SESSION_RATE_LIMITS) as fr,
     ):
-        for ep, (name, path) in ((e, f) for e in endpoints(fr) for f in FLOORS.get(e.name, [])):
+        chosen = [e for e in endpoints(fr) if only is None or e.name in only]
+        for ep, (name, path) in ((e, f) for e in chosen for f in FLOORS.get(e.name, [])):
             targets = [
                 Target("ceiling", ceiling.urls("/ingest"), ep.body, ep.headers, connections,
                        ceiling.pids),
@@ -77,8 +96,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--endpoint", default=",".join(FLOORS), help="e.g. reports,sessions")
     args = parser.parse_args()
-    for row in run(args.rounds, args.seconds, args.connections):
+    only = set(args.endpoint.split(","))
+    for row in run(args.rounds, args.seconds, args.connections, only):
         print(describe(row))
 
 

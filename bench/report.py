@@ -777,15 +777,30 @@ def render_floor(rows: list[dict[str, Any]] | None) -> list[str]:
         "The ceiling only reads the body. Before its 2xx, fieldreport must also check and store "
         "what it read. The *floor* (`bench/apps/floor.py`) is the ceiling's endpoint on the same "
         "stack plus only that unavoidable part, done by fieldreport's own code and nothing else "
-        "of it (no middleware, keys, form fields or database): for a report, the screenshot cut "
-        "out of the body with two `bytes.find` calls, then its SHA-256, PNG chunk check, file "
-        "write and group `syncfs` (the local blob store's `create` and `flush`), and in a second "
-        "row the durable write alone (no hash, no check); for a session "
-        "batch, the JSON check alone (`fast_events_count`; the durable row is left out, so this "
-        "floor is lower than a real one). The three take turns in the same run (SQLite, 1 "
-        "process each). `floor / ceiling` bounds what any endpoint doing this work on this "
-        "stack and machine can reach against the ceiling; `fieldreport / floor` is how much of "
-        "that fieldreport reaches.",
+        "of it (no middleware, keys or form fields, and no database but where a row is the "
+        "durable write). A row per floor:",
+        "",
+        "- *reports*: the screenshot cut out of the body with two `bytes.find` calls, then its "
+        "SHA-256, PNG chunk check, file write and group `syncfs` (the local blob store's "
+        "`create` and `flush`);",
+        "- *reports, durable write only*: the same file write and `syncfs` (no hash, no check);",
+        "- *reports, appended to a log*: the screenshot appended to one log file (`os.write`) "
+        "and made durable by a group `fdatasync` (fieldreport's `GroupFlush`: one call for all "
+        "requests waiting then): no file per screenshot, no hash, no check. The least any "
+        "endpoint that keeps the screenshot durably must do;",
+        "- *sessions*: the JSON check alone (`fast_events_count`), nothing stored;",
+        "- *sessions, checked, appended to a log*: the check, then the batch appended to a log "
+        "file with a group `fdatasync` (no deflate, index or counters): the least any endpoint "
+        "that checks a batch and keeps it durably must do;",
+        "- *sessions, checked and stored*: the check, then the batch stored as fieldreport "
+        "stores it in its row (a `BatchRecord` committed by fieldreport's batch writer: "
+        "counters, deflate, one SQLite transaction with `synchronous=FULL` shared by "
+        "concurrent requests), without fieldreport's token, rate limit or middleware.",
+        "",
+        "Ceiling, floor and fieldreport take turns in the same run (SQLite, 1 process each). "
+        "`floor / ceiling` bounds what any endpoint doing this work on this stack and machine "
+        "can reach against the ceiling; `fieldreport / floor` is how much of that fieldreport "
+        "reaches.",
         "",
         "| endpoint | ceiling req/s (CPU µs/req) | floor req/s (CPU µs/req) | floor / ceiling "
         "| fieldreport req/s (CPU µs/req) | fieldreport / ceiling | fieldreport / floor |",

@@ -13,6 +13,7 @@ from bench.suite import session_batch
 
 from bench import payloads, report
 from fieldreport.storage.blobs.local import LocalBlobStore
+from fieldreport.storage.session_batches import get_batch
 
 
 @pytest.fixture
@@ -61,6 +62,25 @@ async def test_session_batches_are_checked(client: httpx.AsyncClient) -> None:
     assert (await client.post("/sessions", content=b'[{"a": 1}, 2]')).status_code == 400
 
 
+async def test_stored_session_batches_are_committed_in_their_row(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    floor = await floor_app.open_session_floor(tmp_path / "sessions")
+    floor_app.app.state.sessions = floor
+    try:
+        batches = [session_batch(), b'[{"type": 2}]']
+        for batch in batches:
+            resp = await client.post("/sessions/stored", content=batch)
+            assert resp.status_code == 200, resp.text
+        bad = await client.post("/sessions/stored", content=b'[{"a": 1}, 2]')
+        assert bad.status_code == 400
+        async with floor.state.db.read() as conn:
+            stored = [await get_batch(conn, floor.session_id, seq) for seq in (1, 2, 3)]
+        assert [s[1] if s else None for s in stored] == [*batches, None]
+    finally:
+        await floor.state.close()
+
+
 def test_render_floor_states_the_bound() -> None:
     def side(rps: float, cpu: float) -> dict[str, object]:
         return {"rps": rps, "cpu_us": cpu, "p50_ms": 1.0, "p99_ms": 2.0, "runs": [rps]}
@@ -71,3 +91,39 @@ def test_render_floor_states_the_bound() -> None:
     text = "\n".join(report.render_floor([row]))
     assert "| reports | 2648 (377) | 1122 (1060) | **0.42** | 672 (1633) | 0.25 | 0.60 |" in text
     assert report.render_floor(None) == []
+
+
+async def test_appended_session_batches_are_in_the_log(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    log = floor_app.AppendLog(tmp_path / "sessions.log")
+    floor_app.app.state.log = log
+    try:
+        batches = [session_batch(), b'[{"type": 2}]']
+        for batch in batches:
+            resp = await client.post("/sessions/appended", content=batch)
+            assert resp.status_code == 200, resp.text
+        bad = await client.post("/sessions/appended", content=b"[1]")
+        assert bad.status_code == 400
+        assert log.flush.waits == 2  # each answer waited for an fdatasync
+    finally:
+        log.close()
+    assert (tmp_path / "sessions.log").read_bytes() == b"".join(batches)
+
+
+async def test_an_appended_report_screenshot_is_in_the_log(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    log = floor_app.AppendLog(tmp_path / "appended.log")
+    floor_app.app.state.log = log
+    shot = payloads.screenshot_png()
+    body, content_type = payloads.report_multipart(shot)
+    try:
+        resp = await client.post(
+            "/reports/appended", content=body, headers={"content-type": content_type}
+        )
+        assert resp.status_code == 200, resp.text
+        assert log.flush.waits == 1
+    finally:
+        log.close()
+    assert (tmp_path / "appended.log").read_bytes() == shot
