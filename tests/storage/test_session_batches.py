@@ -353,6 +353,26 @@ async def test_the_writers_rows_hold_every_value_as_given(
     assert count == 3
 
 
+async def test_a_naive_batch_time_fails_the_job_and_stores_nothing(
+    state: AppState, project: NewProject
+) -> None:
+    """A time without a zone would be read in some other zone (PostgreSQL: the connection's):
+    the writer refuses it on both databases, as the column type does, and the transaction
+    with it stores nothing."""
+    pid = project.project.id
+    sid = await _session(state, pid)
+    fine = BatchRecord(sid, pid, False, state.clock(), 2, "", None, b"[]")
+    naive = BatchRecord(sid, pid, False, datetime(2026, 6, 1, 14, 0), 2, "", None, b"[]")
+    with pytest.raises(ValueError, match="naive datetime"):
+        await state.writer.submit_many(record_batches, [fine, naive])
+    async with state.db.read() as conn:
+        count = (
+            await conn.execute(sa.select(sessions.c.batch_count).where(sessions.c.id == sid))
+        ).scalar()
+    assert count == 0
+    assert await stored_batches(state, sid) == []
+
+
 async def test_a_transactions_rows_go_in_as_power_of_two_statements(
     state: AppState, project: NewProject
 ) -> None:

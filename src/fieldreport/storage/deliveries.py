@@ -20,7 +20,7 @@ from psycopg.pq.abc import PGresult
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fieldreport.storage import driver
+from fieldreport.storage import driver, plainsql
 from fieldreport.storage.bulk import RowInsert, insert_ids
 from fieldreport.storage.destinations import Destination, first_in_chain, next_in_chain
 from fieldreport.storage.schema.base import utcnow
@@ -160,8 +160,7 @@ def _pg_enqueue(
     for report_id, project_id, now in rows:
         first = found.get(project_id)
         if first is not None:
-            if now.tzinfo is None:  # as UTCDateTime refuses it
-                raise ValueError("naive datetime given to a UTC column")
+            plainsql.refuse_naive(now)
             destination_id, position = first
             values.append(
                 (report_id, project_id, destination_id, position, PENDING, 0, 0, now, now, now)

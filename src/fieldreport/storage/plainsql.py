@@ -209,13 +209,18 @@ def _sqlite_utc(dialect: Dialect, column: sa.Column[Any]) -> bool:
     return dialect.name == "sqlite" and isinstance(column.type, UTCDateTime)
 
 
+def refuse_naive(value: datetime) -> None:
+    """Refuse a naive time for a UTC column, as ``UTCDateTime`` does (a naive time would be
+    read in some other zone: the server's session's, or none)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+
+
 def _sqlite_utc_bind(value: datetime | None) -> str | None:
     if value is None:
         return None
-    tz = value.tzinfo
-    if tz is None:
-        raise ValueError("naive datetime given to a UTC column")
-    if tz is not UTC:
+    refuse_naive(value)
+    if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return sqlite_utc_text(value)
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fieldreport.storage import driver
 from fieldreport.storage.bulk import RowInsert
-from fieldreport.storage.plainsql import execute, in_list
+from fieldreport.storage.plainsql import execute, in_list, refuse_naive
 from fieldreport.storage.plainsql import rows as plain_rows
 from fieldreport.storage.projects import take_ticketnrs
 from fieldreport.storage.schema.core import projects, report_files, reports
@@ -190,8 +190,7 @@ def pg_insert_reports(
     dumps = getattr(conn.dialect, "_json_serializer", None) or json.dumps
     values = []
     for row, ticketnr in zip(rows, ticketnrs, strict=True):
-        if row.created_at.tzinfo is None:  # as UTCDateTime refuses it
-            raise ValueError("naive datetime given to a UTC column")
+        refuse_naive(row.created_at)
         f = row.fields
         values.append(
             (

@@ -251,8 +251,7 @@ def _pg_row_types(count: int, width: int, data_value: int) -> list[int]:
 def _pg_time(value: datetime) -> bytes:
     """A ``timestamptz`` parameter's text: ISO 8601 with its offset (never a naive time,
     which the server would read in its session's time zone)."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
+    plainsql.refuse_naive(value)
     return value.isoformat().encode()
 
 
