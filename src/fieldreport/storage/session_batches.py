@@ -62,6 +62,8 @@ class Batch:
         return self.blob_key is None
 
 
+#: Batches of at most this many bytes (as sent) are stored in their row, committed with it;
+#: larger ones go to the blob store (a row holds only their key).
 INLINE_BATCH_BYTES = 256 * 1024
 
 #: ``codec`` of a row whose ``data`` the server deflated (zlib format, RFC 1950).

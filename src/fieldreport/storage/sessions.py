@@ -79,8 +79,7 @@ async def insert_session(conn: AsyncConnection, new: NewSession) -> None:
     )
 
 
-#: Batches of at most this many bytes (as sent) are stored in their row, committed with it;
-#: larger ones go to the blob store (a row holds only their key).
+#: A session's columns and its project's name (a session as the API and dashboard show it).
 _SESSION_COLUMNS = (*sessions.c, projects.c.name.label("project_name"))
 
 
