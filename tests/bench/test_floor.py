@@ -127,3 +127,19 @@ async def test_an_appended_report_screenshot_is_in_the_log(
     finally:
         log.close()
     assert (tmp_path / "appended.log").read_bytes() == shot
+
+
+def test_the_targets_say_what_the_least_durable_write_allows() -> None:
+    rows = [
+        {"endpoint": "reports, appended to a log", "floor_ratio": 0.381, "of_floor": 0.512},
+        {"endpoint": "sessions", "floor_ratio": 0.74, "of_floor": 0.72},
+        {
+            "endpoint": "sessions, checked, appended to a log",
+            "floor_ratio": 0.546,
+            "of_floor": 0.99,
+        },
+    ]
+    text = "\n".join(report.floor_bounds(rows))
+    assert "a report's screenshot **0.38** of the ceiling (fieldreport 0.51 of that)" in text
+    assert "a checked session batch **0.55** of the ceiling (fieldreport 0.99 of that)" in text
+    assert report.floor_bounds(rows[1:2]) == report.floor_bounds(None) == []
