@@ -62,18 +62,23 @@ async def test_session_batches_are_checked(client: httpx.AsyncClient) -> None:
     assert (await client.post("/sessions", content=b'[{"a": 1}, 2]')).status_code == 400
 
 
+async def _post_batches(client: httpx.AsyncClient, path: str) -> list[bytes]:
+    """Two good batches (answered 200) and a bad one (400, not kept) to ``path``; the good."""
+    batches = [session_batch(), b'[{"type": 2}]']
+    for batch in batches:
+        resp = await client.post(path, content=batch)
+        assert resp.status_code == 200, resp.text
+    assert (await client.post(path, content=b'[{"a": 1}, 2]')).status_code == 400
+    return batches
+
+
 async def test_stored_session_batches_are_committed_in_their_row(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     floor = await floor_app.open_session_floor(tmp_path / "sessions")
     floor_app.app.state.sessions = floor
     try:
-        batches = [session_batch(), b'[{"type": 2}]']
-        for batch in batches:
-            resp = await client.post("/sessions/stored", content=batch)
-            assert resp.status_code == 200, resp.text
-        bad = await client.post("/sessions/stored", content=b'[{"a": 1}, 2]')
-        assert bad.status_code == 400
+        batches = await _post_batches(client, "/sessions/stored")
         async with floor.state.db.read() as conn:
             stored = [await get_batch(conn, floor.session_id, seq) for seq in (1, 2, 3)]
         assert [s[1] if s else None for s in stored] == [*batches, None]
@@ -99,12 +104,7 @@ async def test_appended_session_batches_are_in_the_log(
     log = floor_app.AppendLog(tmp_path / "sessions.log")
     floor_app.app.state.log = log
     try:
-        batches = [session_batch(), b'[{"type": 2}]']
-        for batch in batches:
-            resp = await client.post("/sessions/appended", content=batch)
-            assert resp.status_code == 200, resp.text
-        bad = await client.post("/sessions/appended", content=b"[1]")
-        assert bad.status_code == 400
+        batches = await _post_batches(client, "/sessions/appended")
         assert log.flush.waits == 2  # each answer waited for an fdatasync
     finally:
         log.close()
