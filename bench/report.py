@@ -930,7 +930,7 @@ FINDINGS = [
     "session 12's); with the SHA-256 and PNG check added 0.33 (0.41). Session 13 added the "
     "least durable write any design could do: the screenshot appended to one log file and a "
     "group `fdatasync` for all requests waiting (no file per screenshot, no hash, no check, no "
-    "index): 0.43 of the ceiling here (0.37-0.38 in two runs of `bench.floor` before it). "
+    "index): 0.43 of the ceiling here (0.38 in a run of `bench.floor` before it). "
     "fieldreport reached 0.60-0.62 of the file floor and 0.47 of the log floor. So 0.6 of the "
     "ceiling is out of reach of any endpoint whose 2xx means the 200 KB are on this disk; "
     "what is left between fieldreport and the floors is the form, the hash and check, the "
