@@ -85,13 +85,19 @@ async def _report_write(request: Request) -> Response:
     return await _store_screenshot(request, checked=False)
 
 
-async def _store_screenshot(request: Request, *, checked: bool) -> Response:
+async def _request_screenshot(request: Request) -> bytes:
+    """The request's body read as the ceiling reads it, and its screenshot cut out of it."""
     body = await request.body()
     boundary = request.headers["content-type"].split("boundary=", 1)[1].encode()
+    return screenshot_of(body, boundary)
+
+
+async def _store_screenshot(request: Request, *, checked: bool) -> Response:
+    shot = await _request_screenshot(request)
     store: LocalBlobStore = request.app.state.store
     try:
-        await store.create(f"floor/{uuid.uuid4().hex}", screenshot_of(body, boundary),
-                           sha256=checked, check=check_png if checked else None)  # fmt: skip
+        await store.create(f"floor/{uuid.uuid4().hex}", shot, sha256=checked,
+                           check=check_png if checked else None)  # fmt: skip
     except NotAnImage:
         return JSONResponse({"ok": False}, status_code=400)
     await store.flush()
@@ -99,10 +105,9 @@ async def _store_screenshot(request: Request, *, checked: bool) -> Response:
 
 
 async def _report_appended(request: Request) -> Response:
-    body = await request.body()
-    boundary = request.headers["content-type"].split("boundary=", 1)[1].encode()
+    shot = await _request_screenshot(request)
     log: AppendLog = request.app.state.log
-    log.append(screenshot_of(body, boundary))
+    log.append(shot)
     await log.flush.flush()
     return JSONResponse({"ok": True})
 
@@ -124,7 +129,8 @@ async def _session_appended(request: Request) -> Response:
 
 
 class AppendLog:
-    """One file that batches are appended to, made durable by group ``fdatasync`` calls."""
+    """One file that accepted bytes (session batches, screenshots) are appended to, made
+    durable by group ``fdatasync`` calls."""
 
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
